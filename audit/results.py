@@ -1,0 +1,297 @@
+"""AuditResult: the frozen outcome of an audit, and its versioned JSON form.
+
+An :class:`AuditResult` is what every consumer reads (HTML report, CSV tables, gate, notebooks).
+It holds long DataFrames with fixed columns, listed in :data:`TABLE_COLUMNS`, plus the thresholds
+and the provenance. ``to_json``/``from_json`` round-trip it exactly; the JSON carries
+``schema_version`` so that readers can refuse files they do not understand.
+
+Conventions
+-----------
+- A *grouping* is a set of label columns; its id joins them with ``+`` (``"ethnicity"``,
+  ``"ethnicity+gender"``). A *group* label joins the values with ``" / "`` (``"Black / female"``).
+- Thresholds are identified by ``name`` (``"FMR=1e-03"``, ``"fixed 0.6"``) and stored in similarity
+  units (higher = more alike). ``native_value`` is the backend's own unit (a distance for
+  Euclidean backends).
+- Rates are fractions in [0, 1]; ``errors``/``trials`` are the counts behind them; ``ci_low``/
+  ``ci_high`` bound a 95% interval (Wilson unless ``ci_method`` says otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import ResultsError
+
+__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "ThresholdInfo", "AuditResult"]
+
+SCHEMA_VERSION = "1.0"
+
+#: The fixed columns of each table of an AuditResult.
+TABLE_COLUMNS: dict[str, list[str]] = {
+    # one row per image: no pixels, no embeddings
+    "samples": ["sample_id", "subject", "path", "status", "n_faces", "detail"],
+    # how many subjects and images each group has
+    "composition": ["grouping", "group", "subjects", "images"],
+    # failure to acquire by group
+    "fta": ["grouping", "group", "failures", "attempts", "value", "ci_low", "ci_high", "ci_method"],
+    # FMR (same-group impostors) and FNMR (mated, by subject's group) at every threshold
+    "rates": [
+        "grouping", "group", "threshold_name", "threshold", "metric",
+        "errors", "trials", "value", "ci_low", "ci_high", "ci_method", "insufficient",
+    ],
+    # cross-group impostor FMR: every cell (group of A, group of B), unordered pairs counted in both orders' cells
+    "cross_fmr": [
+        "grouping", "threshold_name", "threshold", "group_a", "group_b",
+        "false_matches", "comparisons", "fmr",
+    ],
+    # disparity summaries across groups of one grouping
+    "disparity": [
+        "grouping", "threshold_name", "metric", "summary", "value",
+        "group_high", "group_low", "groups_used", "note",
+    ],
+    # histogram of scores (similarity units) by group and comparison kind
+    "score_hist": ["grouping", "group", "kind", "bin_left", "bin_right", "count"],
+    # DET curve points by group
+    "det": ["grouping", "group", "threshold", "fmr", "fnmr"],
+}
+
+
+@dataclass(frozen=True)
+class ThresholdInfo:
+    """One operating threshold, fixed on all impostor comparisons or given.
+
+    Attributes
+    ----------
+    name : str
+        ``"FMR=1e-03"`` for a target, ``"fixed 0.6"`` for a given value, ``"default 0.6"`` for the
+        backend's own default.
+    kind : {"target_fmr", "fixed", "backend_default"}
+    value : float
+        In similarity units: a pair matches when ``similarity >= value``.
+    native_value : float
+        The same threshold in the backend's units.
+    target_fmr : float or None
+    achieved_fmr : float
+        Overall FMR at ``value`` over all impostor comparisons.
+    false_matches, impostors : int
+        The counts behind ``achieved_fmr``.
+    achieved_fnmr : float
+        Overall FNMR at ``value`` over all mated comparisons.
+    insufficient : bool
+        True when ``impostors < 3 / target_fmr`` (the target cannot be estimated reliably).
+    """
+
+    name: str
+    kind: str
+    value: float
+    native_value: float
+    target_fmr: float | None
+    achieved_fmr: float
+    false_matches: int
+    impostors: int
+    achieved_fnmr: float
+    insufficient: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The outcome of one audit of one backend on one dataset.
+
+    Attributes
+    ----------
+    title : str
+    provenance : dict
+        ``tool_version``, ``backend`` (BackendInfo.to_dict()), ``dataset`` (name, title, licence,
+        citation, manifest_sha256, label_source), ``config``, ``seed``, ``machine``, ``created``,
+        ``protocol`` and ``timing``.
+    groupings : tuple of str
+        Grouping ids in report order.
+    thresholds : tuple of ThresholdInfo
+    samples, composition, fta, rates, cross_fmr, disparity, score_hist, det : pandas.DataFrame
+        Long tables with the columns in :data:`TABLE_COLUMNS` (``samples`` also has one column per
+        label used for grouping).
+    """
+
+    title: str
+    provenance: Mapping[str, Any]
+    groupings: tuple[str, ...]
+    thresholds: tuple[ThresholdInfo, ...]
+    samples: pd.DataFrame
+    composition: pd.DataFrame
+    fta: pd.DataFrame
+    rates: pd.DataFrame
+    cross_fmr: pd.DataFrame
+    disparity: pd.DataFrame
+    score_hist: pd.DataFrame
+    det: pd.DataFrame
+    schema_version: str = SCHEMA_VERSION
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name, cols in TABLE_COLUMNS.items():
+            df = getattr(self, name)
+            if not isinstance(df, pd.DataFrame):
+                raise ResultsError(f"AuditResult.{name} must be a pandas DataFrame, got {type(df).__name__}")
+            missing = [c for c in cols if c not in df.columns]
+            if missing:
+                raise ResultsError(f"AuditResult.{name} lacks the columns {missing}; expected {cols}")
+
+    # ------------------------------------------------------------------ access helpers
+    def threshold(self, name: str) -> ThresholdInfo:
+        for t in self.thresholds:
+            if t.name == name:
+                return t
+        raise ResultsError(f"no threshold named {name!r}; this result has {[t.name for t in self.thresholds]}")
+
+    def by_group(self, grouping: str, threshold_name: str | None = None) -> pd.DataFrame:
+        """FMR and FNMR side by side for one grouping (one row per group and threshold)."""
+        df = self.rates[self.rates["grouping"] == grouping]
+        if threshold_name is not None:
+            df = df[df["threshold_name"] == threshold_name]
+        if df.empty:
+            raise ResultsError(f"no rates for grouping {grouping!r}; groupings are {list(self.groupings)}")
+        wide = df.pivot_table(
+            index=["threshold_name", "group"], columns="metric",
+            values=["value", "ci_low", "ci_high", "errors", "trials"], aggfunc="first",
+        )
+        wide.columns = [f"{m}_{v}" for v, m in wide.columns]
+        return wide.reset_index()
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "title": self.title,
+            "provenance": _jsonable(dict(self.provenance)),
+            "groupings": list(self.groupings),
+            "thresholds": [t.to_dict() for t in self.thresholds],
+            "warnings": list(self.warnings),
+        }
+        for name in TABLE_COLUMNS:
+            df = getattr(self, name)
+            out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
+        return out
+
+    def to_json(self, path: str | Path | None = None, *, indent: int = 1) -> str:
+        """Serialise; write to ``path`` atomically when given. Returns the JSON text."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            path = Path(path)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "AuditResult":
+        if not isinstance(data, Mapping):
+            raise ResultsError(f"{source}: expected a JSON object at the top level")
+        version = data.get("schema_version")
+        if version is None:
+            raise ResultsError(f"{source}: field 'schema_version' is missing; is this a face-audit results.json?")
+        if str(version).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ResultsError(
+                f"{source}: schema_version {version!r} is not supported (this face-audit reads {SCHEMA_VERSION}); "
+                "re-run the audit with this version or upgrade face-audit."
+            )
+        kwargs: dict[str, Any] = {}
+        for name, cols in TABLE_COLUMNS.items():
+            block = data.get(name)
+            if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
+                raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
+            kwargs[name] = pd.DataFrame([[_from_json(v) for v in r] for r in block["rows"]], columns=block["columns"])
+            if kwargs[name].empty:
+                kwargs[name] = pd.DataFrame({c: pd.Series(dtype=object) for c in block["columns"]})
+        try:
+            thresholds = tuple(ThresholdInfo(**{k: _from_json(v) for k, v in t.items()}) for t in data["thresholds"])
+        except (KeyError, TypeError) as exc:
+            raise ResultsError(f"{source}: field 'thresholds' is malformed ({exc})") from exc
+        return cls(
+            title=str(data.get("title", "")),
+            provenance=data.get("provenance", {}),
+            groupings=tuple(data.get("groupings", ())),
+            thresholds=thresholds,
+            schema_version=str(version),
+            warnings=tuple(data.get("warnings", ())),
+            **kwargs,
+        )
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "AuditResult":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ResultsError(f"{path}: no such results file") from exc
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        return cls.from_dict(data, source=str(path))
+
+    # ------------------------------------------------------------------ tables
+    def write_tables(self, folder: str | Path) -> list[Path]:
+        """Write each table as CSV into ``folder``; returns the paths written."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in TABLE_COLUMNS:
+            p = folder / f"{name}.csv"
+            getattr(self, name).to_csv(p, index=False)
+            written.append(p)
+        p = folder / "thresholds.csv"
+        pd.DataFrame([t.to_dict() for t in self.thresholds]).to_csv(p, index=False)
+        written.append(p)
+        return written
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from html import escape
+
+        head = f"<h4>{escape(self.title)}</h4>"
+        if self.rates.empty:
+            return head + "<p>No rates.</p>"
+        t0 = self.thresholds[0].name if self.thresholds else None
+        df = self.rates[self.rates["threshold_name"] == t0]
+        cols = ["grouping", "group", "metric", "value", "ci_low", "ci_high", "errors", "trials", "insufficient"]
+        return head + f"<p>At threshold {escape(str(t0))}</p>" + df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+# NaN and infinity are not JSON: encode them as strings and decode them back.
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isnan(f):
+            return "NaN"
+        if math.isinf(f):
+            return "Infinity" if f > 0 else "-Infinity"
+        return f
+    if v is None or isinstance(v, (str, int)):
+        return v
+    if v is pd.NA:
+        return None
+    return str(v)
+
+
+def _from_json(v: Any) -> Any:
+    if isinstance(v, str) and v in _SPECIAL:
+        return _SPECIAL[v]
+    return v
