@@ -1,0 +1,212 @@
+"""Audit configs: a TOML file -> validated, typed objects. Errors name the file and the field.
+
+Example (``examples/london-dlib.toml``)::
+
+    title = "London set: dlib ResNet"
+
+    [dataset]
+    name = "london"                 # a manifest name, or `manifest = "path/to.yaml"`
+    groupings = [["ethnicity"], ["gender"], ["ethnicity", "gender"]]
+    # subjects = 20                 # a seeded random subset of subjects, for quick runs
+
+    [backend]
+    name = "dlib"
+    options = { upsample = 1 }
+
+    [thresholds]
+    target_fmr = [1e-2, 1e-3]       # thresholds fixed on all impostor comparisons
+    fixed = []                      # given thresholds, in the backend's own units
+    backend_default = true          # also the library's own default threshold
+
+    [run]
+    workers = 2
+    batch_size = 8
+    seed = 0
+
+    [output]
+    dir = "../reports/london-dlib"  # relative paths are relative to this file
+
+Relative paths in a config are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+__all__ = ["AuditConfig", "DatasetConfig", "BackendConfig", "ThresholdConfig", "RunConfig", "load_config", "config_from_dict"]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    manifest: Path | None = None
+    data_dir: Path | None = None
+    groupings: tuple[tuple[str, ...], ...] | None = None
+    subjects: int | None = None
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    target_fmr: tuple[float, ...] = (1e-2, 1e-3)
+    fixed: tuple[float, ...] = ()
+    backend_default: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    workers: int | None = None
+    batch_size: int = 8
+    seed: int = 0
+    cache_dir: Path | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """A validated audit config. ``raw`` is the parsed TOML, recorded in provenance."""
+
+    title: str
+    dataset: DatasetConfig
+    backend: BackendConfig
+    thresholds: ThresholdConfig
+    run: RunConfig
+    output_dir: Path
+    path: Path | None
+    raw: Mapping[str, Any]
+
+
+_ALLOWED = {
+    "": {"title", "dataset", "backend", "thresholds", "run", "output"},
+    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects"},
+    "backend": {"name", "options"},
+    "thresholds": {"target_fmr", "fixed", "backend_default"},
+    "run": {"workers", "batch_size", "seed", "cache_dir", "progress"},
+    "output": {"dir"},
+}
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    """Read and validate an audit config file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the field, saying what was expected and what was found.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return config_from_dict(raw, path=path)
+
+
+def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_dir: Path | None = None) -> AuditConfig:
+    """Validate a config given as a dict (as parsed from TOML)."""
+    src = str(path) if path else "<config>"
+    base = base_dir or (path.parent if path else Path.cwd())
+
+    def err(fld: str, msg: str) -> ConfigError:
+        return ConfigError(f"{src}: field '{fld}': {msg}")
+
+    def table(name: str) -> Mapping[str, Any]:
+        val = raw.get(name, {})
+        if not isinstance(val, Mapping):
+            raise err(name, f"expected a table [{name}], found {type(val).__name__}")
+        unknown = set(val) - _ALLOWED[name]
+        if unknown:
+            raise err(f"{name}.{sorted(unknown)[0]}", f"unknown key; allowed keys are {sorted(_ALLOWED[name])}")
+        return val
+
+    unknown = set(raw) - _ALLOWED[""]
+    if unknown:
+        raise err(sorted(unknown)[0], f"unknown key; allowed top-level keys are {sorted(_ALLOWED[''])}")
+
+    def rel(p: Any, fld: str) -> Path:
+        if not isinstance(p, str):
+            raise err(fld, f"expected a path string, found {p!r}")
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (base / q).resolve()
+
+    def pos_int(v: Any, fld: str, minimum: int = 1) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise err(fld, f"expected an integer >= {minimum}, found {v!r}")
+        return v
+
+    ds = table("dataset")
+    if "name" not in ds and "manifest" not in ds:
+        raise err("dataset.name", "missing; give a dataset name (e.g. \"london\") or dataset.manifest = \"path.yaml\"")
+    manifest = rel(ds["manifest"], "dataset.manifest") if "manifest" in ds else None
+    groupings = None
+    if "groupings" in ds:
+        g = ds["groupings"]
+        if not isinstance(g, list) or not g or not all(
+            isinstance(x, str) or (isinstance(x, list) and x and all(isinstance(y, str) for y in x)) for x in g
+        ):
+            raise err("dataset.groupings", f"expected a list of column lists such as [[\"ethnicity\"], [\"ethnicity\", \"gender\"]], found {g!r}")
+        groupings = tuple((x,) if isinstance(x, str) else tuple(x) for x in g)
+    dataset = DatasetConfig(
+        name=str(ds.get("name", manifest.stem if manifest else "")),
+        manifest=manifest,
+        data_dir=rel(ds["data_dir"], "dataset.data_dir") if "data_dir" in ds else None,
+        groupings=groupings,
+        subjects=pos_int(ds["subjects"], "dataset.subjects", 2) if "subjects" in ds else None,
+    )
+
+    be = table("backend")
+    if "name" not in be or not isinstance(be["name"], str):
+        raise err("backend.name", "missing; name a backend such as \"dlib\" or \"deepface\" (see `face-audit backends list`)")
+    opts = be.get("options", {})
+    if not isinstance(opts, Mapping):
+        raise err("backend.options", f"expected a table of options, found {opts!r}")
+    backend = BackendConfig(be["name"], dict(opts))
+
+    th = table("thresholds")
+    targets = th.get("target_fmr", [1e-2, 1e-3])
+    if not isinstance(targets, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1 for t in targets):
+        raise err("thresholds.target_fmr", f"expected a list of rates in (0, 1] such as [1e-2, 1e-3], found {targets!r}")
+    fixed = th.get("fixed", [])
+    if not isinstance(fixed, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in fixed):
+        raise err("thresholds.fixed", f"expected a list of numbers in the backend's own units, found {fixed!r}")
+    bd = th.get("backend_default", True)
+    if not isinstance(bd, bool):
+        raise err("thresholds.backend_default", f"expected true or false, found {bd!r}")
+    if not targets and not fixed and not bd:
+        raise err("thresholds", "no threshold to evaluate: give target_fmr, fixed, or backend_default = true")
+    thresholds = ThresholdConfig(tuple(sorted({float(t) for t in targets}, reverse=True)), tuple(float(f) for f in fixed), bd)
+
+    rn = table("run")
+    progress = rn.get("progress", True)
+    if not isinstance(progress, bool):
+        raise err("run.progress", f"expected true or false, found {progress!r}")
+    seed = rn.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise err("run.seed", f"expected an integer, found {seed!r}")
+    run = RunConfig(
+        workers=pos_int(rn["workers"], "run.workers") if "workers" in rn else None,
+        batch_size=pos_int(rn.get("batch_size", 8), "run.batch_size"),
+        seed=seed,
+        cache_dir=rel(rn["cache_dir"], "run.cache_dir") if "cache_dir" in rn else None,
+        progress=progress,
+    )
+
+    out = table("output")
+    out_dir = rel(out["dir"], "output.dir") if "dir" in out else (base / "reports" / (dataset.name + "-" + backend.name)).resolve()
+    title = raw.get("title", f"{dataset.name}: {backend.name}")
+    if not isinstance(title, str):
+        raise err("title", f"expected a string, found {title!r}")
+    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw))

@@ -1,0 +1,196 @@
+"""SampleTable: one row per face image, with its subject and demographic group labels.
+
+Columns
+-------
+sample_id : str
+    The image's path relative to the dataset root (``/`` separators); unique.
+path : str
+    Absolute path of the file.
+subject : str
+    Identity; mated comparisons are pairs of images with the same subject.
+sha256 : str
+    Hash of the file's bytes: the embedding cache's image key.
+<group columns> : str
+    One per audit group (``ethnicity``, ``gender``), mapped from the dataset's own values.
+<original columns>
+    The dataset's own label columns, kept unchanged (``face_eth``), and any named groups of the
+    manifest's image pattern (``expression``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DatasetError, ManifestError
+from .manifest import Manifest
+
+__all__ = ["SampleTable", "REQUIRED_COLUMNS", "grouping_id", "group_labels", "GROUP_SEP"]
+
+REQUIRED_COLUMNS = ("sample_id", "path", "subject", "sha256")
+GROUP_SEP = " / "
+
+
+def grouping_id(columns: Sequence[str]) -> str:
+    """``["ethnicity", "gender"]`` -> ``"ethnicity+gender"``."""
+    return "+".join(columns)
+
+
+def group_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """The group label of each row for a grouping: values joined with ``" / "``."""
+    if len(columns) == 1:
+        return df[columns[0]].astype(str)
+    return df[list(columns)].astype(str).agg(GROUP_SEP.join, axis=1)
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """A validated table of face images. See the module docstring for the columns.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+    group_columns : tuple of str
+        The audit group columns (``("ethnicity", "gender")``).
+    dataset : dict
+        Provenance of the dataset (manifest name, hash, licence, ...).
+    """
+
+    data: pd.DataFrame
+    group_columns: tuple[str, ...]
+    dataset: dict
+
+    def __post_init__(self) -> None:
+        missing = [c for c in (*REQUIRED_COLUMNS, *self.group_columns) if c not in self.data.columns]
+        if missing:
+            raise DatasetError(f"a SampleTable needs the columns {missing}; it has {list(self.data.columns)}")
+        dup = self.data["sample_id"].duplicated()
+        if dup.any():
+            raise DatasetError(f"sample_id must be unique; {int(dup.sum())} repeat, e.g. {self.data.loc[dup, 'sample_id'].iloc[0]!r}")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def n_subjects(self) -> int:
+        return int(self.data["subject"].nunique())
+
+    def groups(self, columns: Sequence[str]) -> pd.Series:
+        """Group label per image for a grouping (a list of group columns)."""
+        unknown = [c for c in columns if c not in self.group_columns]
+        if unknown:
+            raise DatasetError(f"unknown group column(s) {unknown}; this dataset has {list(self.group_columns)}")
+        return group_labels(self.data, columns)
+
+    def subset_subjects(self, n: int, *, seed: int = 0) -> "SampleTable":
+        """Keep ``n`` subjects drawn at random (seeded), stratified so every group of the first
+        group column keeps at least one subject where possible. Used for quick runs and tests."""
+        subjects = self.data.drop_duplicates("subject")
+        if n >= len(subjects):
+            return self
+        rng = np.random.default_rng(seed)
+        first = self.group_columns[0] if self.group_columns else None
+        chosen: list[str] = []
+        if first:
+            for _, g in subjects.groupby(first, sort=True):
+                chosen.append(g["subject"].iloc[int(rng.integers(len(g)))])
+        rest = subjects[~subjects["subject"].isin(chosen)]["subject"].to_numpy()
+        extra = max(0, n - len(chosen))
+        chosen += list(rng.choice(rest, size=min(extra, len(rest)), replace=False))
+        keep = self.data["subject"].isin(chosen[:n])
+        return SampleTable(self.data[keep].reset_index(drop=True), self.group_columns, dict(self.dataset, subset=f"{n} subjects, seed {seed}"))
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, root: Path, sha256: dict[str, str]) -> "SampleTable":
+        """Build the table from a verified dataset root (see :func:`audit.datasets.locate_dataset`).
+
+        Raises
+        ------
+        ManifestError
+            When an image path does not match ``images.pattern``, a label column is unknown, a
+            subject has no label row, or a label value has no mapping.
+        """
+        root = Path(root)
+        rels = sorted({p.relative_to(root).as_posix() for g in manifest.image_globs for p in root.glob(g) if p.is_file()})
+        listed = [r for r in rels if r in manifest.checksums]
+        unlisted = [r for r in rels if r not in manifest.checksums]
+        if unlisted:
+            raise ManifestError(
+                f"{manifest.path}: field 'source.checksums' does not list {len(unlisted)} image(s) found under {root}, "
+                f"e.g. {unlisted[0]}. Add them to the checksums file or narrow 'images.glob'."
+            )
+        if not listed:
+            raise ManifestError(f"{manifest.path}: field 'images.glob' {list(manifest.image_globs)} matches no file under {root}")
+        rows = []
+        for rel in listed:
+            m = manifest.image_pattern.match(rel)
+            if not m:
+                raise ManifestError(
+                    f"{manifest.path}: field 'images.pattern': image {rel} does not match {manifest.image_pattern.pattern!r}"
+                )
+            row = {"sample_id": rel, "path": str((root / rel).resolve()), "sha256": sha256[rel]}
+            row.update({k: v for k, v in m.groupdict().items() if v is not None})
+            rows.append(row)
+        df = pd.DataFrame(rows)
+
+        if manifest.labels_file:
+            df = _join_labels(df, manifest, root)
+        for spec in manifest.groups:
+            if spec.column not in df.columns:
+                raise ManifestError(
+                    f"{manifest.path}: field 'groups.{spec.name}.column' names {spec.column!r}, which is neither a column of "
+                    f"{manifest.labels_file or 'the label file'} nor a group of 'images.pattern'; columns are {sorted(df.columns)}"
+                )
+            raw = df[spec.column].astype(str)
+            unmapped = sorted(set(raw) - set(spec.values))
+            if unmapped:
+                bad_row = df.loc[raw == unmapped[0]].iloc[0]
+                raise ManifestError(
+                    f"{manifest.path}: field 'groups.{spec.name}.values' has no mapping for {spec.column} value {unmapped[0]!r} "
+                    f"(subject {bad_row['subject']}, image {bad_row['sample_id']}); add `{unmapped[0]}: <label>` under it"
+                    + (f" (other unmapped values: {unmapped[1:]})" if len(unmapped) > 1 else "")
+                )
+            df[spec.name] = raw.map(spec.values)
+        df["subject"] = df["subject"].astype(str)
+        df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+        return cls(df, tuple(s.name for s in manifest.groups), manifest.describe())
+
+
+def _join_labels(df: pd.DataFrame, manifest: Manifest, root: Path) -> pd.DataFrame:
+    label_path = root / manifest.labels_file
+    try:
+        labels = pd.read_csv(label_path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises many kinds for a broken CSV
+        raise ManifestError(f"{manifest.path}: field 'labels.file': cannot read {label_path} as CSV ({exc})") from exc
+    key = manifest.labels_key
+    if key not in labels.columns:
+        raise ManifestError(
+            f"{manifest.path}: field 'labels.key' names column {key!r}, which {label_path.name} lacks; its columns are {list(labels.columns)}"
+        )
+    unknown = [c for c in manifest.labels_keep if c not in labels.columns]
+    if unknown:
+        raise ManifestError(
+            f"{manifest.path}: field 'labels.keep' names column(s) {unknown} that {label_path.name} lacks; its columns are {list(labels.columns)}"
+        )
+    dup = labels[key].duplicated()
+    if dup.any():
+        raise ManifestError(f"{label_path}: column {key!r} repeats the value {labels.loc[dup, key].iloc[0]!r} (row {int(dup.idxmax()) + 2}); each key must appear once")
+    join_on = "sample_id" if manifest.labels_per_image else "subject"
+    cols = list(dict.fromkeys([key, *manifest.labels_keep, *[g.column for g in manifest.groups if g.column in labels.columns]]))
+    merged = df.merge(labels[cols], how="left", left_on=join_on, right_on=key, indicator=True)
+    absent = merged["_merge"] == "left_only"
+    if absent.any():
+        first = merged.loc[absent].iloc[0]
+        raise ManifestError(
+            f"{manifest.path}: field 'labels.key': {label_path.name} has no row whose {key!r} is {first[join_on]!r} "
+            f"(image {first['sample_id']}); {int(absent.sum())} image(s) lack labels"
+        )
+    merged = merged.drop(columns=["_merge"])
+    if key != join_on and key not in manifest.labels_keep:
+        merged = merged.drop(columns=[key])
+    return merged

@@ -1,0 +1,224 @@
+"""Run a whole 1:1 audit: dataset -> backend -> embedding store -> comparisons -> metrics -> outputs.
+
+:func:`run_audit` is what ``face-audit run`` calls; notebooks call it too. It never prints:
+progress goes to tqdm bars (stderr) and messages to the ``log`` callback.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .backends.registry import create_backend
+from .comparisons import score_all_pairs
+from .config import AuditConfig
+from .datasets import SampleTable, cache_dir, load_dataset, load_manifest
+from .engine import EmbedStats, default_workers, embed_missing
+from .errors import ConfigError
+from .results import AuditResult
+from .store import EmbeddingStore
+from .verification import analyse_verification, choose_thresholds
+
+__all__ = ["AuditRun", "run_audit", "embed_table"]
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """What :func:`run_audit` did: the result, the embedding statistics and the files written."""
+
+    result: AuditResult
+    embed: EmbedStats
+    seconds: float
+    output_dir: Path | None
+    files: tuple[Path, ...]
+
+
+def _noop(msg: str) -> None:
+    return None
+
+
+def _machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def embed_table(
+    table: SampleTable,
+    backend,
+    *,
+    store_dir: Path | None = None,
+    workers: int | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, EmbedStats]:
+    """Embed every image of a table through the store.
+
+    Returns
+    -------
+    samples : pandas.DataFrame
+        The table's rows with ``status``, ``n_faces`` and ``detail`` added.
+    ok_rows : numpy.ndarray of int, shape (n_ok,)
+        Positions of the acquired images.
+    embeddings : numpy.ndarray of shape (n_ok, d), float32
+    stats : EmbedStats
+    """
+    backend.load()
+    info = backend.info()
+    store_dir = Path(store_dir) if store_dir else cache_dir() / "embeddings"
+    df = table.data.reset_index(drop=True)
+    paths = dict(zip(df["sha256"], df["path"]))
+    with EmbeddingStore(store_dir, info) as store:
+        stats = embed_missing(
+            backend, paths, store, workers=workers or default_workers(), batch_size=batch_size,
+            progress=progress, desc=f"{info.backend}:{info.model}",
+        )
+        got = store.get_many(df["sha256"])
+    results = [got[s] for s in df["sha256"]]
+    samples = df.copy()
+    samples["status"] = [r.status.value for r in results]
+    samples["n_faces"] = [r.n_faces for r in results]
+    samples["detail"] = [r.detail for r in results]
+    ok_rows = np.flatnonzero(samples["status"].to_numpy() == "ok")
+    dim = info.dim
+    emb = np.stack([results[i].embedding for i in ok_rows]).astype(np.float32) if ok_rows.size else np.empty((0, dim), np.float32)
+    return samples, ok_rows, emb, stats
+
+
+def run_audit(
+    config: AuditConfig,
+    *,
+    data_dir: str | Path | None = None,
+    workers: int | None = None,
+    output_dir: str | Path | None = None,
+    write: bool = True,
+    log: Callable[[str], None] = _noop,
+) -> AuditRun:
+    """Run the audit a config describes and (by default) write its outputs.
+
+    Outputs in ``output_dir`` (default: the config's ``output.dir``): ``results.json``,
+    ``tables/*.csv`` and a self-contained ``index.html``.
+
+    Parameters
+    ----------
+    config : AuditConfig
+    data_dir : path, optional
+        Overrides ``dataset.data_dir``.
+    workers : int, optional
+        Overrides ``run.workers`` (default: all cores).
+    write : bool, default True
+        Set False to compute the result only (notebooks).
+    log : callable, optional
+        Receives one-line progress messages.
+    """
+    t_start = time.perf_counter()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    manifest = load_manifest(config.dataset.manifest or config.dataset.name)
+    log(f"dataset {manifest.name}: verifying files against {manifest.path.name}")
+    table = load_dataset(manifest, data_dir=data_dir or config.dataset.data_dir)
+    if config.dataset.subjects:
+        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
+    groupings = config.dataset.groupings or manifest.groupings
+    for cols in groupings:
+        unknown = [c for c in cols if c not in table.group_columns]
+        if unknown:
+            raise ConfigError(
+                f"{config.path or '<config>'}: field 'dataset.groupings' names {unknown}; dataset {manifest.name} has the group columns {list(table.group_columns)}"
+            )
+    log(f"dataset {manifest.name}: {len(table)} images of {table.n_subjects} subjects (found via {table.dataset.get('location')})")
+
+    backend = create_backend(config.backend.name, **dict(config.backend.options))
+    backend.load()
+    info = backend.info()
+    log(f"backend {info.backend}:{info.model} (weights sha256 {info.weights_sha256[:12]}…)")
+    store_dir = (config.run.cache_dir or cache_dir()) / "embeddings"
+    n_workers = workers or config.run.workers or default_workers()
+    samples, ok_rows, emb, stats = embed_table(
+        table, backend, store_dir=store_dir, workers=n_workers, batch_size=config.run.batch_size, progress=config.run.progress,
+    )
+    if stats.computed:
+        log(f"embedded {stats.computed} image(s) in {stats.seconds:.1f} s ({stats.images_per_second:.1f} img/s, {n_workers} worker(s)); {stats.cached} from cache")
+    else:
+        log(f"all {stats.cached} embeddings came from the cache: no inference was run")
+
+    t_score = time.perf_counter()
+    pairs = score_all_pairs(emb, samples["subject"].to_numpy()[ok_rows], metric=info.metric)
+    thresholds = choose_thresholds(
+        pairs, target_fmr=config.thresholds.target_fmr, fixed_native=config.thresholds.fixed,
+        info=info, backend_default=config.thresholds.backend_default,
+    )
+    tables = analyse_verification(samples, ok_rows, pairs, thresholds, groupings=groupings)
+    score_seconds = time.perf_counter() - t_score
+    log(f"scored {pairs.n_mated} mated and {pairs.n_impostor} impostor comparisons in {score_seconds:.2f} s")
+
+    keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *table.group_columns]
+    warnings = list(tables.warnings)
+    n_fail = int((samples["status"] != "ok").sum())
+    if n_fail:
+        warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")
+    provenance = {
+        "tool": "face-audit",
+        "tool_version": __version__,
+        "backend": info.to_dict(),
+        "dataset": dict(table.dataset),
+        "protocol": {
+            "kind": manifest.protocol_kind,
+            "mated_comparisons": pairs.n_mated,
+            "impostor_comparisons": pairs.n_impostor,
+            "groupings": ["+".join(g) for g in groupings],
+            "failed_images_excluded": True,
+        },
+        "config": {"path": str(config.path) if config.path else None, "values": dict(config.raw)},
+        "seed": config.run.seed,
+        "machine": _machine(),
+        "created": started.isoformat(timespec="seconds"),
+        "timing": {
+            "embedding_seconds": round(stats.seconds, 3),
+            "images_embedded": stats.computed,
+            "images_from_cache": stats.cached,
+            "workers": n_workers,
+            "scoring_seconds": round(score_seconds, 3),
+            "seconds_to_result": round(time.perf_counter() - t_start, 3),
+        },
+    }
+    result = AuditResult(
+        title=config.title,
+        provenance=provenance,
+        groupings=tuple("+".join(g) for g in groupings),
+        thresholds=tables.thresholds,
+        samples=samples[keep_cols].reset_index(drop=True),
+        composition=tables.composition,
+        fta=tables.fta,
+        rates=tables.rates,
+        cross_fmr=tables.cross_fmr,
+        disparity=tables.disparity,
+        score_hist=tables.score_hist,
+        det=tables.det,
+        warnings=tuple(warnings),
+    )
+    files: list[Path] = []
+    out_dir = Path(output_dir) if output_dir else config.output_dir
+    if write:
+        from .report import write_report
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result.to_json(out_dir / "results.json")
+        files.append(out_dir / "results.json")
+        files += result.write_tables(out_dir / "tables")
+        files.append(write_report(result, out_dir))
+    total = time.perf_counter() - t_start
+    return AuditRun(result, stats, total, out_dir if write else None, tuple(files))
