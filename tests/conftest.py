@@ -1,0 +1,35 @@
+"""Shared test fixtures. Real images are read from ../shared/datasets and never copied into the repo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_datasets() -> Path | None:
+    env = os.environ.get("FACE_AUDIT_MIRROR")
+    for cand in ([Path(env)] if env and "://" not in env else []) + [REPO.parent / "shared" / "datasets"]:
+        if (cand / "london" / "london_info.csv").is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    d = shared_datasets()
+    if d is None:
+        pytest.skip("../shared/datasets is not available")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's caches out of the user's home and out of the repository."""
+    cache = tmp_path_factory.getbasetemp() / "face-audit-cache"
+    monkeypatch.setenv("FACE_AUDIT_CACHE", str(cache))
+    monkeypatch.delenv("FACE_AUDIT_DATA", raising=False)
+    yield

@@ -1,0 +1,141 @@
+"""Per-group FMR/FNMR/FTA, cross-group FMR and thresholds on a tiny case computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.backends.base import BackendInfo
+from audit.comparisons import PairScores
+from audit.results import ThresholdInfo
+from audit.verification import analyse_verification, choose_thresholds
+
+# 7 images; image 6 failed to acquire. Acquired rows 0..5 have subjects a a b c c d, groups A A A B B B.
+SAMPLES = pd.DataFrame({
+    "sample_id": [f"i{k}" for k in range(7)],
+    "subject": list("aabccde"),
+    "group": list("AAABBBB"),
+    "status": ["ok"] * 6 + ["no_face"],
+})
+OK_ROWS = np.arange(6)
+MATED = {(0, 1): 0.9, (3, 4): 0.4}
+IMPOSTOR = {
+    (0, 2): 0.5, (1, 2): 0.2,                       # A-A
+    (3, 5): 0.6, (4, 5): 0.1,                       # B-B
+    (0, 3): 0.3, (0, 4): 0.0, (0, 5): 0.1, (1, 3): 0.2, (1, 4): 0.05,
+    (1, 5): 0.15, (2, 3): 0.35, (2, 4): 0.25, (2, 5): 0.45,   # A-B
+}
+
+
+def _pairs() -> PairScores:
+    def arr(d):
+        keys = list(d)
+        return np.array([d[k] for k in keys]), np.array([k[0] for k in keys]), np.array([k[1] for k in keys])
+
+    return PairScores(*arr(MATED), *arr(IMPOSTOR))
+
+
+def _th(value: float) -> ThresholdInfo:
+    return ThresholdInfo(f"fixed {value}", "fixed", value, value, None, 0.3, 4, 13, 0.0, False)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]])
+
+
+def _rate(tables, group, th, metric):
+    r = tables.rates
+    row = r[(r.grouping == ("all" if group == "All" else "group")) & (r.group == group) & (r.threshold_name == th) & (r.metric == metric)]
+    assert len(row) == 1
+    return row.iloc[0]
+
+
+@pytest.mark.parametrize(
+    "group, th, metric, errors, trials",
+    [
+        # t=0.35: A impostors {0.5, 0.2} -> 1 of 2; B {0.6, 0.1} -> 1 of 2; mated 0.9 and 0.4 both match
+        ("A", "fixed 0.35", "fmr", 1, 2), ("B", "fixed 0.35", "fmr", 1, 2),
+        ("A", "fixed 0.35", "fnmr", 0, 1), ("B", "fixed 0.35", "fnmr", 0, 1),
+        # t=0.5: 0.5 ties and matches (score >= threshold); B's mated 0.4 is now a false non-match
+        ("A", "fixed 0.5", "fmr", 1, 2), ("B", "fixed 0.5", "fmr", 1, 2),
+        ("A", "fixed 0.5", "fnmr", 0, 1), ("B", "fixed 0.5", "fnmr", 1, 1),
+        # everyone: 13 impostors, 4 at or above 0.35 (0.5, 0.6, 0.35, 0.45); 2 at or above 0.5
+        ("All", "fixed 0.35", "fmr", 4, 13), ("All", "fixed 0.5", "fmr", 2, 13),
+        ("All", "fixed 0.5", "fnmr", 1, 2),
+    ],
+)
+def test_rates_by_hand(tables, group, th, metric, errors, trials):
+    row = _rate(tables, group, th, metric)
+    assert (row.errors, row.trials) == (errors, trials)
+    assert row.value == pytest.approx(errors / trials)
+    assert row.ci_low <= row.value <= row.ci_high
+
+
+def test_wilson_interval_of_one_in_two(tables):
+    # Wilson 95%, k=1, n=2: centre (0.5 + z²/4)/(1 + z²/2) = 0.5, half-width z*sqrt(0.25/2 + z²/16)/(1 + z²/2)
+    z = 1.959963984540054
+    half = z * math.sqrt(0.25 / 2 + z * z / 16) / (1 + z * z / 2)
+    row = _rate(tables, "A", "fixed 0.35", "fmr")
+    assert row.ci_low == pytest.approx(0.5 - half, abs=1e-9) and row.ci_high == pytest.approx(0.5 + half, abs=1e-9)
+
+
+def test_cross_group_matrix_by_hand(tables):
+    c = tables.cross_fmr
+    c = c[(c.grouping == "group") & (c.threshold_name == "fixed 0.35")].set_index(["group_a", "group_b"])
+    assert (c.loc[("A", "B"), "false_matches"], c.loc[("A", "B"), "comparisons"]) == (2, 9)   # 0.35 and 0.45
+    assert (c.loc[("B", "A"), "false_matches"], c.loc[("B", "A"), "comparisons"]) == (2, 9)   # symmetric
+    assert (c.loc[("A", "A"), "false_matches"], c.loc[("A", "A"), "comparisons"]) == (1, 2)   # diagonal = group FMR
+    assert (c.loc[("B", "B"), "false_matches"], c.loc[("B", "B"), "comparisons"]) == (1, 2)
+
+
+def test_fta_and_composition(tables):
+    f = tables.fta.set_index(["grouping", "group"])
+    assert (f.loc[("group", "A"), "failures"], f.loc[("group", "A"), "attempts"]) == (0, 3)
+    assert (f.loc[("group", "B"), "failures"], f.loc[("group", "B"), "attempts"]) == (1, 4)
+    assert (f.loc[("all", "All"), "failures"], f.loc[("all", "All"), "attempts"]) == (1, 7)
+    comp = tables.composition.set_index(["grouping", "group"])
+    assert tuple(comp.loc[("group", "A"), ["subjects", "images"]]) == (2, 3)
+    assert tuple(comp.loc[("group", "B"), ["subjects", "images"]]) == (3, 4)
+
+
+def test_disparity_rows(tables):
+    d = tables.disparity
+    fnmr = d[(d.threshold_name == "fixed 0.5") & (d.metric == "fnmr") & (d.summary == "max_min_ratio")].iloc[0]
+    assert math.isinf(fnmr.value) and fnmr.group_high == "B" and fnmr.group_low == "A"
+    fmr = d[(d.threshold_name == "fixed 0.5") & (d.metric == "fmr") & (d.summary == "max_min_ratio")].iloc[0]
+    assert fmr.value == pytest.approx(1.0)
+
+
+def test_group_relabelling_and_row_permutation_do_not_change_rates(tables):
+    renamed = SAMPLES.assign(group=SAMPLES["group"].map({"A": "Z", "B": "Y"}))
+    t2 = analyse_verification(renamed, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]])
+    a = tables.rates.replace({"A": "Z", "B": "Y"}).sort_values(["grouping", "group", "threshold_name", "metric"]).reset_index(drop=True)
+    b = t2.rates.sort_values(["grouping", "group", "threshold_name", "metric"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[["group", "metric", "errors", "trials"]], b[["group", "metric", "errors", "trials"]])
+    # permuting the order of pairs changes nothing
+    p = _pairs()
+    perm = np.random.default_rng(0).permutation(p.n_impostor)
+    p2 = PairScores(p.mated_score, p.mated_a, p.mated_b, p.impostor_score[perm], p.impostor_a[perm], p.impostor_b[perm])
+    t3 = analyse_verification(SAMPLES, OK_ROWS, p2, [_th(0.35), _th(0.5)], groupings=[["group"]])
+    pd.testing.assert_frame_equal(tables.rates, t3.rates)
+    pd.testing.assert_frame_equal(tables.cross_fmr, t3.cross_fmr)
+
+
+def test_choose_thresholds_by_hand():
+    info = BackendInfo("fake", "m", "1", "0" * 64, 2, "euclidean", default_threshold=0.6, default_threshold_source="docs")
+    th = choose_thresholds(_pairs(), target_fmr=[0.1], fixed_native=[0.4], info=info, backend_default=True)
+    assert [t.name for t in th] == ["FMR=1e-1", "fixed 0.4", "default 0.6"]
+    t = th[0]
+    # 13 impostors, k = floor(0.1*13) = 1 false match allowed: threshold just above the 2nd largest (0.5)
+    assert t.value == np.nextafter(0.5, np.inf) and t.false_matches == 1 and t.impostors == 13
+    assert t.achieved_fmr == pytest.approx(1 / 13)
+    assert t.insufficient  # 13 < 3/0.1
+    assert t.achieved_fnmr == pytest.approx(0.5)  # mated 0.4 < 0.5...
+    # euclidean: fixed distances become negative similarities, and back
+    assert th[1].value == -0.4 and th[1].native_value == 0.4
+    assert th[2].kind == "backend_default" and th[2].value == -0.6
+    assert th[1].false_matches == 13  # every similarity (>= -0.4... all scores here are >= 0) matches
