@@ -1,0 +1,216 @@
+"""Tests of audit.metrics.uncertainty: Wilson and Clopper–Pearson intervals, rule of three."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from audit.errors import FaceAuditError, MetricError
+from audit.metrics import (
+    Interval,
+    IntervalArrays,
+    clopper_pearson_interval,
+    insufficient_impostors,
+    wilson_interval,
+    wilson_interval_arrays,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Wilson
+
+
+def test_wilson_2_of_10_by_hand():
+    # p = 0.2, n = 10, z = 1.959963984540054 (97.5% normal quantile), z^2 = 3.841458820694124
+    # denom  = 1 + z^2/n                     = 1.3841458820694124
+    # centre = (p + z^2/(2n)) / denom        = (0.2 + 0.1920729410347062) / 1.3841458820694124
+    #                                        = 0.2832598399504703
+    # half   = z/denom * sqrt(p(1-p)/n + z^2/(4n^2))
+    #        = 1.4160119025... * sqrt(0.016 + 0.0096036470517353) = 1.4160119025... * 0.16001139
+    #        = 0.2265776884...
+    # low = 0.0566821515, high = 0.5098375285
+    ci = wilson_interval(2, 10)
+    assert isinstance(ci, Interval)
+    assert ci.method == "wilson" and ci.confidence == 0.95
+    assert ci.low == pytest.approx(0.0566821515, abs=1e-6)
+    assert ci.high == pytest.approx(0.5098375285, abs=1e-6)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.9, 0.95, 0.99, 0.999])
+@pytest.mark.parametrize("errors,trials", [(0, 1), (1, 1), (0, 10), (2, 10), (10, 10), (3, 3000),
+                                           (17, 250), (499, 1000), (1, 1_000_000)])
+def test_wilson_matches_scipy(errors, trials, confidence):
+    ref = stats.binomtest(errors, trials).proportion_ci(
+        confidence_level=confidence, method="wilson"
+    )
+    ci = wilson_interval(errors, trials, confidence=confidence)
+    assert ci.low == pytest.approx(float(ref.low), abs=1e-9)
+    assert ci.high == pytest.approx(float(ref.high), abs=1e-9)
+
+
+def test_wilson_edges_are_exact():
+    # no errors: the lower bound is exactly 0; all errors: the upper bound is exactly 1
+    assert wilson_interval(0, 10).low == 0.0
+    assert wilson_interval(10, 10).high == 1.0
+    # 0/10 upper bound by hand: p = 0 -> centre = half = (z^2/20)/denom = 0.13876640;
+    # high = 2 * 0.1920729410347062 / 1.3841458820694124 = 0.2775327999
+    assert wilson_interval(0, 10).high == pytest.approx(0.2775327999, abs=1e-9)
+
+
+def test_wilson_no_trials_is_nan():
+    ci = wilson_interval(0, 0)
+    assert math.isnan(ci.low) and math.isnan(ci.high)
+    assert ci.method == "wilson"
+
+
+def test_wilson_accepts_numpy_integers():
+    ci = wilson_interval(np.int64(2), np.int32(10))
+    assert ci.low == pytest.approx(0.0566821515, abs=1e-6)
+
+
+def test_interval_is_frozen():
+    ci = wilson_interval(1, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ci.low = 0.0  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# Wilson, vectorised
+
+
+def test_wilson_arrays_match_scalar():
+    errors = np.array([0, 2, 10, 3, 0])
+    trials = np.array([10, 10, 10, 3000, 0])
+    ci = wilson_interval_arrays(errors, trials, confidence=0.9)
+    assert isinstance(ci, IntervalArrays)
+    assert ci.method == "wilson" and ci.confidence == 0.9
+    assert ci.low.shape == (5,) and ci.high.shape == (5,)
+    assert ci.low.dtype == np.float64
+    for j in range(4):
+        one = wilson_interval(int(errors[j]), int(trials[j]), confidence=0.9)
+        assert ci.low[j] == pytest.approx(one.low, abs=1e-15)
+        assert ci.high[j] == pytest.approx(one.high, abs=1e-15)
+    assert math.isnan(ci.low[4]) and math.isnan(ci.high[4])
+    assert ci.low[0] == 0.0 and ci.high[2] == 1.0
+
+
+def test_wilson_arrays_are_read_only_and_accept_lists():
+    ci = wilson_interval_arrays([1, 2], [4, 4])
+    with pytest.raises(ValueError):
+        ci.low[0] = 0.5
+
+
+def test_wilson_arrays_validation():
+    with pytest.raises(MetricError, match="same shape"):
+        wilson_interval_arrays([1, 2], [3])
+    with pytest.raises(MetricError, match="first at flat index 1"):
+        wilson_interval_arrays([1, 5], [3, 4])
+    with pytest.raises(MetricError, match="integer counts"):
+        wilson_interval_arrays([0.5], [3])
+    with pytest.raises(MetricError, match="confidence"):
+        wilson_interval_arrays([1], [3], confidence=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clopper–Pearson
+
+
+def test_clopper_pearson_zero_and_all_by_hand():
+    # e = 0: low = 0 and (1 - high)^n = 0.025  ->  high = 1 - 0.025**(1/10) = 0.3084971078
+    ci = clopper_pearson_interval(0, 10)
+    assert ci.low == 0.0
+    assert ci.high == pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-12)
+    assert ci.method == "clopper-pearson"
+    # e = n: high = 1 and low^n = 0.025  ->  low = 0.025**(1/10) = 0.6915028922
+    ci = clopper_pearson_interval(10, 10)
+    assert ci.high == 1.0
+    assert ci.low == pytest.approx(0.025 ** (1 / 10), abs=1e-12)
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+@pytest.mark.parametrize("errors,trials", [(0, 1), (1, 1), (0, 10), (2, 10), (10, 10), (3, 3000),
+                                           (17, 250), (499, 1000)])
+def test_clopper_pearson_matches_scipy(errors, trials, confidence):
+    ref = stats.binomtest(errors, trials).proportion_ci(confidence_level=confidence, method="exact")
+    ci = clopper_pearson_interval(errors, trials, confidence=confidence)
+    assert ci.low == pytest.approx(float(ref.low), abs=1e-9)
+    assert ci.high == pytest.approx(float(ref.high), abs=1e-9)
+
+
+def test_clopper_pearson_is_wider_than_wilson():
+    cp, w = clopper_pearson_interval(2, 10), wilson_interval(2, 10)
+    assert cp.low < w.low and cp.high > w.high
+
+
+def test_clopper_pearson_no_trials_is_nan():
+    ci = clopper_pearson_interval(0, 0)
+    assert math.isnan(ci.low) and math.isnan(ci.high)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+@pytest.mark.parametrize("func", [wilson_interval, clopper_pearson_interval])
+@pytest.mark.parametrize("confidence", [0.0, 1.0, 95, -0.5, float("nan"), "high"])
+def test_bad_confidence(func, confidence):
+    with pytest.raises(MetricError, match="confidence"):
+        func(1, 10, confidence=confidence)
+
+
+@pytest.mark.parametrize("func", [wilson_interval, clopper_pearson_interval])
+def test_bad_counts(func):
+    with pytest.raises(MetricError, match="cannot exceed trials"):
+        func(11, 10)
+    with pytest.raises(MetricError, match="non-negative"):
+        func(-1, 10)
+    with pytest.raises(MetricError, match="integer count"):
+        func(0.2, 10)
+    with pytest.raises(MetricError, match="integer count"):
+        func(True, 10)
+
+
+def test_metric_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+    assert issubclass(MetricError, FaceAuditError)
+
+
+# ---------------------------------------------------------------------------------------------
+# rule of three
+
+
+@pytest.mark.parametrize(
+    "impostors,target,expected",
+    [
+        # 3 / 1e-3 = 3000 impostors are needed
+        (2999, 1e-3, True),
+        (3000, 1e-3, False),
+        # 3 / 1e-6 = 3,000,000 (the binary value of 1e-6 must not make 3,000,000 insufficient)
+        (2_999_999, 1e-6, True),
+        (3_000_000, 1e-6, False),
+        # 3 / 1e-2 = 300
+        (299, 1e-2, True),
+        (300, 1e-2, False),
+        # target 1: 3 comparisons
+        (2, 1.0, True),
+        (3, 1.0, False),
+        (0, 0.5, True),
+    ],
+)
+def test_insufficient_impostors(impostors, target, expected):
+    assert insufficient_impostors(impostors, target) is expected
+
+
+def test_insufficient_impostors_validation():
+    with pytest.raises(MetricError, match=r"\(0, 1\]"):
+        insufficient_impostors(100, 0.0)
+    with pytest.raises(MetricError, match=r"\(0, 1\]"):
+        insufficient_impostors(100, 1.5)
+    with pytest.raises(MetricError, match="non-negative integer"):
+        insufficient_impostors(-1, 0.1)
+    with pytest.raises(MetricError, match="non-negative integer"):
+        insufficient_impostors(10.0, 0.1)
