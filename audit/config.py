@@ -49,6 +49,11 @@ class DatasetConfig:
     data_dir: Path | None = None
     groupings: tuple[tuple[str, ...], ...] | None = None
     subjects: int | None = None
+    huggingface: str | None = None
+    hf_groups: Mapping[str, Any] | None = None
+    hf_subject_column: str = "subject"
+    hf_split: str = "train"
+    hf_revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class AuditConfig:
 
 _ALLOWED = {
     "": {"title", "dataset", "backend", "thresholds", "run", "output"},
-    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects"},
+    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision"},
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
     "run": {"workers", "batch_size", "seed", "cache_dir", "progress"},
@@ -148,8 +153,19 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         return v
 
     ds = table("dataset")
-    if "name" not in ds and "manifest" not in ds:
-        raise err("dataset.name", "missing; give a dataset name (e.g. \"london\") or dataset.manifest = \"path.yaml\"")
+    if "name" not in ds and "manifest" not in ds and "huggingface" not in ds:
+        raise err("dataset.name", "missing; give a dataset name (e.g. \"london\"), dataset.manifest = \"path.yaml\" or dataset.huggingface = \"folder or hub id\"")
+    hf = ds.get("huggingface")
+    if hf is not None:
+        if not isinstance(hf, str):
+            raise err("dataset.huggingface", f"expected a local imagefolder path or a hub id, found {hf!r}")
+        if not isinstance(ds.get("groups"), Mapping) or not ds["groups"]:
+            raise err("dataset.groups", "a Hugging Face dataset needs [dataset.groups]: audit group -> label column (or {column, values})")
+        local = Path(hf).expanduser()
+        if not local.is_absolute() and (base / local).exists():
+            hf = str((base / local).resolve())
+    elif "groups" in ds:
+        raise err("dataset.groups", "only used with dataset.huggingface; a manifest's groups are defined in the manifest")
     manifest = rel(ds["manifest"], "dataset.manifest") if "manifest" in ds else None
     groupings = None
     if "groupings" in ds:
@@ -160,7 +176,12 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
             raise err("dataset.groupings", f"expected a list of column lists such as [[\"ethnicity\"], [\"ethnicity\", \"gender\"]], found {g!r}")
         groupings = tuple((x,) if isinstance(x, str) else tuple(x) for x in g)
     dataset = DatasetConfig(
-        name=str(ds.get("name", manifest.stem if manifest else "")),
+        name=str(ds.get("name", manifest.stem if manifest else Path(str(hf)).name if hf else "")),
+        huggingface=hf,
+        hf_groups=dict(ds["groups"]) if hf else None,
+        hf_subject_column=str(ds.get("subject_column", "subject")),
+        hf_split=str(ds.get("split", "train")),
+        hf_revision=ds.get("revision"),
         manifest=manifest,
         data_dir=rel(ds["data_dir"], "dataset.data_dir") if "data_dir" in ds else None,
         groupings=groupings,

@@ -99,6 +99,23 @@ def embed_table(
     return samples, ok_rows, emb, stats
 
 
+def _load_table(config: AuditConfig, data_dir, log) -> tuple[SampleTable, str, tuple[tuple[str, ...], ...]]:
+    ds = config.dataset
+    if ds.huggingface:
+        from .datasets.hf import from_huggingface
+
+        log(f"dataset {ds.huggingface}: loading through Hugging Face datasets")
+        table = from_huggingface(
+            ds.huggingface, groups=ds.hf_groups or {}, subject_column=ds.hf_subject_column,
+            split=ds.hf_split, revision=ds.hf_revision, name=ds.name,
+        )
+        return table, "all_pairs", tuple((g,) for g in table.group_columns)
+    manifest = load_manifest(ds.manifest or ds.name)
+    log(f"dataset {manifest.name}: verifying files against {manifest.path.name}")
+    table = load_dataset(manifest, data_dir=data_dir or ds.data_dir)
+    return table, manifest.protocol_kind, manifest.groupings
+
+
 def run_audit(
     config: AuditConfig,
     *,
@@ -127,19 +144,18 @@ def run_audit(
     """
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
-    manifest = load_manifest(config.dataset.manifest or config.dataset.name)
-    log(f"dataset {manifest.name}: verifying files against {manifest.path.name}")
-    table = load_dataset(manifest, data_dir=data_dir or config.dataset.data_dir)
+    table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
     if config.dataset.subjects:
         table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
-    groupings = config.dataset.groupings or manifest.groupings
+    groupings = config.dataset.groupings or default_groupings
+    name = table.dataset.get("name", config.dataset.name)
     for cols in groupings:
         unknown = [c for c in cols if c not in table.group_columns]
         if unknown:
             raise ConfigError(
-                f"{config.path or '<config>'}: field 'dataset.groupings' names {unknown}; dataset {manifest.name} has the group columns {list(table.group_columns)}"
+                f"{config.path or '<config>'}: field 'dataset.groupings' names {unknown}; dataset {name} has the group columns {list(table.group_columns)}"
             )
-    log(f"dataset {manifest.name}: {len(table)} images of {table.n_subjects} subjects (found via {table.dataset.get('location')})")
+    log(f"dataset {name}: {len(table)} images of {table.n_subjects} subjects (found via {table.dataset.get('location')})")
 
     backend = create_backend(config.backend.name, **dict(config.backend.options))
     backend.load()
@@ -176,7 +192,7 @@ def run_audit(
         "backend": info.to_dict(),
         "dataset": dict(table.dataset),
         "protocol": {
-            "kind": manifest.protocol_kind,
+            "kind": protocol_kind,
             "mated_comparisons": pairs.n_mated,
             "impostor_comparisons": pairs.n_impostor,
             "groupings": ["+".join(g) for g in groupings],

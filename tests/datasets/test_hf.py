@@ -44,3 +44,22 @@ def test_unmapped_value_and_missing_column(imagefolder):
         from_huggingface(imagefolder, groups={"ethnicity": {"column": "race", "values": {"white": "White"}}})
     with pytest.raises(DatasetError, match=r"column\(s\) \['skin'\] not found"):
         from_huggingface(imagefolder, groups={"skin": "skin"})
+
+
+def test_audit_config_can_name_a_hugging_face_imagefolder(imagefolder, tmp_path):
+    from audit.config import config_from_dict
+    from audit.pipeline import run_audit
+
+    from audit.backends.registry import register_backend
+
+    register_backend("quadrant-colour", "fake_backend:QuadrantColourBackend", replace=True)
+    cfg = config_from_dict({
+        "dataset": {"huggingface": str(imagefolder), "groups": {"gender": "gender"}},
+        "backend": {"name": "quadrant-colour"},
+        "thresholds": {"target_fmr": [0.5]},
+        "run": {"workers": 1, "progress": False},
+    }, base_dir=tmp_path)
+    run = run_audit(cfg, write=False)
+    assert run.result.provenance["protocol"]["mated_comparisons"] == 3
+    assert run.result.provenance["protocol"]["impostor_comparisons"] == 15 - 3
+    assert set(run.result.groupings) == {"gender"}
