@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backends", help="list recognition backends").add_subparsers(dest="action", required=True)
     b.add_parser("list", help="list registered backends").set_defaults(func=_cmd_backends_list)
 
+    from .gate import add_gate_arguments, gate_command
+
+    g = sub.add_parser("gate", help="check a results.json against a fairness policy (exit 0 pass, 1 fail, 2 bad input)")
+    add_gate_arguments(g).set_defaults(func=gate_command)
+
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")
     rep.add_argument("--output")

@@ -9,7 +9,7 @@ Conventions
 -----------
 - A *grouping* is a set of label columns; its id joins them with ``+`` (``"ethnicity"``,
   ``"ethnicity+gender"``). A *group* label joins the values with ``" / "`` (``"Black / female"``).
-- Thresholds are identified by ``name`` (``"FMR=1e-03"``, ``"fixed 0.6"``) and stored in similarity
+- Thresholds are identified by ``name`` (``"FMR=1e-3"``, ``"fixed 0.6"``) and stored in similarity
   units (higher = more alike). ``native_value`` is the backend's own unit (a distance for
   Euclidean backends).
 - Rates are fractions in [0, 1]; ``errors``/``trials`` are the counts behind them; ``ci_low``/
@@ -70,7 +70,7 @@ class ThresholdInfo:
     Attributes
     ----------
     name : str
-        ``"FMR=1e-03"`` for a target, ``"fixed 0.6"`` for a given value, ``"default 0.6"`` for the
+        ``"FMR=1e-3"`` for a target, ``"fixed 0.6"`` for a given value, ``"default 0.6"`` for the
         backend's own default.
     kind : {"target_fmr", "fixed", "backend_default"}
     value : float
