@@ -29,7 +29,28 @@ from ..errors import ChecksumError, DatasetError
 from ..images import sha256_file
 from .manifest import Manifest
 
-__all__ = ["DataLocation", "cache_dir", "locate_dataset", "verify_files", "download_dataset"]
+__all__ = ["DataLocation", "cache_dir", "locate_dataset", "verify_files", "download_dataset", "keep_listed_rows"]
+
+
+def keep_listed_rows(data: bytes, column: str, listed: set[str]) -> bytes:
+    """Keep a CSV's header line and the lines whose ``column`` value is in ``listed``, byte for byte.
+
+    Used for ``source.derived`` files: a published label file cut down to the images present.
+    Line endings and quoting are kept as published, so the result's sha256 is reproducible.
+    """
+    lines = data.splitlines(keepends=True)
+    if not lines:
+        return data
+    header = lines[0].decode("utf-8-sig").rstrip("\r\n").split(",")
+    if column not in header:
+        raise ChecksumError(f"the published CSV has no column {column!r} (columns: {header}); the manifest's source.derived is out of date")
+    k = header.index(column)
+    out = [lines[0]]
+    for line in lines[1:]:
+        fields = line.decode("utf-8").rstrip("\r\n").split(",")
+        if len(fields) > k and fields[k] in listed:
+            out.append(line)
+    return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -160,12 +181,16 @@ def download_dataset(
         if target.is_file() and sha256_file(target) == expected:
             out[rel] = expected
             continue
-        url = (base_url + rel) if base_url else manifest.remote_url(rel)
+        derived = manifest.derived.get(rel) if not base_url else None
+        url = (base_url + rel) if base_url else (derived["url"] if derived else manifest.remote_url(rel))
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
         try:
             with os.fdopen(fd, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout) as resp:
-                shutil.copyfileobj(resp, tmp)
+                if derived:
+                    tmp.write(keep_listed_rows(resp.read(), derived["keep_rows_where"], set(manifest.checksums)))
+                else:
+                    shutil.copyfileobj(resp, tmp)
             got = sha256_file(tmp_name)
             if got != expected:
                 raise ChecksumError(

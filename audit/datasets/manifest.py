@@ -22,9 +22,20 @@ images.pattern : str
     its named groups become columns, and ``subject`` is required.
 labels.file, labels.key, labels.keep : optional
     A CSV of labels, its column that equals ``subject``, and the original columns kept.
-labels.subject_from : optional
-    With ``per_image: true`` the label file has one row per image and ``key`` names the column
-    with the image's root-relative path.
+labels.per_image : bool, optional
+    With ``true`` the label file has one row per image and ``key`` names the column with the
+    image's root-relative path.
+labels.lists : optional
+    Labels given as lists of image file names (LFW's ``male_names.txt``):
+    ``{column: NAME, files: {value: list file}, conflict: VALUE, missing: VALUE, by_subject: bool}``.
+    An image named in several lists gets ``conflict``, in none ``missing``; with ``by_subject``
+    every image of a subject takes the subject's most common known value.
+source.derived : optional
+    Files that are not published as such but made from a published file, for example a label
+    file cut down to the rows of the images present:
+    ``{path: {url: <published file>, keep_rows_where: <column>}}``: download the published CSV
+    and keep its header and the lines whose ``keep_rows_where`` value names a listed file, bytes
+    unchanged; the result is checked against the checksum like any other file.
 groups : mapping
     Audit group column -> ``{column: <label-file column or pattern group>, values: {raw: label}}``.
     Every raw value must have a mapping; the raw column is kept too.
@@ -76,6 +87,8 @@ class Manifest:
     labels_key: str | None
     labels_keep: tuple[str, ...]
     labels_per_image: bool
+    label_lists: Mapping[str, Any] | None
+    derived: Mapping[str, Mapping[str, str]]
     groups: tuple[GroupSpec, ...]
     protocol_kind: str
     groupings: tuple[tuple[str, ...], ...]
@@ -88,10 +101,12 @@ class Manifest:
         return f"{self.path}: field '{field_name}'"
 
     def remote_url(self, rel_path: str) -> str:
-        """Public URL of a file given by its root-relative path."""
+        """Public URL of a file given by its root-relative path (absolute ``remote_paths`` values
+        are used as they are, for files published in another place)."""
         for local, remote in self.remote_paths.items():
             if rel_path == local or (local.endswith("/") and rel_path.startswith(local)):
-                return self.base_url + remote + rel_path[len(local):]
+                prefix = remote if "://" in remote else self.base_url + remote
+                return prefix + rel_path[len(local):]
         return self.base_url + rel_path
 
     def describe(self) -> dict[str, Any]:
@@ -229,6 +244,18 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
         raise ManifestError(f"{where}: field 'labels.key' is missing; name the column of {labels_file} that identifies the subject")
     if labels_file is not None and labels_file not in checksums:
         raise ManifestError(f"{where}: field 'labels.file' names {labels_file}, which the checksums file does not list")
+    lists = labels.get("lists")
+    if lists is not None:
+        if not isinstance(lists, Mapping) or not isinstance(lists.get("column"), str) or not isinstance(lists.get("files"), Mapping):
+            raise ManifestError(f"{where}: field 'labels.lists' must be {{column: NAME, files: {{value: list file}}}}")
+        for value, f in lists["files"].items():
+            if f not in checksums:
+                raise ManifestError(f"{where}: field 'labels.lists.files.{value}' names {f}, which the checksums file does not list")
+    derived = source.get("derived") or {}
+    if not isinstance(derived, Mapping) or not all(
+        isinstance(v, Mapping) and isinstance(v.get("url"), str) and isinstance(v.get("keep_rows_where"), str) for v in derived.values()
+    ):
+        raise ManifestError(f"{where}: field 'source.derived' must map a path to {{url: ..., keep_rows_where: column}}")
     keep = labels.get("keep") or []
     if not isinstance(keep, list):
         raise ManifestError(f"{where}: field 'labels.keep' must be a list of column names")
@@ -277,6 +304,8 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
         labels_key=labels_key,
         labels_keep=tuple(str(k) for k in keep),
         labels_per_image=bool(labels.get("per_image", False)),
+        label_lists=dict(lists) if lists else None,
+        derived={str(k): dict(v) for k, v in derived.items()},
         groups=tuple(groups),
         protocol_kind=kind,
         groupings=tuple(groupings),

@@ -140,6 +140,8 @@ class SampleTable:
 
         if manifest.labels_file:
             df = _join_labels(df, manifest, root)
+        if manifest.label_lists:
+            df = _list_labels(df, manifest, root)
         for spec in manifest.groups:
             if spec.column not in df.columns:
                 raise ManifestError(
@@ -155,6 +157,9 @@ class SampleTable:
                     f"(subject {bad_row['subject']}, image {bad_row['sample_id']}); add `{unmapped[0]}: <label>` under it"
                     + (f" (other unmapped values: {unmapped[1:]})" if len(unmapped) > 1 else "")
                 )
+            if spec.name in df.columns:
+                # the audit column takes the raw column's name: keep the original values beside it
+                df[f"{spec.name}_original"] = df[spec.name]
             df[spec.name] = raw.map(spec.values)
         df["subject"] = df["subject"].astype(str)
         df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
@@ -194,3 +199,28 @@ def _join_labels(df: pd.DataFrame, manifest: Manifest, root: Path) -> pd.DataFra
     if key != join_on and key not in manifest.labels_keep:
         merged = merged.drop(columns=[key])
     return merged
+
+
+def _list_labels(df: pd.DataFrame, manifest: Manifest, root: Path) -> pd.DataFrame:
+    """Labels from lists of image file names (see ``labels.lists`` in the manifest docs)."""
+    spec = manifest.label_lists
+    col = spec["column"]
+    conflict = str(spec.get("conflict", "conflict"))
+    missing = str(spec.get("missing", "missing"))
+    found: dict[str, set[str]] = {}
+    for value, fname in spec["files"].items():
+        for line in (root / fname).read_text(encoding="utf-8").splitlines():
+            name = line.strip()
+            if name:
+                found.setdefault(name, set()).add(str(value))
+    names = df["sample_id"].map(lambda p: p.rsplit("/", 1)[-1])
+    per_image = names.map(lambda n: missing if n not in found else (next(iter(found[n])) if len(found[n]) == 1 else conflict))
+    df = df.copy()
+    df[col + "_image"] = per_image
+    if spec.get("by_subject", False):
+        known = per_image[~per_image.isin([missing, conflict])]
+        majority = known.groupby(df.loc[known.index, "subject"]).agg(lambda v: v.value_counts().index[0])
+        df[col] = df["subject"].map(majority).fillna(missing)
+    else:
+        df[col] = per_image
+    return df

@@ -220,3 +220,37 @@ def test_subset_subjects_is_seeded_and_keeps_every_group(shared_dir):
     b = table.subset_subjects(12, seed=3)
     assert a.n_subjects == 12 and list(a.data["sample_id"]) == list(b.data["sample_id"])
     assert set(a.data["ethnicity"]) == set(table.data["ethnicity"])
+
+
+def test_real_fairface_and_lfw_manifests(shared_dir):
+    ff = load_dataset("fairface", data_dir=shared_dir, download=False)
+    assert len(ff) == 4000 and ff.n_subjects == 4000  # no identities: one person per image
+    assert ff.data["race"].value_counts()["White"] == 775
+    assert set(ff.data["gender_original"]) == {"Male", "Female"}
+    lfw = load_dataset("lfw", data_dir=shared_dir, download=False)
+    assert len(lfw) == 8945
+    by_subject = lfw.data.drop_duplicates("subject")["gender"].value_counts().to_dict()
+    assert by_subject == {"Male": 3232, "Female": 1099, "Unknown": 2}
+    # a person's images all carry the person's label; the per-image list value is kept too
+    assert (lfw.data.groupby("subject")["gender"].nunique() == 1).all()
+    arafat = lfw.data[lfw.data["subject"] == "Yasser_Arafat"]
+    assert set(arafat["gender"]) == {"Male"} and "missing" in set(arafat["lfw_gender_image"])
+
+
+def test_derived_label_file_keeps_listed_rows_byte_for_byte():
+    from audit.datasets.locate import keep_listed_rows
+
+    published = b"file,age\r\nval/1.jpg,3-9\r\nval/9999.jpg,20-29\r\nval/2.jpg,50-59\r\n"
+    assert keep_listed_rows(published, "file", {"val/1.jpg", "val/2.jpg"}) == b"file,age\r\nval/1.jpg,3-9\r\nval/2.jpg,50-59\r\n"
+    with pytest.raises(ManifestError, match="no column 'name'"):
+        keep_listed_rows(published, "name", set())
+
+
+def test_fairface_label_file_is_a_row_filter_of_itself(shared_dir):
+    """The shared label file is the published one cut to the listed images: filtering is a no-op."""
+    from audit.datasets.locate import keep_listed_rows
+
+    m = load_manifest("fairface")
+    data = (shared_dir / "fairface" / "fairface_label_val.csv").read_bytes()
+    assert keep_listed_rows(data, "file", set(m.checksums)) == data
+    assert m.derived["fairface_label_val.csv"]["url"].endswith("/fairface_label_val.csv")
