@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import FaceAuditError
+from .errors import ConfigError, FaceAuditError
 
 __all__ = ["main"]
 
@@ -31,6 +31,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if args.subjects is not None:
+        if config.dataset is None:
+            raise ConfigError(f"{args.config}: --subjects needs a [dataset]; it cannot subset a scores or embeddings file")
         config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, subjects=args.subjects))
     if args.no_progress:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, progress=False))
@@ -40,7 +42,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     res = run.result
     first = res.thresholds[0] if res.thresholds else None
     print(f"{res.title}")
-    if run.embed.computed == 0:
+    if config.input is not None:
+        print(f"  input: {config.input.kind} file {config.input.path} ({res.provenance['protocol']['mated_comparisons']} mated, "
+              f"{res.provenance['protocol']['impostor_comparisons']} impostor comparisons)")
+    elif run.embed.computed == 0:
         print(f"  embeddings: all {run.embed.cached} from cache (no inference run)")
     else:
         print(f"  embeddings: {run.embed.computed} computed in {run.embed.seconds:.1f} s, {run.embed.cached} from cache")

@@ -79,21 +79,38 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class InputConfig:
+    """A scores file or an embeddings file audited in place of a backend run on images."""
+
+    kind: str  # "scores" or "embeddings"
+    path: Path
+    samples: Path | None
+    group_columns: tuple[str, ...]
+    groupings: tuple[tuple[str, ...], ...]
+    higher_is_similar: bool = True
+    metric: str = "cosine"
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """A validated audit config. ``raw`` is the parsed TOML, recorded in provenance."""
 
     title: str
-    dataset: DatasetConfig
-    backend: BackendConfig
+    dataset: DatasetConfig | None
+    backend: BackendConfig | None
     thresholds: ThresholdConfig
     run: RunConfig
     output_dir: Path
     path: Path | None
     raw: Mapping[str, Any]
+    input: InputConfig | None = None
 
 
 _ALLOWED = {
-    "": {"title", "dataset", "backend", "thresholds", "run", "output"},
+    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings"},
+    "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name"},
+    "embeddings": {"path", "samples", "metric", "groups", "groupings", "name"},
     "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision"},
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
@@ -147,11 +164,10 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         q = Path(p).expanduser()
         return q if q.is_absolute() else (base / q).resolve()
 
-    def pos_int(v: Any, fld: str, minimum: int = 1) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise err(fld, f"expected an integer >= {minimum}, found {v!r}")
-        return v
+    pos_int = _pos_int(err)
 
+    if "scores" in raw or "embeddings" in raw:
+        return _input_config(raw, path, base, err, table, rel)
     ds = table("dataset")
     if "name" not in ds and "manifest" not in ds and "huggingface" not in ds:
         raise err("dataset.name", "missing; give a dataset name (e.g. \"london\"), dataset.manifest = \"path.yaml\" or dataset.huggingface = \"folder or hub id\"")
@@ -196,6 +212,25 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         raise err("backend.options", f"expected a table of options, found {opts!r}")
     backend = BackendConfig(be["name"], dict(opts))
 
+    thresholds, run = _thresholds_and_run(table, err, rel, pos_int)
+    out = table("output")
+    out_dir = rel(out["dir"], "output.dir") if "dir" in out else (base / "reports" / (dataset.name + "-" + backend.name)).resolve()
+    title = raw.get("title", f"{dataset.name}: {backend.name}")
+    if not isinstance(title, str):
+        raise err("title", f"expected a string, found {title!r}")
+    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw))
+
+
+def _pos_int(err):
+    def pos_int(v: Any, fld: str, minimum: int = 1) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise err(fld, f"expected an integer >= {minimum}, found {v!r}")
+        return v
+
+    return pos_int
+
+
+def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunConfig]:
     th = table("thresholds")
     targets = th.get("target_fmr", [1e-2, 1e-3])
     if not isinstance(targets, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1 for t in targets):
@@ -224,10 +259,45 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         cache_dir=rel(rn["cache_dir"], "run.cache_dir") if "cache_dir" in rn else None,
         progress=progress,
     )
+    return thresholds, run
 
+
+def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
+    if "scores" in raw and "embeddings" in raw:
+        raise err("scores", "give either [scores] or [embeddings], not both")
+    for other in ("dataset", "backend"):
+        if other in raw:
+            raise err(other, "not used with [scores] or [embeddings]: the file replaces the dataset and the backend")
+    kind = "scores" if "scores" in raw else "embeddings"
+    t = table(kind)
+    if "path" not in t:
+        raise err(f"{kind}.path", "missing; name the CSV or Parquet file" + (" (or .npy)" if kind == "embeddings" else ""))
+    groups = t.get("groups")
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
+        raise err(f"{kind}.groups", f"expected a list of group label columns such as [\"ethnicity\", \"gender\"], found {groups!r}")
+    if kind == "embeddings" and "samples" not in t:
+        raise err("embeddings.samples", "missing; an embeddings file needs a samples table (sample_id, subject, group columns)")
+    groupings_raw = t.get("groupings", [[g] for g in groups] + ([list(groups)] if len(groups) > 1 else []))
+    if not isinstance(groupings_raw, list) or not all(isinstance(x, list) and x and all(g in groups for g in x) for x in groupings_raw):
+        raise err(f"{kind}.groupings", f"expected lists of columns among {groups}, found {groupings_raw!r}")
+    his = t.get("higher_is_similar", True)
+    if not isinstance(his, bool):
+        raise err("scores.higher_is_similar", f"expected true or false, found {his!r}")
+    metric = t.get("metric", "cosine")
+    if metric not in ("cosine", "euclidean"):
+        raise err("embeddings.metric", f"expected \"cosine\" or \"euclidean\", found {metric!r}")
+    name = t.get("name", "")
+    inp = InputConfig(
+        kind=kind, path=rel(t["path"], f"{kind}.path"), samples=rel(t["samples"], f"{kind}.samples") if "samples" in t else None,
+        group_columns=tuple(groups), groupings=tuple(tuple(x) for x in groupings_raw),
+        higher_is_similar=his, metric=metric, name=str(name),
+    )
+    pos_int = _pos_int(err)
+    thresholds, run = _thresholds_and_run(table, err, rel, pos_int)
     out = table("output")
-    out_dir = rel(out["dir"], "output.dir") if "dir" in out else (base / "reports" / (dataset.name + "-" + backend.name)).resolve()
-    title = raw.get("title", f"{dataset.name}: {backend.name}")
+    stem = inp.path.stem
+    out_dir = rel(out["dir"], "output.dir") if "dir" in out else (base / "reports" / stem).resolve()
+    title = raw.get("title", f"{name or stem} ({kind} file)")
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
-    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw))
+    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp)

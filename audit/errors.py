@@ -19,6 +19,7 @@ __all__ = [
     "UnreadableImageError",
     "MetricError",
     "ResultsError",
+    "DataError",
 ]
 
 
@@ -64,3 +65,7 @@ class MetricError(FaceAuditError, ValueError):
 
 class ResultsError(FaceAuditError, ValueError):
     """A results file does not follow the results schema."""
+
+
+class DataError(FaceAuditError, ValueError):
+    """A scores, embeddings or samples file has a bad row or column. The message names file, row and column."""

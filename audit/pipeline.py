@@ -19,7 +19,9 @@ import pandas as pd
 
 from . import __version__
 from .backends.registry import create_backend
-from .comparisons import score_all_pairs
+from .backends.base import BackendInfo
+from .comparisons import PairScores, score_all_pairs
+from .inputs import read_embeddings, read_scores, single_subject_groups
 from .config import AuditConfig
 from .datasets import SampleTable, cache_dir, load_dataset, load_manifest
 from .engine import EmbedStats, default_workers, embed_missing
@@ -116,6 +118,83 @@ def _load_table(config: AuditConfig, data_dir, log) -> tuple[SampleTable, str, t
     return table, manifest.protocol_kind, manifest.groupings
 
 
+@dataclass(frozen=True)
+class _Acquired:
+    samples: pd.DataFrame
+    ok_rows: np.ndarray
+    pairs: PairScores
+    info: BackendInfo
+    groupings: tuple[tuple[str, ...], ...]
+    group_columns: tuple[str, ...]
+    dataset: dict
+    protocol_kind: str
+    stats: EmbedStats
+    workers: int
+    score_seconds: float
+
+
+def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
+    table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
+    if config.dataset.subjects:
+        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
+    groupings = config.dataset.groupings or default_groupings
+    name = table.dataset.get("name", config.dataset.name)
+    for cols in groupings:
+        unknown = [c for c in cols if c not in table.group_columns]
+        if unknown:
+            raise ConfigError(
+                f"{config.path or '<config>'}: field 'dataset.groupings' names {unknown}; dataset {name} has the group columns {list(table.group_columns)}"
+            )
+    log(f"dataset {name}: {len(table)} images of {table.n_subjects} subjects (found via {table.dataset.get('location')})")
+
+    backend = create_backend(config.backend.name, **dict(config.backend.options))
+    backend.load()
+    info = backend.info()
+    log(f"backend {info.backend}:{info.model} (weights sha256 {info.weights_sha256[:12]}…)")
+    store_dir = (config.run.cache_dir or cache_dir()) / "embeddings"
+    n_workers = workers or config.run.workers or default_workers()
+    samples, ok_rows, emb, stats = embed_table(
+        table, backend, store_dir=store_dir, workers=n_workers, batch_size=config.run.batch_size, progress=config.run.progress,
+    )
+    if stats.computed:
+        log(f"embedded {stats.computed} image(s) in {stats.seconds:.1f} s ({stats.images_per_second:.1f} img/s, {n_workers} worker(s)); {stats.cached} from cache")
+    else:
+        log(f"all {stats.cached} embeddings came from the cache: no inference was run")
+    t0 = time.perf_counter()
+    pairs = score_all_pairs(emb, samples["subject"].to_numpy()[ok_rows], metric=info.metric)
+    return _Acquired(
+        samples, ok_rows, pairs, info, tuple(groupings), tuple(table.group_columns), dict(table.dataset),
+        protocol_kind, stats, n_workers, time.perf_counter() - t0,
+    )
+
+
+def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
+    inp = config.input
+    t0 = time.perf_counter()
+    if inp.kind == "scores":
+        log(f"scores file {inp.path}: reading")
+        got = read_scores(inp.path, higher_is_similar=inp.higher_is_similar, group_columns=inp.group_columns, samples_path=inp.samples, name=inp.name)
+        protocol = "pairs_from_scores_file"
+    else:
+        log(f"embeddings file {inp.path}: reading and scoring all pairs")
+        got = read_embeddings(inp.path, samples_path=inp.samples, group_columns=inp.group_columns, metric=inp.metric, name=inp.name)
+        protocol = "all_pairs"
+    dataset = {
+        "name": inp.name or inp.path.stem,
+        "title": f"{inp.kind} file {inp.path.name}",
+        "source": str(inp.path),
+        "samples": str(inp.samples) if inp.samples else None,
+        "sha256": got.info.weights_sha256,
+        "label_source": f"columns {list(inp.group_columns)} of " + (str(inp.samples.name) if inp.samples else inp.path.name),
+        "licence": "as supplied",
+    }
+    log(f"{len(got.samples)} samples of {got.samples['subject'].nunique()} subjects")
+    return _Acquired(
+        got.samples, got.ok_rows, got.pairs, got.info, inp.groupings, inp.group_columns, dataset,
+        protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0,
+    )
+
+
 def run_audit(
     config: AuditConfig,
     *,
@@ -144,45 +223,24 @@ def run_audit(
     """
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
-    table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
-    if config.dataset.subjects:
-        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
-    groupings = config.dataset.groupings or default_groupings
-    name = table.dataset.get("name", config.dataset.name)
-    for cols in groupings:
-        unknown = [c for c in cols if c not in table.group_columns]
-        if unknown:
-            raise ConfigError(
-                f"{config.path or '<config>'}: field 'dataset.groupings' names {unknown}; dataset {name} has the group columns {list(table.group_columns)}"
-            )
-    log(f"dataset {name}: {len(table)} images of {table.n_subjects} subjects (found via {table.dataset.get('location')})")
-
-    backend = create_backend(config.backend.name, **dict(config.backend.options))
-    backend.load()
-    info = backend.info()
-    log(f"backend {info.backend}:{info.model} (weights sha256 {info.weights_sha256[:12]}…)")
-    store_dir = (config.run.cache_dir or cache_dir()) / "embeddings"
-    n_workers = workers or config.run.workers or default_workers()
-    samples, ok_rows, emb, stats = embed_table(
-        table, backend, store_dir=store_dir, workers=n_workers, batch_size=config.run.batch_size, progress=config.run.progress,
-    )
-    if stats.computed:
-        log(f"embedded {stats.computed} image(s) in {stats.seconds:.1f} s ({stats.images_per_second:.1f} img/s, {n_workers} worker(s)); {stats.cached} from cache")
+    if config.input is not None:
+        acq = _acquire_from_file(config, log)
     else:
-        log(f"all {stats.cached} embeddings came from the cache: no inference was run")
+        acq = _acquire_from_images(config, data_dir, workers, log)
+    samples, ok_rows, pairs, info, groupings = acq.samples, acq.ok_rows, acq.pairs, acq.info, acq.groupings
+    stats = acq.stats
 
     t_score = time.perf_counter()
-    pairs = score_all_pairs(emb, samples["subject"].to_numpy()[ok_rows], metric=info.metric)
     thresholds = choose_thresholds(
         pairs, target_fmr=config.thresholds.target_fmr, fixed_native=config.thresholds.fixed,
         info=info, backend_default=config.thresholds.backend_default,
     )
     tables = analyse_verification(samples, ok_rows, pairs, thresholds, groupings=groupings)
-    score_seconds = time.perf_counter() - t_score
+    score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {pairs.n_mated} mated and {pairs.n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
-    keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *table.group_columns]
-    warnings = list(tables.warnings)
+    keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *acq.group_columns]
+    warnings = list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
     n_fail = int((samples["status"] != "ok").sum())
     if n_fail:
         warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")
@@ -190,9 +248,9 @@ def run_audit(
         "tool": "face-audit",
         "tool_version": __version__,
         "backend": info.to_dict(),
-        "dataset": dict(table.dataset),
+        "dataset": acq.dataset,
         "protocol": {
-            "kind": protocol_kind,
+            "kind": acq.protocol_kind,
             "mated_comparisons": pairs.n_mated,
             "impostor_comparisons": pairs.n_impostor,
             "groupings": ["+".join(g) for g in groupings],
@@ -206,7 +264,7 @@ def run_audit(
             "embedding_seconds": round(stats.seconds, 3),
             "images_embedded": stats.computed,
             "images_from_cache": stats.cached,
-            "workers": n_workers,
+            "workers": acq.workers,
             "scoring_seconds": round(score_seconds, 3),
             "seconds_to_result": round(time.perf_counter() - t_start, 3),
         },

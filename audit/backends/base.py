@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MULTIPLE_FACE_POLICIES = ("largest", "reject")
+METRICS = ("cosine", "euclidean", "similarity", "distance")
 
 
 class FaceStatus(str, Enum):
@@ -108,8 +109,10 @@ class BackendInfo:
         sha256 of the weight file(s); several files are hashed in a fixed order.
     dim : int
         Embedding length.
-    metric : {"cosine", "euclidean"}
-        How two embeddings are compared; ``"euclidean"`` scores are distances.
+    metric : {"cosine", "euclidean", "similarity", "distance"}
+        How two embeddings are compared; ``"euclidean"`` scores are distances. Sources that hand
+        over scores rather than embeddings (a vendor's scores file) declare ``"similarity"``
+        (higher = more alike) or ``"distance"`` (lower = more alike).
     default_threshold : float or None
         The library's own decision threshold in native units (a distance for ``"euclidean"``).
     default_threshold_source : str
@@ -123,14 +126,14 @@ class BackendInfo:
     version: str
     weights_sha256: str
     dim: int
-    metric: Literal["cosine", "euclidean"]
+    metric: Literal["cosine", "euclidean", "similarity", "distance"]
     default_threshold: float | None = None
     default_threshold_source: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.metric not in ("cosine", "euclidean"):
-            raise BackendError(f"BackendInfo.metric must be 'cosine' or 'euclidean', got {self.metric!r}")
+        if self.metric not in METRICS:
+            raise BackendError(f"BackendInfo.metric must be one of {METRICS}, got {self.metric!r}")
         object.__setattr__(self, "options", dict(self.options))
 
     @property
@@ -151,7 +154,7 @@ class BackendInfo:
 
     @property
     def higher_is_similar(self) -> bool:
-        return self.metric == "cosine"
+        return self.metric in ("cosine", "similarity")
 
     def to_similarity(self, native: float) -> float:
         """Convert a native score or threshold (a distance for euclidean) to similarity units."""

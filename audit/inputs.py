@@ -1,0 +1,291 @@
+"""Audit systems we cannot run: read a vendor's scores file or a file of embeddings.
+
+Both give the pipeline what a backend would: a per-image sample table (with group labels and a
+status) and the compared pairs' scores, so the metrics, report and gate work unchanged.
+
+Scores file (CSV or Parquet), one row per compared pair:
+
+====================  ===========================================================================
+``sample_a``          id of one image (any string)
+``sample_b``          id of the other
+``score``             the system's score; ``higher_is_similar`` says which way it points
+``mated``             optional: true for a same-person pair (else derived from the subjects)
+``subject_a/_b``      optional when a samples table is given: the two identities
+``<group>_a/_b``      optional when a samples table is given: each side's group labels
+====================  ===========================================================================
+
+A samples table (CSV or Parquet) has ``sample_id``, ``subject``, the group columns and optionally
+``status`` (``ok`` unless given; other statuses count as failures to acquire).
+
+Decisions on bad input (each raises :class:`~audit.errors.DataError` naming the file, the row and
+the column, before anything is computed):
+
+- a NaN or infinite score; a pair that compares an image with itself;
+- the same pair twice (in either order): duplicates would count one comparison twice;
+- a pair naming a sample the samples table lacks; a pair involving a sample whose status is not ok;
+- ``mated`` contradicting the subjects;
+- a subject whose images carry different group labels (demographic labels belong to people).
+
+A group with a single subject is allowed and reported as a warning in the result: its same-group
+FMR then comes from one person's images only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .backends.base import BackendInfo
+from .comparisons import PairScores, score_all_pairs
+from .errors import DataError
+from .images import sha256_file
+
+__all__ = ["ScoredInput", "read_table", "read_scores", "read_embeddings", "check_subject_labels", "single_subject_groups"]
+
+
+@dataclass(frozen=True)
+class ScoredInput:
+    """What a scores or embeddings file yields: samples (with status), the acquired rows, the pairs,
+    and a BackendInfo describing the source for provenance and threshold units."""
+
+    samples: pd.DataFrame
+    ok_rows: np.ndarray
+    pairs: PairScores
+    info: BackendInfo
+    group_columns: tuple[str, ...]
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (by extension) with string ids."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"sample_id": str, "sample_a": str, "sample_b": str, "subject": str, "subject_a": str, "subject_b": str})
+    except (ValueError, OSError, ImportError) as exc:
+        raise DataError(f"{path}: cannot read it as {'Parquet' if path.suffix.lower() in ('.parquet', '.pq') else 'CSV'} ({exc})") from exc
+
+
+def _need(df: pd.DataFrame, cols: Sequence[str], path: Path, what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: {what} lacks the column(s) {missing}; it has {list(df.columns)}")
+
+
+def check_subject_labels(samples: pd.DataFrame, group_columns: Sequence[str], source: str) -> None:
+    """Raise when a subject's images carry different labels in any group column."""
+    for col in group_columns:
+        n = samples.groupby("subject")[col].nunique(dropna=False)
+        bad = n[n > 1]
+        if len(bad):
+            subj = bad.index[0]
+            vals = sorted(samples.loc[samples["subject"] == subj, col].astype(str).unique())
+            raise DataError(
+                f"{source}: subject {subj!r} has images labelled {vals} in column {col!r} ({len(bad)} subject(s) disagree); "
+                "demographic labels belong to the person: give every image of a subject the same value"
+            )
+
+
+def single_subject_groups(samples: pd.DataFrame, group_columns: Sequence[str]) -> list[str]:
+    """Warnings for groups with exactly one subject."""
+    out = []
+    for col in group_columns:
+        counts = samples.groupby(col)["subject"].nunique()
+        for g, n in counts.items():
+            if n == 1:
+                out.append(f"group {col} = {g!r} has a single subject: its same-group FMR comes from one person's images")
+    return out
+
+
+def _file_identity(path: Path) -> str:
+    return sha256_file(path)
+
+
+def _load_samples(samples_path: Path, group_columns: Sequence[str]) -> pd.DataFrame:
+    s = read_table(samples_path)
+    _need(s, ["sample_id", "subject", *group_columns], samples_path, "the samples table")
+    s = s.copy()
+    s["sample_id"] = s["sample_id"].astype(str)
+    s["subject"] = s["subject"].astype(str)
+    dup = s["sample_id"].duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(f"{samples_path}: row {i + 2}: sample_id {s['sample_id'].iloc[i]!r} appears twice")
+    if "status" not in s.columns:
+        s["status"] = "ok"
+    for col, default in (("n_faces", 1), ("detail", ""), ("path", "")):
+        if col not in s.columns:
+            s[col] = default
+    for col in group_columns:
+        s[col] = s[col].astype(str)
+    return s.reset_index(drop=True)
+
+
+def read_scores(
+    path: str | Path,
+    *,
+    higher_is_similar: bool,
+    group_columns: Sequence[str],
+    samples_path: str | Path | None = None,
+    name: str = "",
+) -> ScoredInput:
+    """Read a scores file (see the module docstring) into samples and pair scores.
+
+    Parameters
+    ----------
+    path : path
+        CSV or Parquet, one row per pair.
+    higher_is_similar : bool
+        True for similarities (e.g. Rekognition's 0–100), False for distances (negated once here).
+    group_columns : sequence of str
+        The label columns to audit (``["ethnicity", "gender"]``).
+    samples_path : path, optional
+        A samples table; without it the scores file must carry ``subject_a/_b`` and ``<group>_a/_b``.
+    """
+    path = Path(path)
+    df = read_table(path)
+    _need(df, ["sample_a", "sample_b", "score"], path, "the scores file")
+    df = df.reset_index(drop=True)
+    a = df["sample_a"].astype(str).to_numpy()
+    b = df["sample_b"].astype(str).to_numpy()
+    score = pd.to_numeric(df["score"], errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(score)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: row {i + 2}: column 'score' is {str(df['score'].iloc[i])!r}, not a finite number "
+            f"({int(bad.sum())} row(s) like it); fix or drop those pairs"
+        )
+    same = a == b
+    if same.any():
+        i = int(np.flatnonzero(same)[0])
+        raise DataError(f"{path}: row {i + 2}: compares sample {a[i]!r} with itself")
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = pd.Series(lo + "\x00" + hi)
+    dup = key.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        first = int(np.flatnonzero((key == key.iloc[i]).to_numpy())[0])
+        raise DataError(
+            f"{path}: row {i + 2}: the pair ({a[i]!r}, {b[i]!r}) was already scored on row {first + 2} "
+            f"({int(dup.sum())} duplicate row(s)); keep one score per pair"
+        )
+
+    if samples_path is not None:
+        samples = _load_samples(Path(samples_path), group_columns)
+        index = pd.Index(samples["sample_id"])
+        ia, ib = index.get_indexer(a), index.get_indexer(b)
+        unknown = (ia < 0) | (ib < 0)
+        if unknown.any():
+            i = int(np.flatnonzero(unknown)[0])
+            name_ = a[i] if ia[i] < 0 else b[i]
+            raise DataError(
+                f"{path}: row {i + 2}: sample {name_!r} is not in the samples table {samples_path} "
+                f"({int(unknown.sum())} pair(s) name unknown samples)"
+            )
+        source = str(samples_path)
+    else:
+        cols = ["subject_a", "subject_b", *[f"{g}_{s}" for g in group_columns for s in "ab"]]
+        _need(df, cols, path, "a scores file without a samples table")
+        side_a = pd.DataFrame({"sample_id": a, "subject": df["subject_a"].astype(str), **{g: df[f"{g}_a"].astype(str) for g in group_columns}})
+        side_b = pd.DataFrame({"sample_id": b, "subject": df["subject_b"].astype(str), **{g: df[f"{g}_b"].astype(str) for g in group_columns}})
+        both = pd.concat([side_a, side_b], ignore_index=True)
+        conflict = both.groupby("sample_id")[["subject", *group_columns]].nunique().gt(1).any(axis=1)
+        if conflict.any():
+            sid = conflict[conflict].index[0]
+            raise DataError(f"{path}: sample {sid!r} is given different subjects or labels on different rows")
+        samples = both.drop_duplicates("sample_id").sort_values("sample_id").reset_index(drop=True)
+        samples = samples.assign(status="ok", n_faces=1, detail="", path="")
+        index = pd.Index(samples["sample_id"])
+        ia, ib = index.get_indexer(a), index.get_indexer(b)
+        source = str(path)
+
+    check_subject_labels(samples, group_columns, source)
+    status = samples["status"].astype(str).to_numpy()
+    failed_pair = (status[ia] != "ok") | (status[ib] != "ok")
+    if failed_pair.any():
+        i = int(np.flatnonzero(failed_pair)[0])
+        raise DataError(
+            f"{path}: row {i + 2}: pair ({a[i]!r}, {b[i]!r}) involves a sample whose status is not 'ok'; "
+            "a failed acquisition has no score: drop the pair or set the status to ok"
+        )
+    subj = samples["subject"].to_numpy()
+    mated = subj[ia] == subj[ib]
+    if "mated" in df.columns:
+        given = df["mated"].astype(str).str.lower().isin(["true", "1", "yes", "t", "y"]).to_numpy()
+        wrong = given != mated
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            raise DataError(
+                f"{path}: row {i + 2}: column 'mated' says {bool(given[i])} but the subjects are "
+                f"{subj[ia[i]]!r} and {subj[ib[i]]!r}; fix the flag or the subjects"
+            )
+    sim = score if higher_is_similar else -score
+    ok_rows = np.flatnonzero(status == "ok")
+    pos = np.full(len(samples), -1, dtype=np.int64)
+    pos[ok_rows] = np.arange(len(ok_rows))
+    pa, pb = pos[ia], pos[ib]
+    lo_i, hi_i = np.minimum(pa, pb), np.maximum(pa, pb)
+    pairs = PairScores(sim[mated], lo_i[mated], hi_i[mated], sim[~mated], lo_i[~mated], hi_i[~mated])
+    digest = _file_identity(path)
+    if samples_path is not None:
+        digest = hashlib.sha256((digest + _file_identity(Path(samples_path))).encode()).hexdigest()
+    info = BackendInfo(
+        backend="scores-file", model=name or path.stem, version="", weights_sha256=digest, dim=0,
+        metric="similarity" if higher_is_similar else "distance",
+        options={"path": str(path), "samples": str(samples_path) if samples_path else None},
+    )
+    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns))
+
+
+def read_embeddings(
+    path: str | Path,
+    *,
+    samples_path: str | Path,
+    group_columns: Sequence[str],
+    metric: str = "cosine",
+    name: str = "",
+) -> ScoredInput:
+    """Read embeddings (``.npy`` with one row per samples-table row, or Parquet with ``sample_id`` and
+    one column per dimension) and score every pair of acquired images (the all-pairs protocol)."""
+    path = Path(path)
+    if metric not in ("cosine", "euclidean"):
+        raise DataError(f"{path}: metric must be 'cosine' or 'euclidean', got {metric!r}")
+    samples = _load_samples(Path(samples_path), group_columns)
+    if path.suffix.lower() == ".npy":
+        try:
+            emb = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+        if emb.ndim != 2 or emb.shape[0] != len(samples):
+            raise DataError(f"{path}: expected an array of shape ({len(samples)}, d), one row per row of {samples_path}; found {emb.shape}")
+    else:
+        t = read_table(path)
+        _need(t, ["sample_id"], path, "the embeddings table")
+        t = t.set_index(t["sample_id"].astype(str))
+        missing = samples.loc[~samples["sample_id"].isin(t.index), "sample_id"]
+        if len(missing):
+            raise DataError(f"{path}: no embedding for sample {missing.iloc[0]!r} ({len(missing)} missing)")
+        emb = t.drop(columns=["sample_id"]).loc[samples["sample_id"]].to_numpy(np.float64)
+    emb = np.asarray(emb, dtype=np.float64)
+    status = samples["status"].astype(str).to_numpy()
+    ok_rows = np.flatnonzero(status == "ok")
+    bad = ~np.all(np.isfinite(emb[ok_rows]), axis=1)
+    if bad.any():
+        r = int(ok_rows[np.flatnonzero(bad)[0]])
+        raise DataError(f"{path}: row {r} (sample {samples['sample_id'].iloc[r]!r}) has NaN or infinite values")
+    check_subject_labels(samples, group_columns, str(samples_path))
+    pairs = score_all_pairs(emb[ok_rows], samples["subject"].to_numpy()[ok_rows], metric=metric)
+    info = BackendInfo(
+        backend="embeddings-file", model=name or path.stem, version="",
+        weights_sha256=hashlib.sha256((_file_identity(path) + _file_identity(Path(samples_path))).encode()).hexdigest(),
+        dim=int(emb.shape[1]), metric=metric, options={"path": str(path), "samples": str(samples_path)},
+    )
+    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns))

@@ -1,0 +1,140 @@
+"""Scores files and embeddings files in place of a backend: results, and every bad-input decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.cli import main
+from audit.errors import DataError
+from audit.inputs import read_embeddings, read_scores
+from audit.results import AuditResult
+
+SAMPLES = pd.DataFrame({
+    "sample_id": ["a1", "a2", "b1", "c1", "c2", "d1"],
+    "subject": ["a", "a", "b", "c", "c", "d"],
+    "group": ["A", "A", "A", "B", "B", "B"],
+})
+# similarity in percent, like a vendor API; every pair of the 6 samples
+SCORES = {
+    ("a1", "a2"): 90, ("c1", "c2"): 40,                       # mated
+    ("a1", "b1"): 50, ("a2", "b1"): 20, ("c1", "d1"): 60, ("c2", "d1"): 10,
+    ("a1", "c1"): 30, ("a1", "c2"): 0, ("a1", "d1"): 10, ("a2", "c1"): 20, ("a2", "c2"): 5,
+    ("a2", "d1"): 15, ("b1", "c1"): 35, ("b1", "c2"): 25, ("b1", "d1"): 45,
+}
+
+
+def _write(tmp_path, rows=None, samples=SAMPLES, extra=None):
+    rows = rows if rows is not None else [{"sample_a": a, "sample_b": b, "score": s} for (a, b), s in SCORES.items()]
+    df = pd.DataFrame(rows)
+    if extra:
+        df = df.assign(**extra)
+    sp = tmp_path / "scores.csv"
+    df.to_csv(sp, index=False)
+    samp = tmp_path / "samples.csv"
+    samples.to_csv(samp, index=False)
+    return sp, samp
+
+
+def test_scores_file_with_samples_table(tmp_path):
+    sp, samp = _write(tmp_path)
+    got = read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+    assert got.pairs.n_mated == 2 and got.pairs.n_impostor == 13
+    assert sorted(got.pairs.mated_score) == [40, 90]
+    assert got.info.metric == "similarity" and got.info.to_similarity(80) == 80
+
+
+def test_distances_are_negated_once(tmp_path):
+    sp, samp = _write(tmp_path)
+    got = read_scores(sp, higher_is_similar=False, group_columns=["group"], samples_path=samp)
+    assert sorted(got.pairs.mated_score) == [-90, -40]
+    assert got.info.to_similarity(0.6) == -0.6 and got.info.to_native(-0.6) == 0.6
+
+
+def test_scores_file_carrying_its_own_labels(tmp_path):
+    lab = SAMPLES.set_index("sample_id")
+    rows = [{"sample_a": a, "sample_b": b, "score": s, "subject_a": lab.subject[a], "subject_b": lab.subject[b],
+             "group_a": lab.group[a], "group_b": lab.group[b]} for (a, b), s in SCORES.items()]
+    sp, _ = _write(tmp_path, rows)
+    got = read_scores(sp, higher_is_similar=True, group_columns=["group"])
+    assert got.pairs.n_mated == 2 and len(got.samples) == 6
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r.__setitem__(3, {**r[3], "score": float("nan")}), r"row 5: column 'score' is 'nan'"),
+        (lambda r: r.__setitem__(3, {**r[3], "score": "inf"}), r"row 5: column 'score'"),
+        (lambda r: r.append({"sample_a": "b1", "sample_b": "a1", "score": 51}), r"row 17: the pair \('b1', 'a1'\) was already scored on row 4"),
+        (lambda r: r.append({"sample_a": "a1", "sample_b": "zz", "score": 1}), r"row 17: sample 'zz' is not in the samples table"),
+        (lambda r: r.append({"sample_a": "a1", "sample_b": "a1", "score": 1}), r"row 17: compares sample 'a1' with itself"),
+    ],
+)
+def test_bad_rows_are_named(tmp_path, mutate, message):
+    rows = [{"sample_a": a, "sample_b": b, "score": s} for (a, b), s in SCORES.items()]
+    mutate(rows)
+    sp, samp = _write(tmp_path, rows)
+    with pytest.raises(DataError, match=message):
+        read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+
+
+def test_mated_flag_contradicting_subjects(tmp_path):
+    rows = [{"sample_a": a, "sample_b": b, "score": s, "mated": a[0] == b[0]} for (a, b), s in SCORES.items()]
+    rows[2]["mated"] = True  # a1-b1 are different people
+    sp, samp = _write(tmp_path, rows)
+    with pytest.raises(DataError, match=r"row 4: column 'mated' says True but the subjects are 'a' and 'b'"):
+        read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+
+
+def test_subject_with_two_labels_is_an_error(tmp_path):
+    s = SAMPLES.copy()
+    s.loc[1, "group"] = "B"
+    sp, samp = _write(tmp_path, samples=s)
+    with pytest.raises(DataError, match=r"subject 'a' has images labelled \['A', 'B'\] in column 'group'"):
+        read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+
+
+def test_missing_columns(tmp_path):
+    sp, samp = _write(tmp_path, [{"a": 1, "b": 2, "score": 3}])
+    with pytest.raises(DataError, match=r"lacks the column\(s\) \['sample_a', 'sample_b'\]"):
+        read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+    sp, _ = _write(tmp_path)
+    with pytest.raises(DataError, match="subject_a"):
+        read_scores(sp, higher_is_similar=True, group_columns=["group"])
+
+
+def test_embeddings_file_scores_all_pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(6, 8))
+    np.save(tmp_path / "emb.npy", emb)
+    SAMPLES.to_csv(tmp_path / "samples.csv", index=False)
+    got = read_embeddings(tmp_path / "emb.npy", samples_path=tmp_path / "samples.csv", group_columns=["group"])
+    assert got.pairs.n_mated == 2 and got.pairs.n_impostor == 13
+    i, j = got.pairs.mated_a[0], got.pairs.mated_b[0]
+    assert got.pairs.mated_score[0] == pytest.approx(emb[i] @ emb[j] / np.linalg.norm(emb[i]) / np.linalg.norm(emb[j]))
+    np.save(tmp_path / "bad.npy", emb[:5])
+    with pytest.raises(DataError, match=r"expected an array of shape \(6, d\)"):
+        read_embeddings(tmp_path / "bad.npy", samples_path=tmp_path / "samples.csv", group_columns=["group"])
+    emb[2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", emb)
+    with pytest.raises(DataError, match=r"row 2 \(sample 'b1'\) has NaN"):
+        read_embeddings(tmp_path / "nan.npy", samples_path=tmp_path / "samples.csv", group_columns=["group"])
+
+
+def test_cli_audits_a_vendor_scores_file_at_its_default_threshold(tmp_path, capsys):
+    sp, samp = _write(tmp_path)
+    cfg = tmp_path / "vendor.toml"
+    cfg.write_text(
+        'title = "Vendor X"\n[scores]\npath = "scores.csv"\nsamples = "samples.csv"\nhigher_is_similar = true\n'
+        'groups = ["group"]\nname = "Vendor X 2.1"\n[thresholds]\ntarget_fmr = []\nfixed = [35]\n[output]\ndir = "out"\n'
+    )
+    assert main(["run", str(cfg), "--no-progress"]) == 0
+    assert "input: scores file" in capsys.readouterr().out
+    res = AuditResult.from_json(tmp_path / "out" / "results.json")
+    r = res.rates.set_index(["grouping", "group", "metric"])
+    # at 35: A impostors {50, 20} -> 1/2; B {60, 10} -> 1/2; B's mated 40 matches, A's 90 matches
+    assert tuple(r.loc[("group", "A", "fmr"), ["errors", "trials"]]) == (1, 2)
+    assert tuple(r.loc[("group", "B", "fmr"), ["errors", "trials"]]) == (1, 2)
+    assert res.provenance["backend"]["backend"] == "scores-file"
+    assert not any("single subject" in w for w in res.warnings)
