@@ -106,7 +106,17 @@ def _cmd_backends_list(args: argparse.Namespace) -> int:
     from .backends.registry import available_backends
 
     for name, target in sorted(available_backends().items()):
-        print(f"{name:10s} {target}")
+        print(f"{name:14s} {target}")
+    return 0
+
+
+def _cmd_backends_doctor(args: argparse.Namespace) -> int:
+    from .backends.doctor import doctor_report, format_doctor
+
+    df = doctor_report()
+    if args.backend:
+        df = df[df["backend"] == args.backend]
+    print(df.to_json(orient="records", indent=2) if args.json else format_doctor(df))
     return 0
 
 
@@ -150,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backends", help="list recognition backends").add_subparsers(dest="action", required=True)
     b.add_parser("list", help="list registered backends").set_defaults(func=_cmd_backends_list)
+    dd = b.add_parser("doctor", help="which backends and models are ready here, where their weights are expected and come from (downloads and loads nothing)")
+    dd.add_argument("--backend", help="only this backend")
+    dd.add_argument("--json", action="store_true", help="machine-readable output")
+    dd.set_defaults(func=_cmd_backends_doctor)
 
     from .gate import add_gate_arguments, gate_command
 

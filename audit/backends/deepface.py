@@ -22,13 +22,16 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
 from ..images import sha256_file
 from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = [
     "DeepFaceBackend",
@@ -38,6 +41,9 @@ __all__ = [
     "DETECTOR_WEIGHTS",
     "required_weights",
     "weights_folder",
+    "DefaultThreshold",
+    "deepface_default_threshold",
+    "deepface_threshold_table",
 ]
 
 #: Bump when a change here changes the embeddings this adapter produces.
@@ -357,6 +363,150 @@ def _missing_message(missing: list[WeightFile], folder: Path, what: str) -> str:
     )
 
 
+# ---------------------------------------------------------------------------- default thresholds
+
+
+@dataclass(frozen=True)
+class DefaultThreshold:
+    """deepface's own tuned decision threshold for one (model, distance_metric), in two units.
+
+    Attributes
+    ----------
+    model : str
+        A deepface recognition model, e.g. ``"ArcFace"``.
+    distance_metric : {"cosine", "euclidean", "euclidean_l2"}
+        The :class:`DeepFaceBackend` option.
+    deepface_value : float
+        deepface's number: a *distance* (for ``"cosine"`` a cosine distance); deepface calls a
+        pair the same person when ``distance <= deepface_value``.
+    metric : {"cosine", "euclidean"}
+        The :class:`~audit.backends.base.BackendInfo` metric the backend reports for this option.
+    threshold : float
+        ``deepface_value`` in that metric's native unit, as ``BackendInfo.default_threshold``
+        records it: the cosine similarity ``1 - deepface_value`` for ``"cosine"``, the distance
+        itself otherwise. (deepface's own rule is ``distance <= t``; face-audit's tie rule is
+        ``similarity >= threshold``, and the two agree except at exact ties.)
+    source : str
+        The deepface version and the function the value was read from.
+    """
+
+    model: str
+    distance_metric: str
+    deepface_value: float
+    metric: Literal["cosine", "euclidean"]
+    threshold: float
+    source: str
+
+
+def deepface_default_threshold(model: str, distance_metric: str = "cosine") -> DefaultThreshold:
+    """deepface's tuned threshold for ``model`` and ``distance_metric``; needs no weights.
+
+    Reads ``deepface.modules.verification.find_threshold`` (falling back to the table
+    ``deepface.config.threshold.thresholds`` that it reads), so the number is the one the
+    installed deepface would use in ``DeepFace.verify``. An audit measures every group at this
+    vendor default to show how it behaves per group.
+
+    Parameters
+    ----------
+    model : str
+        A deepface recognition model (VGG-Face, Facenet, Facenet512, OpenFace, DeepFace, DeepID,
+        ArcFace, Dlib, SFace, GhostFaceNet, Buffalo_L).
+    distance_metric : {"cosine", "euclidean", "euclidean_l2"}, default "cosine"
+
+    Returns
+    -------
+    DefaultThreshold
+
+    Raises
+    ------
+    MissingDependencyError
+        deepface is not installed (extra ``deepface``).
+    BackendError
+        ``distance_metric`` is not one of the three, or deepface has no threshold for the pair.
+
+    Examples
+    --------
+    >>> t = deepface_default_threshold("Dlib", "cosine")          # doctest: +SKIP
+    >>> t.deepface_value, t.threshold                             # doctest: +SKIP
+    (0.07, 0.93)
+    """
+    if distance_metric not in DISTANCE_METRICS:
+        raise BackendError(f"distance_metric must be one of {DISTANCE_METRICS}, got {distance_metric!r}")
+    try:
+        import deepface
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"reading deepface's default thresholds needs the deepface package ({exc}). "
+            "Install it with: pip install 'face-audit[deepface]'"
+        ) from exc
+    raw: float | None = None
+    where = ""
+    try:
+        with warnings.catch_warnings():  # deepface's import may change the warning filters
+            from deepface.modules.verification import find_threshold
+        raw = float(find_threshold(model, distance_metric))
+        where = "deepface.modules.verification.find_threshold"
+    except (ImportError, ValueError, KeyError):
+        try:
+            from deepface.config.threshold import thresholds
+
+            raw = float(thresholds[model][distance_metric])
+            where = "deepface.config.threshold.thresholds"
+        except (ImportError, KeyError, TypeError, ValueError):
+            raw = None
+    if raw is None:
+        raise BackendError(
+            f"deepface {getattr(deepface, '__version__', '?')} has no tuned threshold for model {model!r} with "
+            f"distance_metric {distance_metric!r}; pass a threshold yourself or set it at a target FMR."
+        )
+    call = f"deepface {getattr(deepface, '__version__', '?')} {where}({model!r}, {distance_metric!r}) = {raw:g}"
+    if distance_metric == "cosine":
+        return DefaultThreshold(
+            model, distance_metric, raw, "cosine", round(1.0 - raw, 12),
+            f"{call}, a cosine distance, recorded as the cosine similarity 1 - {raw:g}",
+        )  # fmt: skip
+    return DefaultThreshold(model, distance_metric, raw, "euclidean", raw, f"{call}, a Euclidean distance")
+
+
+def deepface_threshold_table(models: Sequence[str] | None = None) -> pd.DataFrame:
+    """deepface's default threshold for every recognition model and distance metric.
+
+    Parameters
+    ----------
+    models : sequence of str, optional
+        Models to list; by default every model the installed deepface offers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, distance_metric), in model order then ``("cosine", "euclidean",
+        "euclidean_l2")``, with the columns of :class:`DefaultThreshold`. A pair deepface has
+        no threshold for is left out.
+    """
+    import pandas as pd
+
+    rows = []
+    for model in models if models is not None else _deepface_names()[0]:
+        for metric in DISTANCE_METRICS:
+            try:
+                t = deepface_default_threshold(model, metric)
+            except MissingDependencyError:
+                raise
+            except BackendError:
+                continue
+            rows.append(
+                {
+                    "model": t.model,
+                    "distance_metric": t.distance_metric,
+                    "deepface_value": t.deepface_value,
+                    "metric": t.metric,
+                    "threshold": t.threshold,
+                    "source": t.source,
+                }
+            )
+    return pd.DataFrame(rows, columns=["model", "distance_metric", "deepface_value", "metric", "threshold", "source"])
+
+
 # ---------------------------------------------------------------------------- helpers
 
 _SHA256_CACHE: dict[tuple[str, int, int], str] = {}
@@ -648,26 +798,21 @@ class DeepFaceBackend(Backend):
             "enforce_detection": True,
         }
 
+    def default_threshold(self) -> DefaultThreshold:
+        """deepface's tuned threshold for this backend's model and distance metric (loads nothing).
+
+        Raises :class:`~audit.errors.BackendError` when deepface has none for the pair.
+        """
+        return deepface_default_threshold(self.model, self.distance_metric)
+
     def _default_threshold(self) -> tuple[float | None, str]:
         try:
-            from deepface.modules.verification import find_threshold
-
-            raw = float(find_threshold(self.model, self.distance_metric))
-            where = "deepface.modules.verification.find_threshold"
-        except (ImportError, ValueError, KeyError):
-            try:
-                from deepface.config.threshold import thresholds
-
-                raw = float(thresholds[self.model][self.distance_metric])
-                where = "deepface.config.threshold.thresholds"
-            except (ImportError, KeyError):
-                return None, f"deepface has no tuned threshold for ({self.model}, {self.distance_metric})"
-        import deepface
-
-        call = f"deepface {getattr(deepface, '__version__', '?')} {where}({self.model!r}, {self.distance_metric!r}) = {raw:g}"
-        if self.distance_metric == "cosine":
-            return round(1.0 - raw, 12), f"{call}, a cosine distance, recorded as the cosine similarity 1 - {raw:g}"
-        return raw, f"{call}, a Euclidean distance"
+            found = self.default_threshold()
+        except MissingDependencyError:
+            raise
+        except BackendError as exc:
+            return None, str(exc)
+        return found.threshold, found.source
 
     def info(self) -> BackendInfo:
         self.load()

@@ -15,7 +15,7 @@ backends themselves import their libraries only in :meth:`~audit.backends.base.B
 Examples
 --------
 >>> from audit.backends.registry import available_backends, create_backend
->>> {"dlib", "deepface"} <= set(available_backends())
+>>> {"dlib", "deepface", "opencv-sface"} <= set(available_backends())
 True
 >>> backend = create_backend("dlib", upsample=0)      # validates options, loads nothing
 >>> backend.load()                                     # doctest: +SKIP
@@ -54,6 +54,7 @@ class _Entry:
 _BUILTINS: dict[str, tuple[str, str | None]] = {
     "dlib": ("audit.backends.dlib:DlibBackend", "dlib"),
     "deepface": ("audit.backends.deepface:DeepFaceBackend", "deepface"),
+    "opencv-sface": ("audit.backends.opencv_sface:OpenCVSFaceBackend", "opencv"),
 }
 
 # registered at run time with register_backend()
