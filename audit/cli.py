@@ -170,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gate", help="check a results.json against a fairness policy (exit 0 pass, 1 fail, 2 bad input)")
     add_gate_arguments(g).set_defaults(func=gate_command)
 
+    from .report.compare import add_compare_arguments, compare_command
+
+    c = sub.add_parser("compare", help="put audits of one dataset by several backends side by side in one HTML report")
+    add_compare_arguments(c).set_defaults(func=compare_command)
+
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")
     rep.add_argument("--output")

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .errors import ResultsError
 
-__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "ThresholdInfo", "AuditResult"]
+__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
 
 SCHEMA_VERSION = "1.0"
 
@@ -61,6 +61,15 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     # DET curve points by group
     "det": ["grouping", "group", "threshold", "fmr", "fnmr"],
 }
+
+
+#: The fixed columns of :meth:`AuditResult.rates_frame`: one row per group and threshold.
+RATES_FRAME_COLUMNS: list[str] = [
+    "grouping", "group", "threshold_name", "threshold", "subjects", "images",
+    "fmr", "fmr_ci_low", "fmr_ci_high", "false_matches", "impostors", "fmr_insufficient",
+    "fnmr", "fnmr_ci_low", "fnmr_ci_high", "false_non_matches", "mated",
+    "fta", "fta_ci_low", "fta_ci_high", "failures", "attempts",
+]
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,88 @@ class AuditResult:
         wide.columns = [f"{m}_{v}" for v, m in wide.columns]
         return wide.reset_index()
 
+    def group_order(self, grouping: str) -> list[str]:
+        """Groups of one grouping in report order: as they first appear in ``composition``, then in
+        ``rates`` and ``fta``."""
+        seen: dict[str, None] = {}
+        for df in (self.composition, self.rates, self.fta):
+            for g in df.loc[(df["grouping"] == grouping).to_numpy(dtype=bool), "group"].tolist():
+                seen.setdefault(str(g), None)
+        return list(seen)
+
+    def rates_frame(self, grouping: str, threshold_name: str | None = None) -> pd.DataFrame:
+        """FMR, FNMR and FTA of every group of one grouping, one row per group (and threshold).
+
+        Parameters
+        ----------
+        grouping : str
+            A grouping id, e.g. ``"ethnicity+gender"`` (``"all"`` gives the overall rates).
+        threshold_name : str, optional
+            One threshold (``"FMR=1e-3"``); default: every threshold, in the result's order.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The columns :data:`RATES_FRAME_COLUMNS`, always; rows ordered by threshold, then by
+            group in report order (:meth:`group_order`). ``fmr``/``fnmr``/``fta`` are fractions,
+            ``*_ci_low``/``*_ci_high`` their 95% bounds, and ``false_matches``/``impostors``,
+            ``false_non_matches``/``mated`` and ``failures``/``attempts`` the counts behind them
+            (same-group impostor comparisons for FMR). FTA does not depend on the threshold and is
+            repeated on each threshold's rows. Missing values are NaN; ``subjects``/``images``
+            come from ``composition``.
+
+        Raises
+        ------
+        ResultsError
+            An unknown grouping or threshold name (the message lists the known ones).
+
+        Examples
+        --------
+        >>> res.rates_frame("ethnicity", "FMR=1e-3")[["group", "fmr", "fmr_ci_high", "fnmr"]]  # doctest: +SKIP
+        """
+        known = list(dict.fromkeys([*self.groupings, *map(str, self.rates["grouping"].unique())]))
+        if grouping not in known:
+            raise ResultsError(f"no grouping named {grouping!r} in this result; its groupings are {known}")
+        names = [t.name for t in self.thresholds]
+        if threshold_name is not None and threshold_name not in names:
+            raise ResultsError(f"no threshold named {threshold_name!r}; this result has {names}")
+        chosen = [t for t in self.thresholds if threshold_name is None or t.name == threshold_name]
+
+        def pick(df: pd.DataFrame) -> dict[tuple, dict]:
+            out: dict[tuple, dict] = {}
+            for r in df.loc[(df["grouping"] == grouping).to_numpy(dtype=bool)].to_dict("records"):
+                key = (str(r["group"]), str(r.get("threshold_name", "")), str(r.get("metric", "")).lower())
+                out.setdefault(key, r)
+            return out
+
+        rates, fta = pick(self.rates), pick(self.fta)
+        comp = {k[0]: r for k, r in pick(self.composition).items()}
+        nan = math.nan
+        rows = []
+        for t in chosen:
+            for g in self.group_order(grouping):
+                fm = rates.get((g, t.name, "fmr"), {})
+                fn = rates.get((g, t.name, "fnmr"), {})
+                ft = fta.get((g, "", ""), {})
+                c = comp.get(g, {})
+                if not (fm or fn or ft or c):
+                    continue
+                ins = fm.get("insufficient")
+                rows.append([
+                    grouping, g, t.name, t.value, c.get("subjects", nan), c.get("images", nan),
+                    fm.get("value", nan), fm.get("ci_low", nan), fm.get("ci_high", nan),
+                    fm.get("errors", nan), fm.get("trials", nan), bool(ins) if ins is not None else False,
+                    fn.get("value", nan), fn.get("ci_low", nan), fn.get("ci_high", nan),
+                    fn.get("errors", nan), fn.get("trials", nan),
+                    ft.get("value", nan), ft.get("ci_low", nan), ft.get("ci_high", nan),
+                    ft.get("failures", nan), ft.get("attempts", nan),
+                ])
+        df = pd.DataFrame(rows, columns=RATES_FRAME_COLUMNS)
+        float_cols = [c for c in RATES_FRAME_COLUMNS if c not in ("grouping", "group", "threshold_name", "fmr_insufficient")]
+        df[float_cols] = df[float_cols].apply(pd.to_numeric, errors="coerce").astype(float)
+        df["fmr_insufficient"] = df["fmr_insufficient"].astype(bool)
+        return df
+
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -196,6 +287,11 @@ class AuditResult:
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "AuditResult":
         if not isinstance(data, Mapping):
             raise ResultsError(f"{source}: expected a JSON object at the top level")
+        if data.get("result_kind") not in (None, "verification"):
+            raise ResultsError(
+                f"{source}: field 'result_kind' is {data.get('result_kind')!r}: this is not a 1:1 audit result; read it "
+                "with audit.identification.read_result (or IdentificationResult.from_json)"
+            )
         version = data.get("schema_version")
         if version is None:
             raise ResultsError(f"{source}: field 'schema_version' is missing; is this a face-audit results.json?")
@@ -253,15 +349,46 @@ class AuditResult:
         return written
 
     def _repr_html_(self) -> str:  # Jupyter
+        """A compact view for notebooks: per-group FMR, FNMR and FTA at the first threshold, and the
+        executive summary (:func:`audit.report.summary.executive_summary`)."""
         from html import escape
 
-        head = f"<h4>{escape(self.title)}</h4>"
-        if self.rates.empty:
+        head = f"<h4>{escape(self.title or 'Face recognition audit')}</h4>"
+        if self.rates.empty or not self.thresholds:
             return head + "<p>No rates.</p>"
-        t0 = self.thresholds[0].name if self.thresholds else None
-        df = self.rates[self.rates["threshold_name"] == t0]
-        cols = ["grouping", "group", "metric", "value", "ci_low", "ci_high", "errors", "trials", "insufficient"]
-        return head + f"<p>At threshold {escape(str(t0))}</p>" + df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        t0 = ([t for t in self.thresholds if t.kind == "target_fmr"] or list(self.thresholds))[0]
+
+        def cell(v: float, lo: float, hi: float, e: float, n: float, flag: bool = False) -> str:
+            if not (isinstance(n, (int, float)) and n > 0):
+                return "<td>—</td>"
+            ci = f" ({lo:.3g}–{hi:.3g})" if math.isfinite(lo) and math.isfinite(hi) else ""
+            mark = " †" if flag else ""
+            return (f'<td style="text-align:right">{v:.3g}{ci}{mark}<br>'
+                    f'<small>{int(e):,}/{int(n):,}</small></td>')
+
+        rows = []
+        for grouping in self.groupings:
+            df = self.rates_frame(grouping, t0.name)
+            for r in df.itertuples(index=False):
+                rows.append(
+                    f"<tr><td>{escape(grouping.replace('+', ' × '))}</td><th scope=\"row\">{escape(r.group)}</th>"
+                    + cell(r.fmr, r.fmr_ci_low, r.fmr_ci_high, r.false_matches, r.impostors, r.fmr_insufficient)
+                    + cell(r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high, r.false_non_matches, r.mated)
+                    + cell(r.fta, r.fta_ci_low, r.fta_ci_high, r.failures, r.attempts) + "</tr>"
+                )
+        table = (
+            f"<table><caption>Rates at {escape(t0.name)} (threshold {t0.value:.4g}) with 95% intervals and "
+            "errors/comparisons; † too few same-group impostor comparisons (fewer than 3/FMR)</caption>"
+            "<thead><tr><th scope=\"col\">Grouping</th><th scope=\"col\">Group</th><th scope=\"col\">FMR</th>"
+            "<th scope=\"col\">FNMR</th><th scope=\"col\">FTA</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        )
+        # The summary's wording lives with the report; imported here only when a notebook shows a result.
+        from .report.summary import STATUS_LABELS, executive_summary
+
+        findings = executive_summary(self)
+        items = "".join(f"<li><b>{escape(STATUS_LABELS[f.status])}:</b> {escape(f.text)}</li>" for f in findings)
+        summary = f"<details open><summary>Summary ({len(findings)} findings)</summary><ul>{items}</ul></details>" if findings else ""
+        return head + summary + table
 
 
 # NaN and infinity are not JSON: encode them as strings and decode them back.

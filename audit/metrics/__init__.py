@@ -8,7 +8,8 @@ counts genuine (mated) scores ``< threshold``.
 
 - :mod:`audit.metrics.rates`: :func:`fmr`, :func:`fnmr`, :func:`threshold_at_fmr`,
   :func:`thresholds_at_fmr`, :func:`error_counts`, :func:`det_curve`.
-- :mod:`audit.metrics.uncertainty`: Wilson and Clopper–Pearson intervals, the rule of three.
+- :mod:`audit.metrics.uncertainty`: Wilson and Clopper–Pearson intervals, the rule of three,
+  intervals for the ratio of two rates (Katz; exact conditional).
 - :mod:`audit.metrics.disparity`: summaries of per-group rates (max/min, max/geomean, FDR, IR,
   GARBE).
 """
@@ -40,8 +41,10 @@ from .rates import (
 from .uncertainty import (
     Interval,
     IntervalArrays,
+    RatioInterval,
     clopper_pearson_interval,
     insufficient_impostors,
+    rate_ratio_interval,
     wilson_interval,
     wilson_interval_arrays,
 )
@@ -65,6 +68,8 @@ __all__ = [
     "wilson_interval_arrays",
     "clopper_pearson_interval",
     "insufficient_impostors",
+    "RatioInterval",
+    "rate_ratio_interval",
     # disparity
     "Disparity",
     "max_min_ratio",

@@ -38,6 +38,7 @@ import pandas as pd
 from ..results import AuditResult, ThresholdInfo
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order
+from .summary import STATUS_LABELS, executive_summary, findings_by_grouping
 
 __all__ = ["render_html", "write_report", "SMALL_GROUP_SUBJECTS"]
 
@@ -536,6 +537,56 @@ def _limitations(result: AuditResult) -> list[str]:
     return out
 
 
+#: How the executive summary's intervals are computed, said under the findings.
+SUMMARY_METHOD = (
+    "Each finding compares the group with the highest rate to the group with the lowest, at one threshold for "
+    "everyone. A ratio's 95% interval is Katz's log interval when both groups have at least 5 errors and 5 "
+    "non-errors, and otherwise the exact conditional interval (wider, and valid with few or no errors). Both "
+    "treat comparisons as independent; comparisons that share a person are not, so the true uncertainty is "
+    "somewhat larger: read findings near the edge with care. \"Indication only\" marks a comparison involving a "
+    "group with fewer than 3/FMR same-group impostor comparisons. Every group's own rate, with its interval and "
+    "counts, is in the tables below."
+)
+
+
+def _overview(result: AuditResult) -> str:
+    """One sentence: what was tested on what, and how much data there was."""
+    system = _backend_label(result)
+    prov = result.provenance or {}
+    dataset = prov.get("dataset") if isinstance(prov.get("dataset"), Mapping) else {}
+    protocol = prov.get("protocol") if isinstance(prov.get("protocol"), Mapping) else {}
+    name = _text((dataset or {}).get("title") or (dataset or {}).get("name")) if dataset else "the dataset"
+    parts = []
+    if result.groupings:
+        comp = _sub(result.composition, grouping=result.groupings[0])
+        if not comp.empty:
+            parts.append(f"{fmt_count(pd.to_numeric(comp['subjects'], errors='coerce').sum())} subjects")
+    if not result.samples.empty:
+        parts.append(f"{fmt_count(len(result.samples))} images")
+    mated = _first(protocol or {}, "mated_comparisons", "mated", "n_mated")
+    impostor = _first(protocol or {}, "impostor_comparisons", "impostors", "impostor", "n_impostor")
+    if mated is not None and impostor is not None:
+        parts.append(f"{fmt_count(mated)} mated and {fmt_count(impostor)} impostor comparisons")
+    size = f" ({', '.join(parts)})" if parts else ""
+    return (f"{system} tested on {name}{size}. There is one threshold for everyone: every group is measured at "
+            "the same thresholds.")
+
+
+def _backend_label(result: AuditResult) -> str:
+    prov = result.provenance or {}
+    backend = prov.get("backend") if isinstance(prov.get("backend"), Mapping) else {}
+    return " / ".join(_text(backend.get(k)) for k in ("backend", "model") if backend.get(k)) or "The system"
+
+
+def _summary(result: AuditResult) -> dict[str, Any]:
+    """The executive summary's view: an overview sentence and the findings by grouping."""
+    groups = []
+    for grouping, items in findings_by_grouping(executive_summary(result)).items():
+        groups.append({"label": _label(grouping), "findings": [
+            {"status": f.status, "status_label": STATUS_LABELS[f.status], "text": f.text} for f in items]})
+    return {"overview": _overview(result), "groups": groups, "method": SUMMARY_METHOD}
+
+
 def _provenance(result: AuditResult) -> list[dict[str, str]]:
     items = []
     for k, v in (result.provenance or {}).items():
@@ -554,6 +605,7 @@ def _context(result: AuditResult) -> dict[str, Any]:
     backend_label = " / ".join(_text(backend.get(k)) for k in ("backend", "model") if backend.get(k)) or "—"
     return {
         "title": result.title or "Face recognition audit",
+        "summary": _summary(result),
         "backend_label": backend_label,
         "dataset_label": _text(dataset.get("title") or dataset.get("name")) if dataset else "—",
         "created": _text(prov.get("created")),
@@ -615,6 +667,11 @@ def write_report(result: AuditResult, folder: str | os.PathLike[str], *, include
         The path of ``index.html``.
     """
     text = render_html(result, include_face_images=include_face_images)
+    return _write_index(text, folder)
+
+
+def _write_index(text: str, folder: str | os.PathLike[str]) -> Path:
+    """Write ``text`` to ``folder/index.html`` atomically (temporary file, fsync, rename)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "index.html"

@@ -13,8 +13,10 @@ from audit.errors import FaceAuditError, MetricError
 from audit.metrics import (
     Interval,
     IntervalArrays,
+    RatioInterval,
     clopper_pearson_interval,
     insufficient_impostors,
+    rate_ratio_interval,
     wilson_interval,
     wilson_interval_arrays,
 )
@@ -214,3 +216,74 @@ def test_insufficient_impostors_validation():
         insufficient_impostors(-1, 0.1)
     with pytest.raises(MetricError, match="non-negative integer"):
         insufficient_impostors(10.0, 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# ratio of two rates
+
+
+def test_rate_ratio_katz_by_hand():
+    # RR = (10/100) / (5/200) = 4; SE(ln RR) = sqrt(1/10 - 1/100 + 1/5 - 1/200) = sqrt(0.285) = 0.533854
+    # z * SE = 1.046334; bounds 4 * exp(-1.046334) = 1.404891, 4 * exp(1.046334) = 11.388782
+    ci = rate_ratio_interval(10, 100, 5, 200, method="katz")
+    assert isinstance(ci, RatioInterval) and ci.method == "katz-log" and ci.confidence == 0.95
+    assert ci.ratio == 4.0
+    assert ci.low == pytest.approx(1.404891, abs=1e-5)
+    assert ci.high == pytest.approx(11.388782, abs=1e-4)
+    assert rate_ratio_interval(10, 100, 5, 200) == ci  # auto: every cell is at least 5
+
+
+def test_rate_ratio_katz_is_symmetric_on_the_log_scale():
+    a = rate_ratio_interval(30, 400, 12, 500)
+    b = rate_ratio_interval(12, 500, 30, 400)
+    assert a.ratio * b.ratio == pytest.approx(1.0)
+    assert a.low * b.high == pytest.approx(1.0) and a.high * b.low == pytest.approx(1.0)
+
+
+def test_rate_ratio_conditional_by_hand():
+    # 3 of 26 against 0 of 138: all k = 3 errors are in a; Clopper-Pearson lower bound of that
+    # share is 0.025 ** (1/3) = 0.292402, upper 1; ratio bounds (0.292402 / 0.707598) * 138 / 26.
+    ci = rate_ratio_interval(3, 26, 0, 138)
+    assert ci.method == "conditional"
+    assert math.isinf(ci.ratio) and math.isinf(ci.high)
+    assert ci.low == pytest.approx(2.193305, abs=1e-5)
+    # general case against scipy's beta quantiles: 4 of 40 against 2 of 100 (k = 6)
+    ci = rate_ratio_interval(4, 40, 2, 100)
+    lo, hi = stats.beta.ppf(0.025, 4, 3), stats.beta.ppf(0.975, 5, 2)
+    assert ci.method == "conditional" and ci.ratio == pytest.approx(5.0)
+    assert ci.low == pytest.approx(lo / (1 - lo) * 100 / 40)
+    assert ci.high == pytest.approx(hi / (1 - hi) * 100 / 40)
+    zero_a = rate_ratio_interval(0, 10, 3, 20)
+    assert zero_a.ratio == 0.0 and zero_a.low == 0.0 and math.isfinite(zero_a.high)
+
+
+def test_rate_ratio_conditional_is_wider_than_katz_for_small_counts():
+    # one error in one trial: Katz's normal approximation claims a difference, the exact one does not
+    katz = rate_ratio_interval(1, 1, 4, 25, method="katz")
+    cond = rate_ratio_interval(1, 1, 4, 25)
+    assert katz.low > 1 and cond.low < 1 < cond.high
+    assert cond.method == "conditional"
+
+
+def test_rate_ratio_katz_adds_half_to_zero_cells():
+    ci = rate_ratio_interval(3, 26, 0, 138, method="katz")
+    assert ci.method == "katz-log+0.5" and math.isinf(ci.ratio)
+    a, n1, b, n2 = 3.5, 27.0, 0.5, 139.0
+    se = math.sqrt(1 / a - 1 / n1 + 1 / b - 1 / n2)
+    z = stats.norm.ppf(0.975)
+    assert ci.low == pytest.approx((a / n1) / (b / n2) * math.exp(-z * se))
+
+
+@pytest.mark.parametrize("args", [(0, 10, 0, 10), (0, 0, 1, 10), (1, 10, 0, 0)])
+def test_rate_ratio_without_a_comparison_is_nan(args):
+    ci = rate_ratio_interval(*args)
+    assert math.isnan(ci.ratio) and math.isnan(ci.low) and math.isnan(ci.high)
+
+
+def test_rate_ratio_refuses_bad_input():
+    with pytest.raises(MetricError, match="errors cannot exceed trials"):
+        rate_ratio_interval(5, 4, 1, 10)
+    with pytest.raises(MetricError, match="method must be"):
+        rate_ratio_interval(1, 10, 1, 10, method="wald")
+    with pytest.raises(MetricError, match="confidence"):
+        rate_ratio_interval(1, 10, 1, 10, confidence=95)
