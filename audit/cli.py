@@ -121,13 +121,13 @@ def _cmd_backends_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
-    from .results import AuditResult
+    from .identification import read_result
+    from .report import write_any_report
 
-    res = AuditResult.from_json(args.results)
+    res = read_result(args.results)
     out = Path(args.output) if args.output else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
-    print(f"report: {write_report(res, out)}")
+    print(f"report: {write_any_report(res, out)}")
     return 0
 
 
@@ -170,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gate", help="check a results.json against a fairness policy (exit 0 pass, 1 fail, 2 bad input)")
     add_gate_arguments(g).set_defaults(func=gate_command)
 
+    from .identification.runner import add_identification_arguments, identification_command
     from .report.compare import add_compare_arguments, compare_command
+
+    ident = sub.add_parser("identify", help="run a 1:N identification (search) audit: FPIR and FNIR by group")
+    add_identification_arguments(ident).set_defaults(func=identification_command)
 
     c = sub.add_parser("compare", help="put audits of one dataset by several backends side by side in one HTML report")
     add_compare_arguments(c).set_defaults(func=compare_command)

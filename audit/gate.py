@@ -5,6 +5,12 @@ A *policy* is a list of rules. Each rule reads one table of a result (``disparit
 group (or per grouping, for a disparity summary) with the status ``"pass"``, ``"fail"`` or
 ``"skip"``. The gate passes when no check fails. See ``docs/gate.md`` for the policy format.
 
+A 1:N identification result (:class:`~audit.identification.result.IdentificationResult`, whose
+``results.json`` carries ``"result_kind": "identification"``) is read the same way: rules of kind
+``"fpir"`` and ``"fnir"`` check its per-group FPIR and FNIR like a ``rate`` rule (``threshold``
+names an FPIR threshold such as ``"FPIR=1e-2"``); ``fta``, ``disparity`` and ``baseline`` rules
+(metric ``"fpir"``/``"fnir"``) work on it too.
+
 Example policy::
 
     [[rule]]
@@ -57,7 +63,11 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from .errors import FaceAuditError
+from .identification.result import IdentificationResult, read_result
 from .results import AuditResult
+
+#: What the gate reads: a 1:1 audit result or a 1:N identification result.
+Result = AuditResult | IdentificationResult
 
 __all__ = [
     "GateError",
@@ -75,6 +85,7 @@ __all__ = [
     "add_gate_arguments",
     "gate_command",
     "assert_policy",
+    "IDENTIFICATION_KINDS",
 ]
 
 
@@ -87,7 +98,10 @@ class GateError(FaceAuditError, ValueError):
 
 
 #: Rule kinds: which table a rule reads.
-KINDS: tuple[str, ...] = ("disparity", "rate", "fta", "baseline")
+KINDS: tuple[str, ...] = ("disparity", "rate", "fta", "baseline", "fpir", "fnir")
+
+#: Rule kinds that read a 1:N identification result's rates (the kind is the metric).
+IDENTIFICATION_KINDS: tuple[str, ...] = ("fpir", "fnir")
 
 #: What a rate or FTA rule compares with its limits: the point estimate or an end of the 95% interval.
 BOUNDS: tuple[str, ...] = ("point", "upper", "lower")
@@ -107,6 +121,8 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "rate": _COMMON_KEYS | {"threshold", "metric", "min", "max", "bound", "skip_insufficient", "min_trials"},
     "fta": _COMMON_KEYS | {"min", "max", "bound", "min_trials"},
     "baseline": _COMMON_KEYS | {"threshold", "metric", "tolerance", "skip_insufficient", "min_trials"},
+    "fpir": _COMMON_KEYS | {"threshold", "min", "max", "bound", "skip_insufficient", "min_trials"},
+    "fnir": _COMMON_KEYS | {"threshold", "min", "max", "bound", "skip_insufficient", "min_trials"},
 }
 _ALL_RULE_KEYS = frozenset().union(*_KIND_KEYS.values())
 _TOP_KEYS = frozenset({"title", "rule"})
@@ -125,7 +141,8 @@ class Rule:
         1-based position of the rule in its policy (the n-th ``[[rule]]`` table).
     name : str
         Unique within the policy; names the JUnit test case.
-    kind : {"disparity", "rate", "fta", "baseline"}
+    kind : {"disparity", "rate", "fta", "baseline", "fpir", "fnir"}
+        ``"fpir"``/``"fnir"`` read an identification result's rates of that metric.
     grouping : str
         A grouping id (``"ethnicity"``, ``"ethnicity+gender"``), ``"all"`` for the whole
         population, or ``"*"`` for every grouping in ``AuditResult.groupings``.
@@ -328,9 +345,9 @@ def _parse_rule(r: Any, i: int, src: str) -> Rule:
         return float(v)
 
     grouping = string("grouping", required=True)
-    metric = "fta" if kind == "fta" else string("metric", required=True)
+    metric = "fta" if kind == "fta" else (kind if kind in IDENTIFICATION_KINDS else string("metric", required=True))
     threshold = None
-    if kind in ("disparity", "rate"):
+    if kind in ("disparity", "rate", *IDENTIFICATION_KINDS):
         threshold = string("threshold", required=True)
     elif kind == "baseline":
         if metric == "fta":
@@ -567,16 +584,16 @@ class GateReport:
 # ================================================================================ evaluation
 
 
-def evaluate(policy: Policy, result: AuditResult, *, baseline: AuditResult | None = None) -> GateReport:
+def evaluate(policy: Policy, result: Result, *, baseline: Result | None = None) -> GateReport:
     """Evaluate every rule of ``policy`` on ``result``.
 
     Parameters
     ----------
     policy : Policy
         From :func:`load_policy` or :func:`policy_from_dict`.
-    result : AuditResult
-        The audit to judge.
-    baseline : AuditResult, optional
+    result : AuditResult or IdentificationResult
+        The audit to judge (``fpir``/``fnir`` rules need an IdentificationResult).
+    baseline : AuditResult or IdentificationResult, optional
         An earlier audit (the last accepted model); needed by ``baseline`` rules, ignored otherwise.
 
     Returns
@@ -587,7 +604,7 @@ def evaluate(policy: Policy, result: AuditResult, *, baseline: AuditResult | Non
 
     Rules
     -----
-    - ``rate``/``fta``: the number named by ``bound`` (point estimate, or the upper/lower end of
+    - ``rate``/``fta``/``fpir``/``fnir``: the number named by ``bound`` (point estimate, or the upper/lower end of
       the 95% interval) must satisfy ``min <= x <= max`` (limits inclusive).
     - ``disparity``: the summary's value must satisfy the limits; ``inf`` (a ratio over a group
       with a zero rate) fails a ``max``.
@@ -611,9 +628,16 @@ def evaluate(policy: Policy, result: AuditResult, *, baseline: AuditResult | Non
     if not isinstance(policy, Policy):
         raise GateError(f"evaluate() expects a Policy (from load_policy), got {type(policy).__name__}")
     for name, res in (("result", result), ("baseline", baseline)):
-        if res is not None and not isinstance(res, AuditResult):
-            raise GateError(f"evaluate() expects {name} to be an AuditResult (AuditResult.from_json), got {type(res).__name__}")
+        if res is not None and not isinstance(res, (AuditResult, IdentificationResult)):
+            raise GateError(f"evaluate() expects {name} to be an AuditResult or IdentificationResult "
+                            f"(audit.identification.read_result), got {type(res).__name__}")
     for rule in policy.rules:
+        if rule.kind in IDENTIFICATION_KINDS and not isinstance(result, IdentificationResult):
+            raise GateError(
+                f"{policy.source}: {rule.label}: field 'kind': {rule.kind!r} reads a 1:N identification result "
+                "(a results.json with \"result_kind\": \"identification\"), but these results are a 1:1 audit; "
+                "use kind = \"rate\" with metric = \"fmr\" or \"fnmr\""
+            )
         if rule.kind == "baseline" and baseline is None:
             raise GateError(
                 f"{policy.source}: {rule.label}: kind 'baseline' compares with an earlier result, but no baseline "
@@ -743,9 +767,10 @@ def _eval_rate(rule: Rule, result: AuditResult, baseline: AuditResult | None, sr
         if df.empty:
             rows.append((rule.name, rule.kind, g, "", threshold, rule.metric, math.nan, rule.bound, rule.limit_text(),
                          "skip", f"no {rule.metric} rows for grouping {g!r} at {threshold} in the results"))
+        unit = "searches" if rule.metric in IDENTIFICATION_KINDS else "comparisons"
         for r in df.itertuples(index=False):
             rows.append(_interval_check(rule, g, str(r.group), threshold, r.value, r.ci_low, r.ci_high,
-                                        r.errors, r.trials, _flag(r.insufficient), "comparisons"))
+                                        r.errors, r.trials, _flag(r.insufficient), unit))
     return rows
 
 
@@ -868,6 +893,8 @@ _EVALUATORS: dict[str, Callable[[Rule, AuditResult, AuditResult | None, str], li
     "rate": _eval_rate,
     "fta": _eval_fta,
     "baseline": _eval_baseline,
+    "fpir": lambda rule, result, baseline, src: _eval_rate(rule, result, baseline, src),
+    "fnir": lambda rule, result, baseline, src: _eval_rate(rule, result, baseline, src),
 }
 
 
@@ -877,8 +904,8 @@ _EVALUATORS: dict[str, Callable[[Rule, AuditResult, AuditResult | None, str], li
 def _gate(policy_path: str | Path, results_path: str | Path, *, baseline_path: str | Path | None,
           junit: str | Path | None, markdown: str | Path | None) -> GateReport:
     policy = load_policy(policy_path)
-    result = AuditResult.from_json(results_path)
-    baseline = AuditResult.from_json(baseline_path) if baseline_path is not None else None
+    result = read_result(results_path)
+    baseline = read_result(baseline_path) if baseline_path is not None else None
     report = evaluate(policy, result, baseline=baseline)
     if junit is not None:
         _write(junit, report.to_junit_xml(), "--junit")
@@ -997,7 +1024,7 @@ def gate_main(argv: list[str] | None = None) -> int:
 # ================================================================================ pytest helper
 
 
-def assert_policy(result_or_path: AuditResult | str | Path, policy_or_path: Policy | Mapping[str, Any] | str | Path,
+def assert_policy(result_or_path: Result | str | Path, policy_or_path: Policy | Mapping[str, Any] | str | Path,
                   *, baseline: AuditResult | str | Path | None = None) -> GateReport:
     """Assert that a result satisfies a policy, for a user's own test suite.
 
@@ -1031,14 +1058,14 @@ def assert_policy(result_or_path: AuditResult | str | Path, policy_or_path: Poli
             assert_policy("reports/london-dlib/results.json", "examples/policies/london-pass.toml")
     """
     __tracebackhide__ = True  # pytest: show the assertion, not this frame
-    result = result_or_path if isinstance(result_or_path, AuditResult) else AuditResult.from_json(result_or_path)
+    result = result_or_path if isinstance(result_or_path, (AuditResult, IdentificationResult)) else read_result(result_or_path)
     if isinstance(policy_or_path, Policy):
         policy = policy_or_path
     elif isinstance(policy_or_path, Mapping):
         policy = policy_from_dict(policy_or_path)
     else:
         policy = load_policy(policy_or_path)
-    base = baseline if (baseline is None or isinstance(baseline, AuditResult)) else AuditResult.from_json(baseline)
+    base = baseline if (baseline is None or isinstance(baseline, (AuditResult, IdentificationResult))) else read_result(baseline)
     report = evaluate(policy, result, baseline=base)
     if not report.passed:
         raise AssertionError(report.failure_summary())
