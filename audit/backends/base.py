@@ -32,6 +32,7 @@ __all__ = [
     "Backend",
     "MULTIPLE_FACE_POLICIES",
     "choose_face",
+    "invalid_image",
 ]
 
 MULTIPLE_FACE_POLICIES = ("largest", "reject")
@@ -177,6 +178,24 @@ class BackendInfo:
             "options": dict(self.options),
             "fingerprint": self.fingerprint,
         }
+
+
+def invalid_image(image: object) -> FaceResult | None:
+    """The ``error`` result for an input that is not a non-empty RGB ``uint8`` array of shape
+    (H, W, 3), or None when the image is fine. Backends call it first in :meth:`Backend.embed`."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        found = (
+            f"an array of shape {image.shape} and dtype {image.dtype}"
+            if isinstance(image, np.ndarray)
+            else type(image).__name__
+        )
+        return FaceResult(
+            FaceStatus.ERROR,
+            detail=f"expected an RGB uint8 array of shape (H, W, 3), got {found}; read images with audit.images.read_rgb",
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        return FaceResult(FaceStatus.ERROR, detail=f"the image is empty (shape {image.shape})")
+    return None
 
 
 def choose_face(areas: Sequence[float], policy: str) -> int | None:

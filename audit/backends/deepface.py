@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
 from ..images import sha256_file
-from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face
+from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -829,18 +829,9 @@ class DeepFaceBackend(Backend):
         ``distance_metric="euclidean_l2"``), or ``no_face`` / ``multiple_faces`` / ``error``.
         """
         self.load()
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            found = (
-                f"an array of shape {image.shape} and dtype {image.dtype}"
-                if isinstance(image, np.ndarray)
-                else type(image).__name__
-            )
-            return FaceResult(
-                FaceStatus.ERROR,
-                detail=f"expected an RGB uint8 array of shape (H, W, 3), got {found}; read images with audit.images.read_rgb",
-            )
-        if image.shape[0] == 0 or image.shape[1] == 0:
-            return FaceResult(FaceStatus.ERROR, detail=f"the image is empty (shape {image.shape})")
+        bad = invalid_image(image)
+        if bad is not None:
+            return bad
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         try:
             faces = self._represent(

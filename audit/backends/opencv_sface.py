@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
-from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face
+from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
 
 __all__ = [
     "OpenCVSFaceBackend",
@@ -493,18 +493,9 @@ class OpenCVSFaceBackend(Backend):
         OpenCV failure). Raises only when the backend itself cannot load.
         """
         self.load()
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            found = (
-                f"an array of shape {image.shape} and dtype {image.dtype}"
-                if isinstance(image, np.ndarray)
-                else type(image).__name__
-            )
-            return FaceResult(
-                FaceStatus.ERROR,
-                detail=f"expected an RGB uint8 array of shape (H, W, 3), got {found}; read images with audit.images.read_rgb",
-            )
-        if image.shape[0] == 0 or image.shape[1] == 0:
-            return FaceResult(FaceStatus.ERROR, detail=f"the image is empty (shape {image.shape})")
+        bad = invalid_image(image)
+        if bad is not None:
+            return bad
         try:
             bgr = np.ascontiguousarray(image[:, :, ::-1])
             small = self._detection_image(bgr)
