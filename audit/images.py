@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import UnreadableImageError
 
-__all__ = ["read_rgb", "sha256_file"]
+__all__ = ["read_rgb", "sha256_file", "sha256_file_cached"]
 
 _CHUNK = 1 << 20
 
@@ -27,6 +27,23 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# (resolved path, size, mtime_ns) -> sha256: weight files are hashed once per process
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file_cached(path: str | Path) -> str:
+    """:func:`sha256_file`, remembered per process for an unchanged file (same path, size and
+    modification time). Used for model weights, which every worker hashes at load."""
+    resolved = Path(path).resolve()
+    st = resolved.stat()
+    key = (str(resolved), st.st_size, st.st_mtime_ns)
+    digest = _SHA256_CACHE.get(key)
+    if digest is None:
+        digest = sha256_file(resolved)
+        _SHA256_CACHE[key] = digest
+    return digest
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

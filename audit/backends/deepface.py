@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
-from ..images import sha256_file
+from ..images import sha256_file_cached
 from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -509,19 +509,6 @@ def deepface_threshold_table(models: Sequence[str] | None = None) -> pd.DataFram
 
 # ---------------------------------------------------------------------------- helpers
 
-_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def _cached_sha256(path: Path) -> str:
-    resolved = path.resolve()
-    st = resolved.stat()
-    key = (str(resolved), st.st_size, st.st_mtime_ns)
-    digest = _SHA256_CACHE.get(key)
-    if digest is None:
-        digest = sha256_file(resolved)
-        _SHA256_CACHE[key] = digest
-    return digest
-
 
 def _deepface_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(recognition models, detectors) as deepface lists them; a fixed list without deepface."""
@@ -762,7 +749,7 @@ class DeepFaceBackend(Backend):
 
         combined = hashlib.sha256()
         for path in found:  # fixed order: model files, then detector files
-            combined.update(_cached_sha256(path).encode())
+            combined.update(sha256_file_cached(path).encode())
 
         threshold, source = self._default_threshold()
         version = (

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
-from ..images import sha256_file
+from ..images import sha256_file_cached
 from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
 
 __all__ = ["DlibBackend", "ADAPTER_VERSION", "PREDICTOR_FILE", "DESCRIPTOR_FILE"]
@@ -40,21 +40,6 @@ DEFAULT_THRESHOLD_SOURCE = (
 )
 # HOG scans an 80x80 window: a smaller detection image cannot hold a face at upsample=0
 _MIN_DETECT_SIDE = 80
-
-# (resolved path, size, mtime_ns) -> sha256; spares worker processes re-hashing ~30 MB per load
-_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def _cached_sha256(path: Path) -> str:
-    resolved = path.resolve()
-    st = resolved.stat()
-    key = (str(resolved), st.st_size, st.st_mtime_ns)
-    digest = _SHA256_CACHE.get(key)
-    if digest is None:
-        digest = sha256_file(resolved)
-        _SHA256_CACHE[key] = digest
-    return digest
-
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -202,7 +187,7 @@ class DlibBackend(Backend):
             ) from exc
         combined = hashlib.sha256()
         for path in (predictor_path, descriptor_path):  # fixed order
-            combined.update(_cached_sha256(path).encode())
+            combined.update(sha256_file_cached(path).encode())
         info = BackendInfo(
             backend=self.name,
             model="dlib_resnet_v1",
