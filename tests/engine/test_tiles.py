@@ -1,0 +1,389 @@
+"""The tiled engine against the naive computation over all materialised pairs.
+
+"Naive" means: score every pair with :func:`score_pairs` (the canonical scores), then
+``threshold_at_fmr`` / ``error_counts`` / boolean masks per cell. The engine must give exactly the
+same thresholds and counts, whatever the tile size, row order, group labels or worker count.
+Embeddings are quantised so that many scores tie exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import audit.engine.tiles as tiles_mod
+from audit.comparisons import similarity_matrix
+from audit.engine.tiles import (
+    coarsen_cells,
+    pair_scores_from_list,
+    sample_impostor_pairs,
+    score_pairs,
+    score_tiles,
+)
+from audit.errors import MetricError
+from audit.metrics import error_counts, thresholds_at_fmr
+
+TARGETS = [5e-2, 1e-2, 1e-3, 1e-4, 1e-5]
+
+
+def make(seed: int, n: int, *, d: int = 8, groups: int = 4, per_subject: float = 2.5, quantise: bool = True,
+         flip: float = 0.02):
+    """Rows of subjects with 1..k images; groups by subject, a few rows relabelled."""
+    rng = np.random.default_rng(seed)
+    n_subj = max(1, int(n / per_subject))
+    subj = rng.integers(0, n_subj, n)
+    centre = rng.normal(size=(n_subj, d))
+    emb = centre[subj] + 0.9 * rng.normal(size=(n, d))
+    if quantise:
+        emb = np.clip(np.round(emb), -1, 1)  # entries in {-1, 0, 1}: few distinct scores, many ties
+    grp = rng.integers(0, groups, n_subj)[subj]
+    flipped = rng.random(n) < flip  # inconsistent labels exist in real data
+    grp[flipped] = rng.integers(0, groups, int(flipped.sum()))
+    return emb, subj, grp
+
+
+def naive(emb, subj, grp, g, metric, thresholds, *, same_group=False):
+    n = len(subj)
+    i, j = np.triu_indices(n, 1)
+    s = score_pairs(emb, i, j, metric=metric)
+    mated = subj[i] == subj[j]
+    gi, gj = grp[i], grp[j]
+    imp = ~mated & (gi == gj if same_group else True)
+    cell = np.minimum(gi, gj) * g + np.maximum(gi, gj)
+
+    def sym(x):
+        c = np.bincount(x, minlength=g * g).reshape(g, g)
+        return c + c.T - np.diag(np.diag(c))
+
+    labels, sc = np.unique(subj, return_inverse=True)
+
+    def stack(parts, shape):
+        return np.stack(parts) if parts else np.zeros((0,) + shape, np.int64)
+
+    out = {
+        "scores": s, "mated": mated, "imp": imp, "impostors": sym(cell[imp]),
+        "fm": stack([sym(cell[imp & (s >= t)]) for t in thresholds], (g, g)),
+        "fnm": stack([np.bincount(gi[mated & (s < t)], minlength=g) for t in thresholds], (g,)),
+        "mated_by_group": np.bincount(gi[mated], minlength=g),
+    }
+    sub_fm = np.zeros((len(thresholds), labels.size, g), np.int64)
+    for k, t in enumerate(thresholds):
+        hit = imp & (s >= t)
+        np.add.at(sub_fm[k], (sc[i[hit]], gj[hit]), 1)
+        np.add.at(sub_fm[k], (sc[j[hit]], gi[hit]), 1)
+    sub_imp = np.zeros((labels.size, g), np.int64)
+    np.add.at(sub_imp, (sc[i[imp]], gj[imp]), 1)
+    np.add.at(sub_imp, (sc[j[imp]], gi[imp]), 1)
+    out["sub_fm"], out["sub_imp"] = sub_fm, sub_imp
+    out["sub_fnm"] = stack([np.bincount(sc[i[mated & (s < t)]], minlength=labels.size) for t in thresholds], (labels.size,))
+    return out
+
+
+def assert_counts_equal(c, ref):
+    np.testing.assert_array_equal(c.impostors, ref["impostors"])
+    np.testing.assert_array_equal(c.false_matches, ref["fm"])
+    np.testing.assert_array_equal(c.false_non_matches, ref["fnm"])
+    np.testing.assert_array_equal(c.mated, ref["mated_by_group"])
+    np.testing.assert_array_equal(c.subject_false_matches, ref["sub_fm"])
+    np.testing.assert_array_equal(c.subject_impostors, ref["sub_imp"])
+    np.testing.assert_array_equal(c.subject_false_non_matches, ref["sub_fnm"])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_thresholds_and_counts_equal_naive(seed, metric):
+    emb, subj, grp = make(seed, 900, quantise=seed != 2)
+    scan = score_tiles(emb, subj, grp, metric=metric, max_fmr=5e-2, tile=256)
+    th = scan.thresholds_at_fmr(TARGETS)
+    ref0 = naive(emb, subj, grp, 4, metric, [])
+    np.testing.assert_array_equal(th, thresholds_at_fmr(ref0["scores"][ref0["imp"]], TARGETS))
+    # at the targets (from the tail), and at thresholds below the tail (a second pass)
+    extra = np.array([th[0] - 0.25, -1.0, 0.0, -np.inf, np.inf])
+    for probe, rescan in ((th, False), (np.concatenate([th, extra]), True)):
+        c = scan.counts_at(probe)
+        assert c.rescanned is rescan
+        ref = naive(emb, subj, grp, 4, metric, probe)
+        assert_counts_equal(c, ref)
+        ec = error_counts(ref["scores"][ref["mated"]], ref["scores"][ref["imp"]], probe)
+        np.testing.assert_array_equal(c.false_matches_total, ec.false_matches)
+        np.testing.assert_array_equal(c.false_non_matches_total, ec.false_non_matches)
+        assert c.impostors_total == ec.impostors and c.mated_total == ec.genuines
+    assert scan.stats.passes == 2
+
+
+def test_ties_are_exercised():
+    emb, subj, grp = make(0, 900)
+    ref = naive(emb, subj, grp, 4, "cosine", [])
+    s = ref["scores"][ref["imp"]]
+    assert np.unique(s).size < s.size / 20  # heavy ties
+    th = thresholds_at_fmr(s, [1e-2])
+    assert np.sum(s == np.nextafter(th[0], -np.inf)) > 1  # a tie sits right at the boundary
+
+
+def test_thresholds_given_in_advance_need_no_second_pass():
+    emb, subj, grp = make(3, 600)
+    fixed = [-0.2, 0.0, 0.35]
+    scan = score_tiles(emb, subj, grp, max_fmr=1e-2, thresholds=fixed, tile=128)
+    c = scan.counts_at(fixed, allow_rescan=False)
+    assert not c.rescanned and scan.stats.passes == 1
+    assert_counts_equal(c, naive(emb, subj, grp, 4, "cosine", fixed))
+    with pytest.raises(MetricError, match="second pass"):
+        scan.counts_at([-0.5], allow_rescan=False)
+    assert scan.counts_at([scan.tail_floor + 1e-9], allow_rescan=False).rescanned is False
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_tile_size_does_not_change_results(metric):
+    emb, subj, grp = make(4, 130, groups=3)
+    probe_extra = [-0.1, 0.2] if metric == "cosine" else [-2.0, -1.0]
+    results = []
+    for tile in (1, 7, 64, 4096):
+        scan = score_tiles(emb, subj, grp, metric=metric, max_fmr=5e-2, tile=tile, thresholds=probe_extra[:1])
+        th = scan.thresholds_at_fmr([5e-2, 1e-2, 1e-3])
+        c = scan.counts_at(np.concatenate([th, probe_extra]))
+        np.testing.assert_array_equal(scan.impostor_hist.sum(axis=-1), c.impostors)
+        results.append((th, c))
+    th0, c0 = results[0]
+    for th, c in results[1:]:
+        np.testing.assert_array_equal(th, th0)
+        for name in ("false_matches", "impostors", "false_non_matches", "subject_false_matches", "subject_impostors"):
+            np.testing.assert_array_equal(getattr(c, name), getattr(c0, name))
+    ref = naive(emb, subj, grp, 3, metric, c0.thresholds)
+    assert_counts_equal(c0, ref)
+
+
+def test_permuting_rows_and_relabelling_groups_changes_nothing():
+    # labels consistent within a subject: with inconsistent ones, "the group of a mated pair's
+    # first row" depends on the row order by definition
+    emb, subj, grp = make(5, 700, groups=5, flip=0.0)
+    scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=100)
+    th = scan.thresholds_at_fmr([1e-2, 1e-3])
+    probe = np.concatenate([th, [0.1]])
+    c = scan.counts_at(probe)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(700)
+    relabel = np.array([3, 0, 4, 1, 2])  # old group g -> new code relabel[g]
+    scan2 = score_tiles(emb[perm], subj[perm], relabel[grp[perm]], max_fmr=1e-2, tile=64)
+    np.testing.assert_array_equal(scan2.thresholds_at_fmr([1e-2, 1e-3]), th)
+    c2 = scan2.counts_at(probe)
+    inv = np.argsort(relabel)  # new code -> old group
+    np.testing.assert_array_equal(c2.false_matches[:, relabel][:, :, relabel], c.false_matches)
+    np.testing.assert_array_equal(c2.impostors[relabel][:, relabel], c.impostors)
+    np.testing.assert_array_equal(c2.false_non_matches[:, relabel], c.false_non_matches)
+    np.testing.assert_array_equal(c2.subject_false_matches[:, :, relabel], c.subject_false_matches)
+    np.testing.assert_array_equal(inv[c2.subject_group], c.subject_group)
+    # the mated pairs, mapped back to the first scan's rows, are the same pairs with the same scores
+    back = perm[scan2.mated_a], perm[scan2.mated_b]
+    k1 = dict(zip(zip(np.minimum(*back).tolist(), np.maximum(*back).tolist()), scan2.mated_scores.tolist()))
+    k0 = dict(zip(zip(scan.mated_a.tolist(), scan.mated_b.tolist()), scan.mated_scores.tolist()))
+    assert k0 == k1
+
+
+def test_two_workers_give_the_same_counts():
+    emb, subj, grp = make(6, 500)
+    one = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64, thresholds=[0.0])
+    two = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64, thresholds=[0.0], workers=2)
+    assert two.stats.workers == 2
+    np.testing.assert_array_equal(one.thresholds_at_fmr([1e-2, 1e-3]), two.thresholds_at_fmr([1e-2, 1e-3]))
+    probe = np.concatenate([one.thresholds_at_fmr([1e-2]), [0.0]])
+    a, b = one.counts_at(probe), two.counts_at(probe)
+    np.testing.assert_array_equal(a.subject_false_matches, b.subject_false_matches)
+    np.testing.assert_array_equal(one.impostor_hist.sum(-1), two.impostor_hist.sum(-1))
+
+
+def test_a_wrong_floor_guess_is_caught(monkeypatch):
+    emb, subj, grp = make(7, 500)
+    ref_scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64)
+    monkeypatch.setattr(tiles_mod, "_guess_floor", lambda geo, *a: np.float32(geo.offset + geo.scale * 0.99))
+    scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64)
+    assert scan.stats.passes == 2  # the tail was redone without the guess
+    np.testing.assert_array_equal(scan.thresholds_at_fmr([1e-2, 1e-4]), ref_scan.thresholds_at_fmr([1e-2, 1e-4]))
+
+
+def test_same_group_impostors():
+    emb, subj, grp = make(8, 800)
+    scan = score_tiles(emb, subj, grp, max_fmr=1e-2, impostors="same_group", tile=100)
+    ref0 = naive(emb, subj, grp, 4, "cosine", [], same_group=True)
+    th = scan.thresholds_at_fmr([1e-2, 1e-3])
+    np.testing.assert_array_equal(th, thresholds_at_fmr(ref0["scores"][ref0["imp"]], [1e-2, 1e-3]))
+    probe = np.concatenate([th, [0.0]])
+    c = scan.counts_at(probe)
+    ref = naive(emb, subj, grp, 4, "cosine", probe, same_group=True)
+    assert_counts_equal(c, ref)
+    off = ~np.eye(4, dtype=bool)
+    assert not c.impostors[off].any() and not c.false_matches[:, off].any()
+
+
+def test_coarsen_equals_a_scan_with_coarse_codes():
+    emb, subj, grp = make(9, 600, groups=6)
+    mapping = np.array([0, 1, 1, 2, 0, 2])
+    fine = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=128)
+    coarse = score_tiles(emb, subj, mapping[grp], max_fmr=1e-2, tile=128)
+    th = fine.thresholds_at_fmr([1e-2, 1e-3])
+    probe = np.concatenate([th, [0.05]])
+    a, b = fine.counts_at(probe).coarsen(mapping), coarse.counts_at(probe)
+    for name in ("false_matches", "impostors", "false_non_matches", "mated", "subject_group",
+                 "subject_false_matches", "subject_impostors", "subject_false_non_matches"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    whole = fine.counts_at(probe).coarsen(np.zeros(6, int))
+    assert whole.impostors[0, 0] == fine.impostors_total
+    np.testing.assert_array_equal(whole.false_matches[:, 0, 0], fine.counts_at(probe).false_matches_total)
+    np.testing.assert_array_equal(coarsen_cells(fine.impostor_hist.transpose(2, 0, 1), mapping).transpose(1, 2, 0),
+                                  coarse.impostor_hist)
+
+
+def test_coarsen_cells_by_hand():
+    c = np.array([[1, 2, 0], [2, 3, 4], [0, 4, 5]])
+    np.testing.assert_array_equal(coarsen_cells(c, [0, 1, 1]), [[1, 2], [2, 12]])
+    np.testing.assert_array_equal(coarsen_cells(c, [0, 0, 0]), [[1 + 2 + 0 + 3 + 4 + 5]])
+
+
+def test_by_subject_counts_pool_to_the_group_rates():
+    emb, subj, grp = make(10, 600)
+    grp = np.unique(subj, return_inverse=True)[1] % 4  # consistent labels: subject groups are exact
+    scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=128)
+    c = scan.counts_at(scan.thresholds_at_fmr([1e-2, 1e-3]))
+    f = c.by_subject("fmr")
+    for g in range(4):
+        sel = f.subject_group == g
+        np.testing.assert_array_equal(f.errors[sel].sum(0), 2 * c.false_matches[:, g, g])
+        assert np.all(f.trials[sel].sum(0) == 2 * c.impostors[g, g])
+    m = c.by_subject("fnmr")
+    for g in range(4):
+        sel = m.subject_group == g
+        np.testing.assert_array_equal(m.errors[sel].sum(0), c.false_non_matches[:, g])
+    with pytest.raises(MetricError):
+        c.by_subject("far")
+
+
+def test_histograms_match_the_naive_histogram_up_to_edge_rounding():
+    emb, subj, grp = make(11, 500, d=16, quantise=False)
+    scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64, hist_bins=200)
+    ref = naive(emb, subj, grp, 4, "cosine", [])
+    h_naive, _ = np.histogram(ref["scores"][ref["imp"]], bins=scan.hist_edges)
+    h = np.triu(np.moveaxis(scan.impostor_hist, -1, 0)).sum(axis=(1, 2))
+    assert h.sum() == ref["imp"].sum()
+    assert np.abs(h - h_naive).sum() <= 4  # only pairs within ~1e-6 of an edge may move
+
+
+def test_edge_cases():
+    rng = np.random.default_rng(0)
+    # a group with one subject (two images): no same-group impostors; an empty group (code 3)
+    emb = rng.normal(size=(7, 4))
+    subj = np.array([0, 0, 1, 2, 3, 4, 5])
+    grp = np.array([2, 2, 0, 0, 1, 1, 0])
+    scan = score_tiles(emb, subj, grp, n_groups=4, max_fmr=0.5, tile=3)
+    c = scan.counts_at(scan.thresholds_at_fmr([0.5, 0.1]))
+    assert c.impostors[2, 2] == 0 and np.isnan(c.fmr[:, 2, 2]).all()
+    assert not c.impostors[3].any() and np.isnan(c.fnmr[:, 3]).all() and np.isnan(c.fmr[:, 3, 3]).all()
+    assert c.mated[2] == 1 and c.impostors_total == 21 - 1
+    assert_counts_equal(c, naive(emb, subj, grp, 4, "cosine", c.thresholds))
+    # one row: nothing to compare
+    one = score_tiles(rng.normal(size=(1, 4)), [7], [0])
+    assert one.impostors_total == 0 and one.counts_at([0.5]).false_matches.sum() == 0
+    with pytest.raises(MetricError, match="no impostor"):
+        one.thresholds_at_fmr([1e-2])
+    # every pair mated: FNMR only
+    same = score_tiles(rng.normal(size=(5, 4)), np.zeros(5), np.array([0, 1, 0, 1, 0]))
+    cs = same.counts_at([0.0])
+    assert cs.impostors_total == 0 and cs.mated_total == 10 and cs.mated_cross_group == 6
+    with pytest.raises(MetricError):
+        same.thresholds_at_fmr([1e-2])
+    # no rows at all
+    empty = score_tiles(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))
+    assert empty.counts_at([0.1]).impostors_total == 0
+
+
+def test_zero_vectors_and_duplicate_rows():
+    emb = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0], [1.0, 2.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 4.0]])
+    subj = np.arange(5)
+    grp = np.zeros(5, int)
+    for metric in ("cosine", "euclidean"):
+        scan = score_tiles(emb, subj, grp, metric=metric, max_fmr=0.5, tile=2)
+        ref = naive(emb, subj, grp, 1, metric, [])
+        s = ref["scores"][ref["imp"]]
+        np.testing.assert_array_equal(scan.thresholds_at_fmr([0.5, 0.1]), thresholds_at_fmr(s, [0.5, 0.1]))
+        probe = [0.0, -0.0, 1.0, -1.0] if metric == "cosine" else [0.0, -1e-300, -3.0, 1.0]
+        assert_counts_equal(scan.counts_at(probe), naive(emb, subj, grp, 1, metric, probe))
+
+
+def test_score_pairs_is_canonical_and_close_to_similarity_matrix():
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(40, 16))
+    a, b = np.triu_indices(40, 1)
+    for metric in ("cosine", "euclidean"):
+        s = score_pairs(emb, a, b, metric=metric)
+        np.testing.assert_allclose(s, similarity_matrix(emb, emb, metric=metric)[a, b], atol=2e-6)
+        alone = np.array([score_pairs(emb, [x], [y], metric=metric)[0] for x, y in zip(a[:50], b[:50])])
+        np.testing.assert_array_equal(alone, s[:50])  # the same bits in any batch
+        np.testing.assert_array_equal(score_pairs(emb, b, a, metric=metric), s)  # symmetric
+    with pytest.raises(MetricError, match="same length"):
+        score_pairs(emb, [0, 1], [2])
+    with pytest.raises(MetricError, match="index rows"):
+        score_pairs(emb, [0], [40])
+
+
+def test_pair_list_protocol():
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(6, 4))
+    subj = np.array(["a", "a", "b", "b", "c", "d"])
+    p = pair_scores_from_list(emb, subj, [1, 2, 4, 0], [0, 3, 5, 5])
+    assert p.n_mated == 2 and p.n_impostor == 2
+    assert p.mated_a.tolist() == [0, 2] and p.mated_b.tolist() == [1, 3]
+    np.testing.assert_array_equal(p.impostor_score, score_pairs(emb, [4, 0], [5, 5]))
+    with pytest.raises(MetricError, match="itself"):
+        pair_scores_from_list(emb, subj, [1], [1])
+
+
+def test_sampled_impostors():
+    subj = np.repeat(np.arange(300), 3)
+    grp = (np.arange(300) % 3)[subj]
+    a, b = sample_impostor_pairs(subj, 5000, seed=4)
+    a2, b2 = sample_impostor_pairs(subj, 5000, seed=4)
+    assert np.array_equal(a, a2) and np.array_equal(b, b2)
+    assert np.all(a < b) and np.all(subj[a] != subj[b])
+    assert np.unique(a * 900 + b).size == 5000
+    c, d = sample_impostor_pairs(subj, 2000, seed=5, groups=grp, same_group=True)
+    assert np.all(grp[c] == grp[d]) and np.all(subj[c] != subj[d])
+    small = np.array([0, 0, 1, 2])
+    e, f = sample_impostor_pairs(small, 5, seed=0)  # all 5 impostor pairs of 4 rows
+    assert sorted(zip(e.tolist(), f.tolist())) == [(0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    with pytest.raises(MetricError, match="only 5"):
+        sample_impostor_pairs(small, 6)
+    with pytest.raises(MetricError, match="groups"):
+        sample_impostor_pairs(small, 1, same_group=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(metric="manhattan"), "metric"),
+        (dict(max_fmr=1.0), "max_fmr"),
+        (dict(max_fmr=0), "max_fmr"),
+        (dict(impostors="cross"), "impostors"),
+        (dict(tile=0), "tile"),
+        (dict(n_groups=1), "n_groups"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    emb = np.ones((4, 2))
+    with pytest.raises(MetricError, match=match):
+        score_tiles(emb, [0, 1, 2, 3], [0, 1, 0, 1], **kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(MetricError, match="2-D"):
+        score_tiles(np.ones(3), [0, 1, 2], [0, 0, 0])
+    with pytest.raises(MetricError, match="NaN"):
+        score_tiles(np.array([[np.nan, 1.0], [1.0, 1.0]]), [0, 1], [0, 0])
+    with pytest.raises(MetricError, match="integer codes"):
+        score_tiles(np.ones((2, 2)), [0, 1], [0.0, 1.0])
+    with pytest.raises(MetricError, match=">= 0"):
+        score_tiles(np.ones((2, 2)), [0, 1], [0, -1])
+    with pytest.raises(MetricError, match="one entry per"):
+        score_tiles(np.ones((2, 2)), [0], [0, 0])
+    scan = score_tiles(np.random.default_rng(0).normal(size=(30, 3)), np.arange(30), np.zeros(30, int), max_fmr=0.01)
+    with pytest.raises(MetricError, match="max_fmr"):
+        scan.thresholds_at_fmr([0.05])
+    with pytest.raises(MetricError, match="NaN"):
+        scan.counts_at([np.nan])
