@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .backends.base import BackendInfo
-from .comparisons import PairScores, score_all_pairs
+from .comparisons import PairScores
 from .errors import DataError
 from .images import sha256_file
 
@@ -55,9 +55,10 @@ class ScoredInput:
 
     samples: pd.DataFrame
     ok_rows: np.ndarray
-    pairs: PairScores
+    pairs: PairScores | None
     info: BackendInfo
     group_columns: tuple[str, ...]
+    embeddings: np.ndarray | None = None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -254,7 +255,8 @@ def read_embeddings(
     name: str = "",
 ) -> ScoredInput:
     """Read embeddings (``.npy`` with one row per samples-table row, or Parquet with ``sample_id`` and
-    one column per dimension) and score every pair of acquired images (the all-pairs protocol)."""
+    one column per dimension). The pipeline scores every pair of acquired images (the all-pairs
+    protocol) with the tiled engine; ``pairs`` is None and ``embeddings`` holds the acquired rows."""
     path = Path(path)
     if metric not in ("cosine", "euclidean"):
         raise DataError(f"{path}: metric must be 'cosine' or 'euclidean', got {metric!r}")
@@ -282,10 +284,9 @@ def read_embeddings(
         r = int(ok_rows[np.flatnonzero(bad)[0]])
         raise DataError(f"{path}: row {r} (sample {samples['sample_id'].iloc[r]!r}) has NaN or infinite values")
     check_subject_labels(samples, group_columns, str(samples_path))
-    pairs = score_all_pairs(emb[ok_rows], samples["subject"].to_numpy()[ok_rows], metric=metric)
     info = BackendInfo(
         backend="embeddings-file", model=name or path.stem, version="",
         weights_sha256=hashlib.sha256((_file_identity(path) + _file_identity(Path(samples_path))).encode()).hexdigest(),
         dim=int(emb.shape[1]), metric=metric, options={"path": str(path), "samples": str(samples_path)},
     )
-    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns))
+    return ScoredInput(samples, ok_rows, None, info, tuple(group_columns), emb[ok_rows])

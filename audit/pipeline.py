@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__
 from .backends.registry import create_backend
 from .backends.base import BackendInfo
-from .comparisons import PairScores, score_all_pairs
+from .comparisons import PairScores
 from .inputs import read_embeddings, read_scores, single_subject_groups
 from .config import AuditConfig
 from .datasets import SampleTable, cache_dir, load_dataset, load_manifest
@@ -28,7 +28,15 @@ from .engine import EmbedStats, default_workers, embed_missing
 from .errors import ConfigError
 from .results import AuditResult
 from .store import EmbeddingStore
-from .verification import analyse_verification, choose_thresholds
+from .verification import (
+    analyse_cells,
+    cell_data_from_pairs,
+    cell_data_from_scan,
+    choose_thresholds,
+    finest_cells,
+    threshold_specs,
+    thresholds_from_counts,
+)
 
 __all__ = ["AuditRun", "run_audit", "embed_table"]
 
@@ -131,6 +139,7 @@ class _Acquired:
     stats: EmbedStats
     workers: int
     score_seconds: float
+    embeddings: np.ndarray | None = None  # acquired rows, scored all-pairs by the tiled engine
 
 
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
@@ -160,11 +169,9 @@ def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquir
         log(f"embedded {stats.computed} image(s) in {stats.seconds:.1f} s ({stats.images_per_second:.1f} img/s, {n_workers} worker(s)); {stats.cached} from cache")
     else:
         log(f"all {stats.cached} embeddings came from the cache: no inference was run")
-    t0 = time.perf_counter()
-    pairs = score_all_pairs(emb, samples["subject"].to_numpy()[ok_rows], metric=info.metric)
     return _Acquired(
-        samples, ok_rows, pairs, info, tuple(groupings), tuple(table.group_columns), dict(table.dataset),
-        protocol_kind, stats, n_workers, time.perf_counter() - t0,
+        samples, ok_rows, None, info, tuple(groupings), tuple(table.group_columns), dict(table.dataset),
+        protocol_kind, stats, n_workers, 0.0, emb,
     )
 
 
@@ -191,8 +198,39 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
     log(f"{len(got.samples)} samples of {got.samples['subject'].nunique()} subjects")
     return _Acquired(
         got.samples, got.ok_rows, got.pairs, got.info, inp.groupings, inp.group_columns, dataset,
-        protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0,
+        protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0, got.embeddings,
     )
+
+
+#: Above this many acquired images the tiled scan spreads over worker processes.
+PARALLEL_SCAN_ROWS = 20_000
+
+
+def _score(acq: _Acquired, config: AuditConfig):
+    """Thresholds and per-cell counts: from the given pairs (a scores file), or by the tiled engine
+    over every pair of acquired images (never holding the N² scores)."""
+    th = config.thresholds
+    cells, labels, columns = finest_cells(acq.samples, acq.ok_rows, acq.groupings)
+    if acq.pairs is not None:
+        pairs = acq.pairs
+        thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds])
+        return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
+    from .engine.tiles import score_tiles
+
+    given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+    subjects = acq.samples["subject"].to_numpy()[acq.ok_rows]
+    scan = score_tiles(
+        acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
+        max_fmr=max(th.target_fmr, default=1e-3), thresholds=[s[2] for s in given],
+        workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
+    )
+    targets = list(th.target_fmr)
+    values = scan.thresholds_at_fmr(targets) if targets and scan.impostors_total else [np.inf] * len(targets)
+    specs = threshold_specs(list(zip(targets, values)), fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+    counts = scan.counts_at([s[2] for s in specs])
+    data = cell_data_from_scan(scan, counts)
+    return thresholds_from_counts(specs, data, acq.info), data, labels, columns, int(counts.mated.sum()), int(scan.impostors_total)
 
 
 def run_audit(
@@ -227,17 +265,14 @@ def run_audit(
         acq = _acquire_from_file(config, log)
     else:
         acq = _acquire_from_images(config, data_dir, workers, log)
-    samples, ok_rows, pairs, info, groupings = acq.samples, acq.ok_rows, acq.pairs, acq.info, acq.groupings
+    samples, ok_rows, info, groupings = acq.samples, acq.ok_rows, acq.info, acq.groupings
     stats = acq.stats
 
     t_score = time.perf_counter()
-    thresholds = choose_thresholds(
-        pairs, target_fmr=config.thresholds.target_fmr, fixed_native=config.thresholds.fixed,
-        info=info, backend_default=config.thresholds.backend_default,
-    )
-    tables = analyse_verification(samples, ok_rows, pairs, thresholds, groupings=groupings)
+    thresholds, data, labels, columns, n_mated, n_impostor = _score(acq, config)
+    tables = analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings)
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
-    log(f"scored {pairs.n_mated} mated and {pairs.n_impostor} impostor comparisons in {score_seconds:.2f} s")
+    log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
     keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *acq.group_columns]
     warnings = list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
@@ -251,8 +286,8 @@ def run_audit(
         "dataset": acq.dataset,
         "protocol": {
             "kind": acq.protocol_kind,
-            "mated_comparisons": pairs.n_mated,
-            "impostor_comparisons": pairs.n_impostor,
+            "mated_comparisons": n_mated,
+            "impostor_comparisons": n_impostor,
             "groupings": ["+".join(g) for g in groupings],
             "failed_images_excluded": True,
         },

@@ -30,7 +30,8 @@ import pandas as pd
 
 from .backends.base import BackendInfo
 from .comparisons import PairScores
-from .datasets.table import group_labels, grouping_id
+from .datasets.table import GROUP_SEP, group_labels, grouping_id
+from .engine.tiles import coarsen_cells
 from .metrics import (
     det_curve,
     error_counts,
@@ -68,6 +69,24 @@ def _fmt_rate(x: float) -> str:
     return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
+def threshold_specs(
+    target_values: Sequence[tuple[float, float]],
+    *,
+    fixed_native: Sequence[float],
+    info: BackendInfo,
+    backend_default: bool,
+) -> list[tuple[str, str, float, float | None]]:
+    """(name, kind, similarity value, target) of every operating threshold: one per
+    (target FMR, threshold found for it), then the fixed values, then the backend's default."""
+    specs: list[tuple[str, str, float, float | None]] = [
+        (f"FMR={_fmt_rate(t)}", "target_fmr", float(v), float(t)) for t, v in target_values
+    ]
+    specs += [(f"fixed {v:g}", "fixed", info.to_similarity(v), None) for v in fixed_native]
+    if backend_default and info.default_threshold is not None:
+        specs.append((f"default {info.default_threshold:g}", "backend_default", info.to_similarity(info.default_threshold), None))
+    return specs
+
+
 def choose_thresholds(
     pairs: PairScores,
     *,
@@ -76,39 +95,116 @@ def choose_thresholds(
     info: BackendInfo,
     backend_default: bool,
 ) -> tuple[ThresholdInfo, ...]:
-    """Fix the operating thresholds on all impostor comparisons (targets) or take them as given.
+    """Fix the operating thresholds on all impostor comparisons (targets) or take them as given,
+    for materialised pair scores (the tiled engine has :meth:`~audit.engine.tiles.TileScan.thresholds_at_fmr`).
 
     Returns one :class:`ThresholdInfo` per target FMR (in the given order), then per fixed value,
     then the backend's default (when asked and the backend has one).
     """
-    imp, gen = pairs.impostor_score, pairs.mated_score
-    specs: list[tuple[str, str, float, float | None]] = []
-    for t in target_fmr:
-        specs.append((f"FMR={_fmt_rate(t)}", "target_fmr", threshold_at_fmr(imp, t) if imp.size else np.inf, float(t)))
-    for v in fixed_native:
-        specs.append((f"fixed {v:g}", "fixed", info.to_similarity(v), None))
-    if backend_default and info.default_threshold is not None:
-        specs.append((f"default {info.default_threshold:g}", "backend_default", info.to_similarity(info.default_threshold), None))
-    values = np.array([s[2] for s in specs], dtype=np.float64)
-    counts = error_counts(gen, imp, values)
-    out = []
-    for k, (name, kind, value, target) in enumerate(specs):
-        n_imp = int(counts.impostors)
-        fm = int(counts.false_matches[k])
-        achieved = fm / n_imp if n_imp else float("nan")
-        fnmr = int(counts.false_non_matches[k]) / int(counts.genuines) if counts.genuines else float("nan")
-        if target is not None:
-            insufficient = insufficient_impostors(n_imp, target)
-        else:
-            insufficient = bool(achieved > 0 and insufficient_impostors(n_imp, achieved)) if n_imp else True
-        out.append(ThresholdInfo(name, kind, float(value), info.to_native(value), target, achieved, fm, n_imp, fnmr, insufficient))
-    return tuple(out)
+    imp = pairs.impostor_score
+    targets = [(t, threshold_at_fmr(imp, t) if imp.size else np.inf) for t in target_fmr]
+    specs = threshold_specs(targets, fixed_native=fixed_native, info=info, backend_default=backend_default)
+    rows = 1 + max((int(a.max()) for a in (pairs.mated_a, pairs.mated_b, pairs.impostor_a, pairs.impostor_b) if a.size), default=0)
+    one_cell = cell_data_from_pairs(pairs, np.zeros(rows, np.int64), 1, [s[2] for s in specs])
+    return thresholds_from_counts(specs, one_cell, info)
 
 
 def _codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:
     cats = sorted(labels.unique().tolist())
     lookup = {c: i for i, c in enumerate(cats)}
     return labels.map(lookup).to_numpy(np.int64), cats
+
+
+@dataclass(frozen=True, eq=False)
+class CellData:
+    """Exact counts per finest cell (the intersection of every grouping's columns), from which
+    every grouping's tables are summed. Built by :func:`cell_data_from_pairs` (materialised pair
+    scores: a scores file, a pair list) or :func:`cell_data_from_scan` (the tiled engine).
+
+    Attributes
+    ----------
+    thresholds : ndarray, shape (T,)
+    false_matches : ndarray of int64, shape (T, C, C)
+        Symmetric; an impostor pair of different cells counts in both (A, B) and (B, A).
+    impostors : ndarray of int64, shape (C, C)
+    false_non_matches : ndarray of int64, shape (T, C)
+    mated : ndarray of int64, shape (C,)
+    mated_scores : ndarray, shape (m,); mated_cell : ndarray of int64, shape (m,)
+        Every mated score and the cell of its pair's first image.
+    edges : ndarray, shape (B + 1,); impostor_hist : ndarray of int64, shape (C, C, B)
+        Impostor score histograms per cell (for plots and DET curves only).
+    mated_cross_cell : int
+        Mated pairs whose two images fall in different cells.
+    """
+
+    thresholds: np.ndarray
+    false_matches: np.ndarray
+    impostors: np.ndarray
+    false_non_matches: np.ndarray
+    mated: np.ndarray
+    mated_scores: np.ndarray
+    mated_cell: np.ndarray
+    edges: np.ndarray
+    impostor_hist: np.ndarray
+    mated_cross_cell: int
+
+
+def cell_data_from_pairs(pairs: PairScores, cells: np.ndarray, n_cells: int, thresholds: Sequence[float], *, bins: int = 2048) -> CellData:
+    """Count materialised pair scores per cell. ``cells`` gives the cell of each acquired row."""
+    th = np.asarray(thresholds, dtype=np.float64)
+    c = n_cells
+    ia, ib = cells[pairs.impostor_a], cells[pairs.impostor_b]
+    same = ia == ib
+    cell, cell_t = ia * c + ib, ib * c + ia
+
+    def sym(mask: np.ndarray | None) -> np.ndarray:
+        m = np.ones(cell.shape, bool) if mask is None else mask
+        return (np.bincount(cell[m], minlength=c * c) + np.bincount(cell_t[m & ~same], minlength=c * c)).reshape(c, c)
+
+    fm = np.stack([sym(pairs.impostor_score >= t) for t in th]) if th.size else np.zeros((0, c, c), np.int64)
+    ma, mb = cells[pairs.mated_a], cells[pairs.mated_b]
+    fnm = np.stack([np.bincount(ma[pairs.mated_score < t], minlength=c) for t in th]) if th.size else np.zeros((0, c), np.int64)
+    every = np.concatenate([pairs.mated_score, pairs.impostor_score])
+    lo, hi = (float(every.min()), float(every.max())) if every.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    b = np.clip(np.searchsorted(edges, pairs.impostor_score, side="right") - 1, 0, bins - 1)
+    hist = (np.bincount(cell * bins + b, minlength=c * c * bins) + np.bincount((cell_t * bins + b)[~same], minlength=c * c * bins)).reshape(c, c, bins)
+    return CellData(th, fm.astype(np.int64), sym(None).astype(np.int64), fnm.astype(np.int64), np.bincount(ma, minlength=c).astype(np.int64),
+                    pairs.mated_score.copy(), ma.astype(np.int64), edges, hist.astype(np.int64), int(np.sum(ma != mb)))
+
+
+def cell_data_from_scan(scan, counts) -> CellData:
+    """Adapt a :class:`~audit.engine.tiles.TileScan` and its :class:`~audit.engine.tiles.CellCounts`."""
+    hist = scan.impostor_hist
+    c = scan.n_groups
+    if hist is None:
+        hist = np.zeros((c, c, 1), np.int64)
+    return CellData(
+        np.asarray(counts.thresholds, np.float64), counts.false_matches, counts.impostors, counts.false_non_matches, counts.mated,
+        scan.mated_scores, scan.mated_group.astype(np.int64), scan.hist_edges, hist, int(getattr(counts, "mated_cross_group", 0)),
+    )
+
+
+def thresholds_from_counts(
+    specs: Sequence[tuple[str, str, float, float | None]], data: CellData, info: BackendInfo
+) -> tuple[ThresholdInfo, ...]:
+    """ThresholdInfo for each (name, kind, similarity value, target) from whole-population counts."""
+    n_imp = int(data.impostors.sum() - np.trace(data.impostors)) // 2 + int(np.trace(data.impostors))
+    n_gen = int(data.mated.sum())
+    out = []
+    for k, (name, kind, value, target) in enumerate(specs):
+        f = data.false_matches[k]
+        fm = int(f.sum() - np.trace(f)) // 2 + int(np.trace(f))
+        achieved = fm / n_imp if n_imp else float("nan")
+        fnmr = int(data.false_non_matches[k].sum()) / n_gen if n_gen else float("nan")
+        if target is not None:
+            insufficient = insufficient_impostors(n_imp, target)
+        else:
+            insufficient = bool(achieved > 0 and insufficient_impostors(n_imp, achieved)) if n_imp else True
+        out.append(ThresholdInfo(name, kind, float(value), info.to_native(value), target, achieved, fm, n_imp, fnmr, insufficient))
+    return tuple(out)
 
 
 def analyse_verification(
@@ -119,88 +215,133 @@ def analyse_verification(
     *,
     groupings: Sequence[Sequence[str]],
 ) -> VerificationTables:
-    """Compute per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves.
+    """Compute every table from materialised pair scores (see :func:`analyse_cells`).
 
     Parameters
     ----------
     samples : pandas.DataFrame
         One row per image with ``subject``, ``status`` and the group columns.
     ok_rows : numpy.ndarray of int, shape (n_ok,)
-        Row positions in ``samples`` of the acquired images, in embedding-matrix order: pair
-        indices in ``pairs`` refer to positions in this array.
+        Row positions in ``samples`` of the acquired images; pair indices refer to this array.
     pairs : PairScores
     thresholds : sequence of ThresholdInfo
     groupings : sequence of sequences of str
-        Group columns of each grouping (``[["ethnicity"], ["ethnicity", "gender"]]``).
+    """
+    samples = samples.reset_index(drop=True)
+    cells, labels, columns = finest_cells(samples, ok_rows, groupings)
+    data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds])
+    return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings)
+
+
+def finest_cells(samples: pd.DataFrame, ok_rows: np.ndarray, groupings: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[tuple[str, ...]], tuple[str, ...]]:
+    """Cell code of each acquired row over the union of the groupings' columns.
+
+    Returns the codes (n_ok,), the cell labels (one tuple of values per code) and the columns."""
+    columns = tuple(dict.fromkeys(c for g in groupings for c in g))
+    if not columns:
+        return np.zeros(len(ok_rows), np.int64), [()], ()
+    sub = samples.iloc[ok_rows][list(columns)].astype(str)
+    keys = list(sub.itertuples(index=False, name=None))
+    labels = sorted(set(keys))
+    lookup = {k: i for i, k in enumerate(labels)}
+    return np.array([lookup[k] for k in keys], dtype=np.int64), labels, columns
+
+
+def _rebin(hist: np.ndarray, mated: np.ndarray, edges: np.ndarray, max_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trim empty outer bins and merge neighbours so at most ``max_bins`` remain."""
+    b = hist.shape[-1]
+    mh = np.histogram(mated, bins=edges)[0] if mated.size else np.zeros(b, np.int64)
+    total = hist.reshape(-1, b).sum(0) + mh
+    nz = np.flatnonzero(total)
+    lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, b)
+    step = max(1, -(-(hi - lo) // max_bins))
+    hi = min(b, lo + step * (-(-(hi - lo) // step)))
+    starts = np.arange(lo, hi, step)
+    new_edges = np.append(edges[starts], edges[min(hi, b)])
+    merged = np.add.reduceat(hist[..., lo:hi], starts - lo, axis=-1)
+    return merged, new_edges, starts
+
+
+def analyse_cells(
+    samples: pd.DataFrame,
+    data: CellData,
+    cell_labels: Sequence[tuple[str, ...]],
+    columns: Sequence[str],
+    thresholds: Sequence[ThresholdInfo],
+    *,
+    groupings: Sequence[Sequence[str]],
+) -> VerificationTables:
+    """Per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves, summed
+    from the finest cells for every grouping (and the whole population, grouping ``"all"``).
+
+    Score histograms and DET curves come from the per-cell impostor histograms (and the exact mated
+    scores): they are drawn at the histogram's resolution. Every rate and count is exact.
     """
     samples = samples.reset_index(drop=True)
     warnings: list[str] = []
-    th_values = np.array([t.value for t in thresholds], dtype=np.float64)
-    all_groupings: list[tuple[str, pd.Series]] = [(OVERALL, pd.Series(OVERALL_GROUP, index=samples.index))]
-    all_groupings += [(grouping_id(cols), group_labels(samples, cols)) for cols in groupings]
-
-    comp_rows, fta_rows, rate_rows, cross_rows, disp_rows, hist_rows, det_rows = [], [], [], [], [], [], []
-    every = np.concatenate([pairs.mated_score, pairs.impostor_score])
-    edges = np.linspace(every.min(), every.max(), HIST_BINS + 1) if every.size else np.linspace(0, 1, HIST_BINS + 1)
     failed = (samples["status"] != "ok").to_numpy()
+    col_pos = {c: i for i, c in enumerate(columns)}
+    all_groupings: list[tuple[str, pd.Series, list[str]]] = [(OVERALL, pd.Series(OVERALL_GROUP, index=samples.index), [])]
+    all_groupings += [(grouping_id(cols), group_labels(samples, cols), list(cols)) for cols in groupings]
+    comp_rows, fta_rows, rate_rows, cross_rows, disp_rows, hist_rows, det_rows = [], [], [], [], [], [], []
+    if data.mated_cross_cell:
+        warnings.append(f"{data.mated_cross_cell} mated pair(s) join images with different group labels; counted in the first image's group")
 
-    for gid, labels in all_groupings:
+    hist_all, edges_all, starts = _rebin(data.impostor_hist, data.mated_scores, data.edges, HIST_BINS)
+    mated_sorted_by_cell = {}
+    for gid, labels, cols in all_groupings:
         codes_all, cats = _codes(labels)
-        # composition and FTA by group
+        g = len(cats)
         for c, name in enumerate(cats):
             mask = codes_all == c
             comp_rows.append((gid, name, int(samples.loc[mask, "subject"].nunique()), int(mask.sum())))
-        fails = np.bincount(codes_all, weights=failed, minlength=len(cats)).astype(np.int64)
-        tries = np.bincount(codes_all, minlength=len(cats)).astype(np.int64)
+        fails = np.bincount(codes_all, weights=failed, minlength=g).astype(np.int64)
+        tries = np.bincount(codes_all, minlength=g).astype(np.int64)
         ci = wilson_interval_arrays(fails, tries)
         for c, name in enumerate(cats):
             fta_rows.append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c] if tries[c] else np.nan, ci.low[c], ci.high[c], CI_METHOD))
 
-        codes = codes_all[ok_rows]
-        g = len(cats)
-        ia, ib = codes[pairs.impostor_a], codes[pairs.impostor_b]
-        ma, mb = codes[pairs.mated_a], codes[pairs.mated_b]
-        if np.any(ma != mb):
-            warnings.append(f"grouping {gid}: {int(np.sum(ma != mb))} mated pair(s) join images with different group labels; counted in the first image's group")
-        same = ia == ib
+        lookup = {n: i for i, n in enumerate(cats)}
+        mapping = np.array([lookup[GROUP_SEP.join(lab[col_pos[c]] for c in cols) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
+        present = np.zeros(g, bool)
+        present[np.unique(mapping)] = True
+        fm = coarsen_cells(data.false_matches, mapping, n_groups=g) if data.false_matches.size else np.zeros((0, g, g), np.int64)
+        imp = coarsen_cells(data.impostors, mapping, n_groups=g)
+        fnm = np.zeros((len(thresholds), g), np.int64)
+        np.add.at(fnm.T, mapping, data.false_non_matches.T)
+        gen = np.bincount(mapping, weights=data.mated, minlength=g).astype(np.int64)
+        hist = coarsen_cells(np.moveaxis(hist_all, -1, 0), mapping, n_groups=g)
+        full_hist = coarsen_cells(np.moveaxis(data.impostor_hist, -1, 0), mapping, n_groups=g)
+        mated_group = mapping[data.mated_cell] if data.mated_cell.size else np.zeros(0, np.int64)
         fmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
         fnmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
         for c, name in enumerate(cats):
-            imp_c = pairs.impostor_score[same & (ia == c)]
-            gen_c = pairs.mated_score[ma == c]
-            counts = error_counts(gen_c, imp_c, th_values)
-            fm, fnm = counts.false_matches, counts.false_non_matches
-            n_i, n_g = int(counts.impostors), int(counts.genuines)
-            ci_f = wilson_interval_arrays(fm, np.full_like(fm, n_i))
-            ci_n = wilson_interval_arrays(fnm, np.full_like(fnm, n_g))
+            n_i, n_g = int(imp[c, c]), int(gen[c])
+            f_c, n_c = fm[:, c, c], fnm[:, c]
+            ci_f = wilson_interval_arrays(f_c, np.full_like(f_c, n_i))
+            ci_n = wilson_interval_arrays(n_c, np.full_like(n_c, n_g))
             for k, t in enumerate(thresholds):
-                fmr_v = fm[k] / n_i if n_i else np.nan
-                fnmr_v = fnm[k] / n_g if n_g else np.nan
+                fmr_v = f_c[k] / n_i if n_i else np.nan
+                fnmr_v = n_c[k] / n_g if n_g else np.nan
                 basis = t.target_fmr if t.target_fmr is not None else t.achieved_fmr
                 insufficient = bool(n_i == 0 or (basis is not None and basis > 0 and insufficient_impostors(n_i, basis)))
-                rate_rows.append((gid, name, t.name, t.value, "fmr", int(fm[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], CI_METHOD, insufficient))
-                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(fnm[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], CI_METHOD, n_g == 0))
+                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], CI_METHOD, insufficient))
+                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], CI_METHOD, n_g == 0))
                 if n_i:
                     fmr_by_group[t.name][name] = fmr_v
                 if n_g:
                     fnmr_by_group[t.name][name] = fnmr_v
-            for kind, sc in (("mated", gen_c), ("impostor", imp_c)):
-                h, _ = np.histogram(sc, bins=edges)
-                hist_rows += [(gid, name, kind, float(edges[b]), float(edges[b + 1]), int(h[b])) for b in range(HIST_BINS)]
-            if gen_c.size and imp_c.size:
-                det = det_curve(gen_c, imp_c)
-                det_rows += [(gid, name, float(r.threshold), float(r.fmr), float(r.fnmr)) for r in det.itertuples(index=False)]
-        # cross-group FMR matrix: cell index a*g+b, unordered pairs counted in both orders
-        cell = ia * g + ib
-        cell_t = ib * g + ia
-        n_cell = np.bincount(cell, minlength=g * g) + np.bincount(cell_t[~same], minlength=g * g)
+            gen_c = np.sort(data.mated_scores[mated_group == c])
+            mh = np.histogram(gen_c, bins=edges_all)[0] if gen_c.size else np.zeros(len(edges_all) - 1, np.int64)
+            for kind, h in (("mated", mh), ("impostor", hist[:, c, c])):
+                hist_rows += [(gid, name, kind, float(edges_all[b]), float(edges_all[b + 1]), int(h[b])) for b in range(len(h))]
+            if gen_c.size and n_i:
+                det_rows += _det_from_hist(gid, name, full_hist[:, c, c], data.edges, gen_c, n_i)
         for k, t in enumerate(thresholds):
-            hit = pairs.impostor_score >= t.value
-            fm_cell = np.bincount(cell[hit], minlength=g * g) + np.bincount(cell_t[hit & ~same], minlength=g * g)
             for a in range(g):
                 for b in range(g):
-                    n = int(n_cell[a * g + b])
-                    cross_rows.append((gid, t.name, t.value, cats[a], cats[b], int(fm_cell[a * g + b]), n, fm_cell[a * g + b] / n if n else np.nan))
+                    n = int(imp[a, b])
+                    cross_rows.append((gid, t.name, t.value, cats[a], cats[b], int(fm[k, a, b]), n, fm[k, a, b] / n if n else np.nan))
         if gid != OVERALL:
             for t in thresholds:
                 for metric, by in (("fmr", fmr_by_group[t.name]), ("fnmr", fnmr_by_group[t.name])):
@@ -221,3 +362,22 @@ def analyse_verification(
         det=frame("det", det_rows),
         warnings=tuple(warnings),
     )
+
+
+def _det_from_hist(gid: str, name: str, hist: np.ndarray, edges: np.ndarray, gen_sorted: np.ndarray, n_imp: int, max_points: int = 200) -> list:
+    """DET points at histogram bin edges: FMR = impostors in bins at or above the edge, FNMR = mated
+    scores below it. Exact at the edges up to the histogram's float32 screening."""
+    tail = np.cumsum(hist[::-1])[::-1]  # impostors in bin i and above
+    nz = np.flatnonzero(hist)
+    if not nz.size:
+        return []
+    idx = np.arange(max(0, nz[0]), min(len(hist), nz[-1] + 2))
+    if idx.size > max_points:
+        idx = np.unique(np.linspace(idx[0], idx[-1], max_points).round().astype(int))
+    out = []
+    for i in idx:
+        t = float(edges[i])
+        fmr = (tail[i] if i < len(tail) else 0) / n_imp
+        fnmr = np.searchsorted(gen_sorted, t, side="left") / gen_sorted.size
+        out.append((gid, name, t, float(fmr), float(fnmr)))
+    return out

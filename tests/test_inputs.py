@@ -105,14 +105,29 @@ def test_missing_columns(tmp_path):
 
 
 def test_embeddings_file_scores_all_pairs(tmp_path):
+    from audit.config import config_from_dict
+    from audit.pipeline import run_audit
+
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(6, 8))
     np.save(tmp_path / "emb.npy", emb)
     SAMPLES.to_csv(tmp_path / "samples.csv", index=False)
     got = read_embeddings(tmp_path / "emb.npy", samples_path=tmp_path / "samples.csv", group_columns=["group"])
-    assert got.pairs.n_mated == 2 and got.pairs.n_impostor == 13
-    i, j = got.pairs.mated_a[0], got.pairs.mated_b[0]
-    assert got.pairs.mated_score[0] == pytest.approx(emb[i] @ emb[j] / np.linalg.norm(emb[i]) / np.linalg.norm(emb[j]))
+    np.testing.assert_array_equal(got.embeddings, emb)
+    cfg = config_from_dict({
+        "embeddings": {"path": "emb.npy", "samples": "samples.csv", "groups": ["group"], "metric": "cosine"},
+        "thresholds": {"target_fmr": [], "fixed": [0.1]},
+    }, path=tmp_path / "c.toml")
+    res = run_audit(cfg, write=False).result
+    assert res.provenance["protocol"]["mated_comparisons"] == 2 and res.provenance["protocol"]["impostor_comparisons"] == 13
+    # brute force: same-group impostor pairs with cosine >= 0.1
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    subj, grp = SAMPLES["subject"].to_numpy(), SAMPLES["group"].to_numpy()
+    for g in ("A", "B"):
+        pairs = [(i, j) for i in range(6) for j in range(i + 1, 6) if grp[i] == grp[j] == g and subj[i] != subj[j]]
+        row = res.rates[(res.rates.grouping == "group") & (res.rates.group == g) & (res.rates.metric == "fmr")].iloc[0]
+        assert (row.errors, row.trials) == (sum(cos[i, j] >= 0.1 for i, j in pairs), len(pairs))
     np.save(tmp_path / "bad.npy", emb[:5])
     with pytest.raises(DataError, match=r"expected an array of shape \(6, d\)"):
         read_embeddings(tmp_path / "bad.npy", samples_path=tmp_path / "samples.csv", group_columns=["group"])
