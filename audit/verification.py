@@ -33,6 +33,9 @@ from .comparisons import PairScores
 from .datasets.table import GROUP_SEP, group_labels, grouping_id
 from .engine.tiles import coarsen_cells
 from .metrics import (
+    fairness_discrepancy_rate,
+    garbe,
+    inequity_rate,
     det_curve,
     error_counts,
     insufficient_impostors,
@@ -347,6 +350,10 @@ def analyse_cells(
                 for metric, by in (("fmr", fmr_by_group[t.name]), ("fnmr", fnmr_by_group[t.name])):
                     for d in summarize(by):
                         disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note))
+                # summaries of FMR and FNMR together (over groups that have both)
+                fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
+                for d in (fairness_discrepancy_rate(fm_by, fn_by), inequity_rate(fm_by, fn_by), garbe(fm_by, fn_by)):
+                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note))
 
     def frame(name: str, rows: list) -> pd.DataFrame:
         return pd.DataFrame(rows, columns=TABLE_COLUMNS[name])

@@ -139,3 +139,15 @@ def test_choose_thresholds_by_hand():
     assert th[1].value == -0.4 and th[1].native_value == 0.4
     assert th[2].kind == "backend_default" and th[2].value == -0.6
     assert th[1].false_matches == 13  # every similarity (>= -0.4... all scores here are >= 0) matches
+
+
+def test_joint_disparity_summaries_by_hand(tables):
+    d = tables.disparity
+    d = d[(d.threshold_name == "fixed 0.5") & (d.metric == "fmr+fnmr")].set_index("summary")
+    # FMR A = B = 1/2; FNMR A = 0, B = 1
+    # FDR (alpha 0.5) = 1 - (0.5 * |0.5 - 0.5| + 0.5 * |0 - 1|) = 0.5
+    assert d.loc["fairness_discrepancy_rate", "value"] == pytest.approx(0.5)
+    # GARBE: Gini(FMR) = 0; Gini(FNMR = [0, 1]) = (2/1) * (|0-1| + |1-0|) / (2 * 2² * 0.5) = 1 -> 0.5*0 + 0.5*1
+    assert d.loc["garbe", "value"] == pytest.approx(0.5)
+    # Inequity rate: (max/min FMR = 1) * (max/min FNMR = 1/0) is infinite
+    assert math.isinf(d.loc["inequity_rate", "value"])
