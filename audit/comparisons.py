@@ -134,3 +134,79 @@ def score_all_pairs(
         cat("ms", np.float64), cat("ma", np.int64), cat("mb", np.int64),
         cat("is", np.float64), cat("ia", np.int64), cat("ib", np.int64),
     )
+
+
+def read_pair_list(path, sample_ids, *, id_format: str = "lfw-deepfunneled/{name}/{name}_{number:04d}.jpg"):
+    """Read a pair list into row indices of ``sample_ids``.
+
+    Two formats: LFW's ``pairs.txt`` (a header line, then ``name n1 n2`` for a same-person pair and
+    ``name1 n1 name2 n2`` for a different-person pair; ``id_format`` turns a name and a number into
+    a sample id), or a CSV with columns ``sample_a,sample_b``.
+
+    Returns
+    -------
+    a_idx, b_idx : numpy.ndarray of int64, shape (n_pairs,)
+
+    Raises
+    ------
+    DataError
+        Naming the file and line of a malformed line or an image the dataset lacks.
+    """
+    from pathlib import Path
+
+    from .errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such pair list")
+    index = {s: i for i, s in enumerate(sample_ids)}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    a, b = [], []
+
+    def look(sid: str, lineno: int) -> int:
+        if sid not in index:
+            raise DataError(f"{path}:{lineno}: names {sid!r}, which is not an image of this dataset")
+        return index[sid]
+
+    if lines and lines[0].strip().lower().replace(" ", "").startswith("sample_a,sample_b"):
+        for lineno, line in enumerate(lines[1:], 2):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) < 2:
+                raise DataError(f"{path}:{lineno}: expected 'sample_a,sample_b', found {line!r}")
+            a.append(look(parts[0], lineno)); b.append(look(parts[1], lineno))
+    else:
+        for lineno, line in enumerate(lines[1:], 2):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                if len(parts) == 3:
+                    ids = (id_format.format(name=parts[0], number=int(parts[1])), id_format.format(name=parts[0], number=int(parts[2])))
+                elif len(parts) == 4:
+                    ids = (id_format.format(name=parts[0], number=int(parts[1])), id_format.format(name=parts[2], number=int(parts[3])))
+                else:
+                    raise ValueError
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: expected 'name n1 n2' or 'name1 n1 name2 n2' (LFW pairs.txt), found {line!r}") from None
+            a.append(look(ids[0], lineno)); b.append(look(ids[1], lineno))
+    return np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+
+
+def mated_pair_indices(subjects) -> tuple[np.ndarray, np.ndarray]:
+    """Every unordered pair of rows with the same subject, as two index arrays (``a < b``)."""
+    subj = np.asarray(subjects)
+    order = np.argsort(subj, kind="stable")
+    s = subj[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    a, b = [], []
+    for lo, hi in zip(starts, ends):
+        if hi - lo > 1:
+            rows = np.sort(order[lo:hi])
+            i, j = np.triu_indices(hi - lo, k=1)
+            a.append(rows[i]); b.append(rows[j])
+    if not a:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64)

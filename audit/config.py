@@ -79,6 +79,23 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class ProtocolConfig:
+    """Which pairs are compared.
+
+    ``impostors``: ``"all"`` (every non-mated pair) or ``"same_group"`` (NIST's same-demographic
+    impostors: both images in the same cell of the finest grouping, e.g. same ethnicity and
+    gender). ``pairs``: a given pair list instead of all pairs (LFW's ``pairs.txt`` or a CSV with
+    ``sample_a,sample_b``), relative to the dataset root or the config. ``sample_impostors``: score
+    every mated pair and this many impostor pairs drawn at random (seeded by ``run.seed``).
+    """
+
+    impostors: str = "all"
+    pairs: str | None = None
+    pair_id_format: str = "lfw-deepfunneled/{name}/{name}_{number:04d}.jpg"
+    sample_impostors: int | None = None
+
+
+@dataclass(frozen=True)
 class InputConfig:
     """A scores file or an embeddings file audited in place of a backend run on images."""
 
@@ -105,10 +122,12 @@ class AuditConfig:
     path: Path | None
     raw: Mapping[str, Any]
     input: InputConfig | None = None
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
 
 _ALLOWED = {
-    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings"},
+    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol"},
+    "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors"},
     "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name"},
     "embeddings": {"path", "samples", "metric", "groups", "groupings", "name"},
     "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision"},
@@ -218,7 +237,7 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
     title = raw.get("title", f"{dataset.name}: {backend.name}")
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
-    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw))
+    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int))
 
 
 def _pos_int(err):
@@ -300,4 +319,24 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     title = raw.get("title", f"{name or stem} ({kind} file)")
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
-    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp)
+    protocol = _protocol(table, err, pos_int)
+    if kind == "scores" and protocol != ProtocolConfig():
+        raise err("protocol", "a scores file already lists its pairs: [protocol] only applies to images and embeddings")
+    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol)
+
+
+def _protocol(table, err, pos_int) -> ProtocolConfig:
+    pr = table("protocol")
+    imp = pr.get("impostors", "all")
+    if imp not in ("all", "same_group"):
+        raise err("protocol.impostors", f"expected \"all\" or \"same_group\", found {imp!r}")
+    pairs = pr.get("pairs")
+    if pairs is not None and not isinstance(pairs, str):
+        raise err("protocol.pairs", f"expected a file name such as \"pairs.txt\", found {pairs!r}")
+    fmt = pr.get("pair_id_format", ProtocolConfig.pair_id_format)
+    if not isinstance(fmt, str) or "{name}" not in fmt:
+        raise err("protocol.pair_id_format", f"expected a format with {{name}} and {{number}}, found {fmt!r}")
+    sample = pos_int(pr["sample_impostors"], "protocol.sample_impostors") if "sample_impostors" in pr else None
+    if sum(x is not None for x in (pairs, sample)) + (imp != "all") > 1:
+        raise err("protocol", "choose one of pairs, sample_impostors and impostors = \"same_group\"")
+    return ProtocolConfig(imp, pairs, fmt, sample)

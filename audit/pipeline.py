@@ -10,7 +10,7 @@ import datetime as _dt
 import os
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -140,6 +140,7 @@ class _Acquired:
     workers: int
     score_seconds: float
     embeddings: np.ndarray | None = None  # acquired rows, scored all-pairs by the tiled engine
+    warnings: list = field(default_factory=list)
 
 
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
@@ -206,6 +207,45 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
 PARALLEL_SCAN_ROWS = 20_000
 
 
+def _protocol_name(config: AuditConfig, default: str) -> str:
+    p = config.protocol
+    if p.pairs:
+        return f"pair_list ({p.pairs})"
+    if p.sample_impostors:
+        return f"all mated pairs + {p.sample_impostors} sampled impostor pairs (seed {config.run.seed})"
+    if p.impostors == "same_group":
+        return "all mated pairs + same-group impostor pairs"
+    return default
+
+
+def _listed_pairs(acq: _Acquired, config: AuditConfig, subjects: np.ndarray, cells: np.ndarray) -> PairScores:
+    """Pairs of a given list (e.g. LFW's pairs.txt) or every mated pair plus sampled impostors."""
+    from .comparisons import mated_pair_indices, read_pair_list
+    from .engine.tiles import pair_scores_from_list, sample_impostor_pairs
+
+    protocol = config.protocol
+    pos = np.full(len(acq.samples), -1, dtype=np.int64)
+    pos[acq.ok_rows] = np.arange(len(acq.ok_rows))
+    if protocol.pairs:
+        path = Path(protocol.pairs)
+        if not path.is_absolute():
+            base = Path(config.path).parent if config.path else Path.cwd()
+            first = acq.samples.iloc[0]
+            root = Path(str(first["path"])[: -len(str(first["sample_id"]))]) if str(first.get("path", "")).endswith(str(first["sample_id"])) else base
+            path = next((p for p in (root / path, base / path) if p.is_file()), root / path)
+        a, b = read_pair_list(path, acq.samples["sample_id"].tolist(), id_format=protocol.pair_id_format)
+        pa, pb = pos[a], pos[b]
+        keep = (pa >= 0) & (pb >= 0)
+        if not keep.all():
+            acq.warnings.append(f"{int((~keep).sum())} of {len(a)} listed pair(s) involve an image that failed to acquire and are left out")
+        pa, pb = pa[keep], pb[keep]
+    else:
+        ma, mb = mated_pair_indices(subjects)
+        ia, ib = sample_impostor_pairs(subjects, protocol.sample_impostors, seed=config.run.seed)
+        pa, pb = np.concatenate([ma, ia]), np.concatenate([mb, ib])
+    return pair_scores_from_list(acq.embeddings, subjects, pa, pb, metric=acq.info.metric)
+
+
 def _score(acq: _Acquired, config: AuditConfig):
     """Thresholds and per-cell counts: from the given pairs (a scores file), or by the tiled engine
     over every pair of acquired images (never holding the N² scores)."""
@@ -218,11 +258,18 @@ def _score(acq: _Acquired, config: AuditConfig):
         return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
     from .engine.tiles import score_tiles
 
-    given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+    protocol = config.protocol
     subjects = acq.samples["subject"].to_numpy()[acq.ok_rows]
+    if protocol.pairs or protocol.sample_impostors:
+        pairs = _listed_pairs(acq, config, subjects, cells)
+        thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds])
+        return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
+    given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     scan = score_tiles(
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
         max_fmr=max(th.target_fmr, default=1e-3), thresholds=[s[2] for s in given],
+        impostors=protocol.impostors,
         workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
     )
     targets = list(th.target_fmr)
@@ -275,7 +322,7 @@ def run_audit(
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
     keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *acq.group_columns]
-    warnings = list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
+    warnings = list(acq.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
     n_fail = int((samples["status"] != "ok").sum())
     if n_fail:
         warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")
@@ -285,7 +332,7 @@ def run_audit(
         "backend": info.to_dict(),
         "dataset": acq.dataset,
         "protocol": {
-            "kind": acq.protocol_kind,
+            "kind": acq.protocol_kind if config.input is not None and config.input.kind == "scores" else _protocol_name(config, acq.protocol_kind),
             "mated_comparisons": n_mated,
             "impostor_comparisons": n_impostor,
             "groupings": ["+".join(g) for g in groupings],
