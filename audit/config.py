@@ -76,6 +76,7 @@ class RunConfig:
     seed: int = 0
     cache_dir: Path | None = None
     progress: bool = True
+    bootstrap: int = 1000
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ _ALLOWED = {
     "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision"},
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
-    "run": {"workers", "batch_size", "seed", "cache_dir", "progress"},
+    "run": {"workers", "batch_size", "seed", "cache_dir", "progress", "bootstrap"},
     "output": {"dir"},
 }
 
@@ -277,6 +278,7 @@ def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunC
         seed=seed,
         cache_dir=rel(rn["cache_dir"], "run.cache_dir") if "cache_dir" in rn else None,
         progress=progress,
+        bootstrap=pos_int(rn.get("bootstrap", 1000), "run.bootstrap", 0),
     )
     return thresholds, run
 

@@ -251,19 +251,19 @@ def _score(acq: _Acquired, config: AuditConfig):
     over every pair of acquired images (never holding the N² scores)."""
     th = config.thresholds
     cells, labels, columns = finest_cells(acq.samples, acq.ok_rows, acq.groupings)
+    subjects = acq.samples["subject"].to_numpy()[acq.ok_rows]
     if acq.pairs is not None:
         pairs = acq.pairs
         thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
-        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds])
+        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
         return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
     from .engine.tiles import score_tiles
 
     protocol = config.protocol
-    subjects = acq.samples["subject"].to_numpy()[acq.ok_rows]
     if protocol.pairs or protocol.sample_impostors:
         pairs = _listed_pairs(acq, config, subjects, cells)
         thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
-        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds])
+        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
         return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
     given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     scan = score_tiles(
@@ -317,7 +317,7 @@ def run_audit(
 
     t_score = time.perf_counter()
     thresholds, data, labels, columns, n_mated, n_impostor = _score(acq, config)
-    tables = analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings)
+    tables = analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=config.run.bootstrap, seed=config.run.seed)
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
@@ -337,6 +337,7 @@ def run_audit(
             "impostor_comparisons": n_impostor,
             "groupings": ["+".join(g) for g in groupings],
             "failed_images_excluded": True,
+            "bootstrap_replicates": config.run.bootstrap,
         },
         "config": {"path": str(config.path) if config.path else None, "values": dict(config.raw)},
         "seed": config.run.seed,

@@ -32,6 +32,7 @@ from .backends.base import BackendInfo
 from .comparisons import PairScores
 from .datasets.table import GROUP_SEP, group_labels, grouping_id
 from .engine.tiles import coarsen_cells
+from .metrics.bootstrap import bootstrap_disparity, subject_bootstrap
 from .metrics import (
     fairness_discrepancy_rate,
     garbe,
@@ -150,10 +151,19 @@ class CellData:
     edges: np.ndarray
     impostor_hist: np.ndarray
     mated_cross_cell: int
+    subject_cell: np.ndarray | None = None             # (S,) cell of each subject's first image
+    subject_false_matches: np.ndarray | None = None    # (T, S, C) against images of each cell
+    subject_impostors: np.ndarray | None = None        # (S, C)
+    subject_false_non_matches: np.ndarray | None = None  # (T, S)
+    subject_mated: np.ndarray | None = None            # (S,)
 
 
-def cell_data_from_pairs(pairs: PairScores, cells: np.ndarray, n_cells: int, thresholds: Sequence[float], *, bins: int = 2048) -> CellData:
-    """Count materialised pair scores per cell. ``cells`` gives the cell of each acquired row."""
+def cell_data_from_pairs(
+    pairs: PairScores, cells: np.ndarray, n_cells: int, thresholds: Sequence[float], *, bins: int = 2048,
+    subjects: np.ndarray | None = None,
+) -> CellData:
+    """Count materialised pair scores per cell. ``cells`` gives the cell of each acquired row;
+    with ``subjects`` (one per acquired row) the per-subject counts for the bootstrap are kept too."""
     th = np.asarray(thresholds, dtype=np.float64)
     c = n_cells
     ia, ib = cells[pairs.impostor_a], cells[pairs.impostor_b]
@@ -174,8 +184,28 @@ def cell_data_from_pairs(pairs: PairScores, cells: np.ndarray, n_cells: int, thr
     edges = np.linspace(lo, hi, bins + 1)
     b = np.clip(np.searchsorted(edges, pairs.impostor_score, side="right") - 1, 0, bins - 1)
     hist = (np.bincount(cell * bins + b, minlength=c * c * bins) + np.bincount((cell_t * bins + b)[~same], minlength=c * c * bins)).reshape(c, c, bins)
+    subj_parts: dict = {}
+    if subjects is not None:
+        labels_s, scode = np.unique(np.asarray(subjects), return_inverse=True)
+        n_s = len(labels_s)
+        first_row = np.full(n_s, len(scode), dtype=np.int64)
+        np.minimum.at(first_row, scode, np.arange(len(scode)))
+        sa, sb = scode[pairs.impostor_a], scode[pairs.impostor_b]
+
+        def per_subject(mask: np.ndarray | None) -> np.ndarray:
+            m = np.ones(sa.shape, bool) if mask is None else mask
+            return (np.bincount(sa[m] * c + ib[m], minlength=n_s * c) + np.bincount(sb[m] * c + ia[m], minlength=n_s * c)).reshape(n_s, c)
+
+        sm = scode[pairs.mated_a]
+        subj_parts = dict(
+            subject_cell=cells[first_row].astype(np.int64),
+            subject_false_matches=np.stack([per_subject(pairs.impostor_score >= t) for t in th]) if th.size else np.zeros((0, n_s, c), np.int64),
+            subject_impostors=per_subject(None),
+            subject_false_non_matches=np.stack([np.bincount(sm[pairs.mated_score < t], minlength=n_s) for t in th]) if th.size else np.zeros((0, n_s), np.int64),
+            subject_mated=np.bincount(sm, minlength=n_s).astype(np.int64),
+        )
     return CellData(th, fm.astype(np.int64), sym(None).astype(np.int64), fnm.astype(np.int64), np.bincount(ma, minlength=c).astype(np.int64),
-                    pairs.mated_score.copy(), ma.astype(np.int64), edges, hist.astype(np.int64), int(np.sum(ma != mb)))
+                    pairs.mated_score.copy(), ma.astype(np.int64), edges, hist.astype(np.int64), int(np.sum(ma != mb)), **subj_parts)
 
 
 def cell_data_from_scan(scan, counts) -> CellData:
@@ -187,6 +217,9 @@ def cell_data_from_scan(scan, counts) -> CellData:
     return CellData(
         np.asarray(counts.thresholds, np.float64), counts.false_matches, counts.impostors, counts.false_non_matches, counts.mated,
         scan.mated_scores, scan.mated_group.astype(np.int64), scan.hist_edges, hist, int(getattr(counts, "mated_cross_group", 0)),
+        subject_cell=counts.subject_group.astype(np.int64), subject_false_matches=counts.subject_false_matches,
+        subject_impostors=counts.subject_impostors, subject_false_non_matches=counts.subject_false_non_matches,
+        subject_mated=counts.subject_mated,
     )
 
 
@@ -217,6 +250,8 @@ def analyse_verification(
     thresholds: Sequence[ThresholdInfo],
     *,
     groupings: Sequence[Sequence[str]],
+    bootstrap: int = 1000,
+    seed: int = 0,
 ) -> VerificationTables:
     """Compute every table from materialised pair scores (see :func:`analyse_cells`).
 
@@ -232,8 +267,9 @@ def analyse_verification(
     """
     samples = samples.reset_index(drop=True)
     cells, labels, columns = finest_cells(samples, ok_rows, groupings)
-    data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds])
-    return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings)
+    subjects = samples["subject"].to_numpy()[ok_rows]
+    data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
+    return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=bootstrap, seed=seed)
 
 
 def finest_cells(samples: pd.DataFrame, ok_rows: np.ndarray, groupings: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[tuple[str, ...]], tuple[str, ...]]:
@@ -273,9 +309,17 @@ def analyse_cells(
     thresholds: Sequence[ThresholdInfo],
     *,
     groupings: Sequence[Sequence[str]],
+    bootstrap: int = 1000,
+    seed: int = 0,
 ) -> VerificationTables:
     """Per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves, summed
     from the finest cells for every grouping (and the whole population, grouping ``"all"``).
+
+    With ``bootstrap`` replicates (0 turns it off) and per-subject counts in ``data``, every FMR and
+    FNMR also gets a subject-bootstrap interval (columns ``boot_low``/``boot_high`` of ``rates``:
+    identities resampled within each group, so pairs sharing a person are not treated as
+    independent), and every max/min and max/geometric-mean disparity gets one (``ci_low``/``ci_high``
+    of ``disparity``).
 
     Score histograms and DET curves come from the per-cell impostor histograms (and the exact mated
     scores): they are drawn at the histogram's resolution. Every rate and count is exact.
@@ -318,6 +362,7 @@ def analyse_cells(
         mated_group = mapping[data.mated_cell] if data.mated_cell.size else np.zeros(0, np.int64)
         fmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
         fnmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
+        boot = _bootstrap(data, mapping, g, cats, bootstrap, seed) if bootstrap and data.subject_cell is not None and len(thresholds) else None
         for c, name in enumerate(cats):
             n_i, n_g = int(imp[c, c]), int(gen[c])
             f_c, n_c = fm[:, c, c], fnm[:, c]
@@ -328,8 +373,10 @@ def analyse_cells(
                 fnmr_v = n_c[k] / n_g if n_g else np.nan
                 basis = t.target_fmr if t.target_fmr is not None else t.achieved_fmr
                 insufficient = bool(n_i == 0 or (basis is not None and basis > 0 and insufficient_impostors(n_i, basis)))
-                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], CI_METHOD, insufficient))
-                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], CI_METHOD, n_g == 0))
+                bf = (boot["fmr"].low[c, k], boot["fmr"].high[c, k]) if boot else (np.nan, np.nan)
+                bn = (boot["fnmr"].low[c, k], boot["fnmr"].high[c, k]) if boot else (np.nan, np.nan)
+                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], CI_METHOD, insufficient, *bf))
+                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], CI_METHOD, n_g == 0, *bn))
                 if n_i:
                     fmr_by_group[t.name][name] = fmr_v
                 if n_g:
@@ -346,17 +393,21 @@ def analyse_cells(
                     n = int(imp[a, b])
                     cross_rows.append((gid, t.name, t.value, cats[a], cats[b], int(fm[k, a, b]), n, fm[k, a, b] / n if n else np.nan))
         if gid != OVERALL:
-            for t in thresholds:
+            for k, t in enumerate(thresholds):
                 for metric, by in (("fmr", fmr_by_group[t.name]), ("fnmr", fnmr_by_group[t.name])):
                     for d in summarize(by):
-                        disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note))
+                        lo_hi = (np.nan, np.nan)
+                        if boot and d.summary in ("max_min_ratio", "max_geomean_ratio") and d.groups_used >= 2:
+                            di = bootstrap_disparity(boot[metric], d.summary, column=k)
+                            lo_hi = (di.low, di.high)
+                        disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
                 # summaries of FMR and FNMR together (over groups that have both)
                 fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
                 for d in (fairness_discrepancy_rate(fm_by, fn_by), inequity_rate(fm_by, fn_by), garbe(fm_by, fn_by)):
-                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note))
+                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, np.nan, np.nan))
 
     def frame(name: str, rows: list) -> pd.DataFrame:
-        return pd.DataFrame(rows, columns=TABLE_COLUMNS[name])
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS[name] + EXTRA_COLUMNS.get(name, []))
 
     return VerificationTables(
         thresholds=tuple(thresholds),
@@ -369,6 +420,26 @@ def analyse_cells(
         det=frame("det", det_rows),
         warnings=tuple(warnings),
     )
+
+
+#: Columns the analysis adds to the schema's fixed ones (optional for readers of older results).
+EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high"], "disparity": ["ci_low", "ci_high"]}
+
+
+def _bootstrap(data: CellData, mapping: np.ndarray, g: int, cats: list[str], replicates: int, seed: int) -> dict:
+    """Subject bootstrap of every group's FMR (same-group impostors) and FNMR for one grouping."""
+    subj_group = mapping[data.subject_cell]
+    p = np.zeros((mapping.size, g), dtype=np.int64)
+    p[np.arange(mapping.size), mapping] = 1
+    s = np.arange(subj_group.size)
+    fm = (data.subject_false_matches @ p)[:, s, subj_group].T        # (S, T) against own group
+    trials = (data.subject_impostors @ p)[s, subj_group]             # (S,)
+    out = {
+        "fmr": subject_bootstrap(fm, trials, subj_group, n_groups=g, group_labels=cats, n_replicates=replicates, seed=seed),
+        "fnmr": subject_bootstrap(data.subject_false_non_matches.T, data.subject_mated, subj_group, n_groups=g, group_labels=cats,
+                                  n_replicates=replicates, seed=seed),
+    }
+    return out
 
 
 def _det_from_hist(gid: str, name: str, hist: np.ndarray, edges: np.ndarray, gen_sorted: np.ndarray, n_imp: int, max_points: int = 200) -> list:

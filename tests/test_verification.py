@@ -151,3 +151,17 @@ def test_joint_disparity_summaries_by_hand(tables):
     assert d.loc["garbe", "value"] == pytest.approx(0.5)
     # Inequity rate: (max/min FMR = 1) * (max/min FNMR = 1/0) is infinite
     assert math.isinf(d.loc["inequity_rate", "value"])
+
+
+def test_subject_bootstrap_columns(tables):
+    r = tables.rates
+    has = r[r.trials > 0]
+    assert {"boot_low", "boot_high"} <= set(r.columns)
+    assert ((has.boot_low <= has.value + 1e-12) & (has.value <= has.boot_high + 1e-12)).all()
+    # FNMR of group A at 0.5: its only mated pair matches, so every resample has rate 0
+    row = r[(r.grouping == "group") & (r.group == "A") & (r.metric == "fnmr") & (r.threshold_name == "fixed 0.5")].iloc[0]
+    assert (row.boot_low, row.boot_high) == (0.0, 0.0)
+    again = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]])
+    pd.testing.assert_frame_equal(tables.rates, again.rates)  # seeded
+    off = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], bootstrap=0)
+    assert off.rates.boot_low.isna().all()
