@@ -172,7 +172,11 @@ def _rate_cell(row: Any, metric: str) -> dict[str, Any]:
                 "note": f"no {what} comparisons"}
     lo, hi = _f(row.ci_low), _f(row.ci_high)
     ci = f"({fmt_rate(lo)}–{fmt_rate(hi)})" if math.isfinite(lo) and math.isfinite(hi) else ""
-    return {"value": fmt_rate(row.value), "ci": ci, "counts": counts, "flag": flag(row.insufficient), "note": ""}
+    blo, bhi = _f(getattr(row, "boot_low", math.nan)), _f(getattr(row, "boot_high", math.nan))
+    # a percentile bootstrap collapses to a point when no (or every) comparison errs: not shown then
+    informative = math.isfinite(blo) and math.isfinite(bhi) and 0 < errors < trials
+    note = f"by subject {fmt_rate(blo)}–{fmt_rate(bhi)}" if informative else ""
+    return {"value": fmt_rate(row.value), "ci": ci, "counts": counts, "flag": flag(row.insufficient), "note": note}
 
 
 def _bar(row: Any, top: float) -> dict[str, str] | None:
@@ -322,6 +326,14 @@ def _fta(result: AuditResult) -> list[dict[str, Any]]:
     return out
 
 
+def _boot_ci(r: Any) -> str:
+    """" (a–b)" for a disparity row with a subject-bootstrap interval, else ""."""
+    lo, hi = _f(getattr(r, "ci_low", math.nan)), _f(getattr(r, "ci_high", math.nan))
+    if math.isnan(lo) or math.isnan(hi):
+        return ""
+    return f" ({fmt_rate(lo)}–{fmt_rate(hi)})"
+
+
 def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[str, Any]:
     label = _label(grouping)
     rates = _sub(result.rates, grouping=grouping)
@@ -398,7 +410,7 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         name, help_text = _SUMMARIES.get(key.lower(), (key, ""))
         disparity.append({
             "threshold": str(r.threshold_name), "metric": str(r.metric).upper(), "summary": name,
-            "value": fmt_rate(v) if not math.isnan(v) else "—",
+            "value": (fmt_rate(v) if not math.isnan(v) else "—") + _boot_ci(r),
             "high": _opt(r.group_high), "low": _opt(r.group_low),
             "used": fmt_count(r.groups_used), "note": _opt(r.note, ""),
         })
