@@ -273,15 +273,9 @@ class AuditResult:
             out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
         return out
 
-    def to_json(self, path: str | Path | None = None, *, indent: int = 1) -> str:
-        """Serialise; write to ``path`` atomically when given. Returns the JSON text."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            path = Path(path)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        return text
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise (one table row a line); write to ``path`` atomically when given. Returns the JSON text."""
+        return dump_result_json(self.to_dict(), path)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "AuditResult":
@@ -389,6 +383,27 @@ class AuditResult:
         items = "".join(f"<li><b>{escape(STATUS_LABELS[f.status])}:</b> {escape(f.text)}</li>" for f in findings)
         summary = f"<details open><summary>Summary ({len(findings)} findings)</summary><ul>{items}</ul></details>" if findings else ""
         return head + summary + table
+
+
+def dump_result_json(data: Mapping[str, Any], path: str | Path | None = None) -> str:
+    """JSON text of a result dict: tables (``{"columns", "rows"}``) with one row a line, the rest
+    indented; written atomically to ``path`` when given. Shared by every result kind."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) and set(value) == {"columns", "rows"}:
+            cols = json.dumps(value["columns"], allow_nan=False)
+            rows = ",\n  ".join(json.dumps(r, allow_nan=False, separators=(",", ":")) for r in value["rows"])
+            body = f'{{"columns": {cols}, "rows": [\n  {rows}\n ]}}' if value["rows"] else f'{{"columns": {cols}, "rows": []}}'
+        else:
+            body = json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n ")
+        parts.append(f" {json.dumps(key)}: {body}")
+    text = "{\n" + ",\n".join(parts) + "\n}\n"
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return text
 
 
 # NaN and infinity are not JSON: encode them as strings and decode them back.

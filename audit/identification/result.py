@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
-from ..results import SCHEMA_VERSION, AuditResult, _from_json, _jsonable
+from ..results import SCHEMA_VERSION, AuditResult, _from_json, _jsonable, dump_result_json
 
 __all__ = ["RESULT_KIND", "ID_TABLE_COLUMNS", "IdentificationThreshold", "IdentificationResult", "read_result"]
 
@@ -227,15 +227,9 @@ class IdentificationResult:
             out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
         return out
 
-    def to_json(self, path: str | Path | None = None, *, indent: int = 1) -> str:
-        """Serialise; write to ``path`` atomically when given. Returns the JSON text."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            path = Path(path)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        return text
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise (one table row a line); write to ``path`` atomically when given. Returns the JSON text."""
+        return dump_result_json(self.to_dict(), path)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "IdentificationResult":
