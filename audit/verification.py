@@ -403,8 +403,10 @@ def analyse_cells(
                         disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
                 # summaries of FMR and FNMR together (over groups that have both)
                 fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
-                for d in (fairness_discrepancy_rate(fm_by, fn_by), inequity_rate(fm_by, fn_by), garbe(fm_by, fn_by)):
-                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, np.nan, np.nan))
+                for fn in (fairness_discrepancy_rate, inequity_rate, garbe):
+                    d = fn(fm_by, fn_by)
+                    lo_hi = _joint_interval(fn, boot, cats, k) if boot and d.groups_used >= 2 else (np.nan, np.nan)
+                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
 
     def frame(name: str, rows: list) -> pd.DataFrame:
         return pd.DataFrame(rows, columns=TABLE_COLUMNS[name] + EXTRA_COLUMNS.get(name, []))
@@ -440,6 +442,27 @@ def _bootstrap(data: CellData, mapping: np.ndarray, g: int, cats: list[str], rep
                                   n_replicates=replicates, seed=seed),
     }
     return out
+
+
+def _joint_interval(fn, boot: dict, cats: list[str], k: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of a summary of FMR and FNMR together over the bootstrap replicates.
+
+    Both rates' replicates resample the same subjects (the bootstrap's per-group seed streams are
+    shared), so replicate ``r`` of FMR and of FNMR describe one resampled population."""
+    fm_rep, fn_rep = boot["fmr"].replicates[:, :, k], boot["fnmr"].replicates[:, :, k]
+    vals = []
+    for r in range(fm_rep.shape[0]):
+        fm = {c: float(v) for c, v in zip(cats, fm_rep[r]) if not np.isnan(v)}
+        fn_ = {c: float(v) for c, v in zip(cats, fn_rep[r]) if not np.isnan(v)}
+        v = fn(fm, fn_).value
+        if not np.isnan(v):
+            vals.append(v)
+    if not vals:
+        return (np.nan, np.nan)
+    a = np.sort(np.asarray(vals))
+    lo_i = int(np.floor((1 - confidence) / 2 * (len(a) - 1)))
+    hi_i = int(np.ceil((1 + confidence) / 2 * (len(a) - 1)))
+    return float(a[lo_i]), float(a[hi_i])
 
 
 def _det_from_hist(gid: str, name: str, hist: np.ndarray, edges: np.ndarray, gen_sorted: np.ndarray, n_imp: int, max_points: int = 200) -> list:

@@ -165,3 +165,14 @@ def test_subject_bootstrap_columns(tables):
     pd.testing.assert_frame_equal(tables.rates, again.rates)  # seeded
     off = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], bootstrap=0)
     assert off.rates.boot_low.isna().all()
+
+
+def test_disparity_intervals_from_the_subject_bootstrap(tables):
+    d = tables.disparity
+    with_ci = d[d.summary.isin(["max_min_ratio", "max_geomean_ratio", "fairness_discrepancy_rate", "garbe"])]
+    assert with_ci[["ci_low", "ci_high"]].notna().all().all()
+    assert (with_ci.ci_low <= with_ci.ci_high).all()
+    fdr = d[(d.summary == "fairness_discrepancy_rate")]
+    assert ((fdr.ci_low >= 0) & (fdr.ci_high <= 1)).all()  # FDR lies in [0, 1] in every replicate
+    off = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], bootstrap=0)
+    assert off.disparity[["ci_low", "ci_high"]].isna().all().all()
