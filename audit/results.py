@@ -344,7 +344,7 @@ class AuditResult:
 
     def _repr_html_(self) -> str:  # Jupyter
         """A compact view for notebooks: per-group FMR, FNMR and FTA at the first threshold, and the
-        executive summary (:func:`audit.report.summary.executive_summary`)."""
+        executive summary (:func:`audit.findings.executive_summary`)."""
         from html import escape
 
         head = f"<h4>{escape(self.title or 'Face recognition audit')}</h4>"
@@ -376,8 +376,8 @@ class AuditResult:
             "<thead><tr><th scope=\"col\">Grouping</th><th scope=\"col\">Group</th><th scope=\"col\">FMR</th>"
             "<th scope=\"col\">FNMR</th><th scope=\"col\">FTA</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
         )
-        # The summary's wording lives with the report; imported here only when a notebook shows a result.
-        from .report.summary import STATUS_LABELS, executive_summary
+        # the findings layer reads results; imported here only when a notebook shows a result
+        from .findings import STATUS_LABELS, executive_summary
 
         findings = executive_summary(self)
         items = "".join(f"<li><b>{escape(STATUS_LABELS[f.status])}:</b> {escape(f.text)}</li>" for f in findings)

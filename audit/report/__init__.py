@@ -9,7 +9,7 @@ from pathlib import Path
 from .compare import render_comparison_html, write_comparison_report
 from .html import render_html, write_report
 from .plots import ReportError, figure_to_data_uri
-from .summary import Finding, executive_summary
+from ..findings import Finding, executive_summary
 
 __all__ = ["render_html", "write_report", "figure_to_data_uri", "ReportError",
            "executive_summary", "Finding", "render_comparison_html", "write_comparison_report",

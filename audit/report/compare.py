@@ -4,7 +4,7 @@
 same dataset and lays them out so that a reader can compare systems group by group:
 
 - the systems compared (model, version, weights, detector, thresholds, overall rates);
-- each system's executive summary (:mod:`audit.report.summary`), in columns;
+- each system's executive summary (:mod:`audit.findings`), in columns;
 - per grouping, one table with a column block per system (FMR and FNMR at each shared target-FMR
   threshold, then FTA, each with its 95% interval and counts), the disparity summaries side by
   side, and DET curves as small multiples: one panel per group, one line per system.
@@ -53,7 +53,7 @@ from .html import (
     _threshold_value,
     _write_index,
 )
-from .summary import STATUS_LABELS, executive_summary
+from ..findings import STATUS_LABELS, executive_summary
 from .plots import ReportError, _f, _floats, _log_axis, _new_figure, _style, _t, fmt_count, fmt_rate
 
 __all__ = [

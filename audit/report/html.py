@@ -38,7 +38,7 @@ import pandas as pd
 from ..results import AuditResult, ThresholdInfo
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order
-from .summary import STATUS_LABELS, executive_summary, findings_by_grouping
+from ..findings import STATUS_LABELS, executive_summary, findings_by_grouping
 
 __all__ = ["render_html", "write_report", "SMALL_GROUP_SUBJECTS"]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from audit.report import render_html
-from audit.report.summary import STATUS_LABELS, Finding, executive_summary, pct, times
+from audit.findings import STATUS_LABELS, Finding, executive_summary, pct, times
 from audit.results import TABLE_COLUMNS, AuditResult, ThresholdInfo
 
 SCRIPT = "<script>alert(1)</script> / male"

@@ -28,7 +28,7 @@ left out.
 This module only builds text: it is pure (no I/O) and does no escaping; the report's templates
 escape group names, which come from users.
 
->>> from audit.report.summary import executive_summary  # doctest: +SKIP
+>>> from audit.findings import executive_summary  # doctest: +SKIP
 >>> for f in executive_summary(AuditResult.from_json("results.json")):  # doctest: +SKIP
 ...     print(f.text)
 """
@@ -41,8 +41,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..metrics.uncertainty import rate_ratio_interval
-from ..results import AuditResult, ThresholdInfo
+from .metrics.uncertainty import rate_ratio_interval
+from .results import AuditResult, ThresholdInfo
 
 __all__ = ["Finding", "executive_summary", "STATUS_LABELS"]
 
