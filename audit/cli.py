@@ -127,6 +127,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     res = read_result(args.results)
     out = Path(args.output) if args.output else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
+    if args.include_face_images:
+        from .report import write_report
+        from .results import AuditResult
+
+        if not isinstance(res, AuditResult):
+            raise ConfigError("--include-face-images applies to 1:1 audit results only")
+        print(f"report: {write_report(res, out, include_face_images=True)}")
+        return 0
     print(f"report: {write_any_report(res, out)}")
     return 0
 
@@ -182,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")
     rep.add_argument("--output")
+    rep.add_argument("--include-face-images", action="store_true",
+                     help="add thumbnails of the images that failed to acquire (faces are biometric data: off by default)")
     rep.set_defaults(func=_cmd_report)
     return p
 

@@ -124,6 +124,7 @@ class AuditConfig:
     raw: Mapping[str, Any]
     input: InputConfig | None = None
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    include_face_images: bool = False
 
 
 _ALLOWED = {
@@ -135,7 +136,7 @@ _ALLOWED = {
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
     "run": {"workers", "batch_size", "seed", "cache_dir", "progress", "bootstrap"},
-    "output": {"dir"},
+    "output": {"dir", "include_face_images"},
 }
 
 
@@ -238,7 +239,8 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
     title = raw.get("title", f"{dataset.name}: {backend.name}")
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
-    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int))
+    return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int),
+                       _face_images(out, err))
 
 
 def _pos_int(err):
@@ -324,7 +326,7 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     protocol = _protocol(table, err, pos_int)
     if kind == "scores" and protocol != ProtocolConfig():
         raise err("protocol", "a scores file already lists its pairs: [protocol] only applies to images and embeddings")
-    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol)
+    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol, _face_images(out, err))
 
 
 def _protocol(table, err, pos_int) -> ProtocolConfig:
@@ -342,3 +344,10 @@ def _protocol(table, err, pos_int) -> ProtocolConfig:
     if sum(x is not None for x in (pairs, sample)) + (imp != "all") > 1:
         raise err("protocol", "choose one of pairs, sample_impostors and impostors = \"same_group\"")
     return ProtocolConfig(imp, pairs, fmt, sample)
+
+
+def _face_images(out, err) -> bool:
+    v = out.get("include_face_images", False)
+    if not isinstance(v, bool):
+        raise err("output.include_face_images", f"expected true or false, found {v!r}")
+    return v

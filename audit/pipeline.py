@@ -376,6 +376,6 @@ def run_audit(
         result.to_json(out_dir / "results.json")
         files.append(out_dir / "results.json")
         files += result.write_tables(out_dir / "tables")
-        files.append(write_report(result, out_dir))
+        files.append(write_report(result, out_dir, include_face_images=config.include_face_images))
     total = time.perf_counter() - t_start
     return AuditRun(result, stats, total, out_dir if write else None, tuple(files))

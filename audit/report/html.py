@@ -640,10 +640,11 @@ def render_html(result: AuditResult, *, include_face_images: bool = False) -> st
     Parameters
     ----------
     result : AuditResult
-        The only input: the report reads nothing else (no images, no files, no network).
+        The only input: the report reads nothing else (no files, no network), except the face
+        thumbnails asked for with ``include_face_images``.
     include_face_images : bool, default False
-        Reserved. Reports never embed face images or anything taken from the samples' paths;
-        ``True`` raises :class:`NotImplementedError` until a consent-aware option exists.
+        Add thumbnails of the images that failed to acquire (read from the samples' paths, at most
+        :data:`MAX_FACE_IMAGES`). Off by default: faces are biometric data and a report is shared.
 
     Returns
     -------
@@ -656,15 +657,47 @@ def render_html(result: AuditResult, *, include_face_images: bool = False) -> st
     >>> from audit.report import render_html  # doctest: +SKIP
     >>> html = render_html(AuditResult.from_json("results.json"))  # doctest: +SKIP
     """
-    if include_face_images:
-        raise NotImplementedError(
-            "include_face_images=True is not supported yet: reports never embed face images. "
-            "Call render_html(result) without it."
-        )
     if not isinstance(result, AuditResult):
         raise plots.ReportError(f"render_html expects an AuditResult, got {type(result).__name__}; "
                                 "load one with AuditResult.from_json(path).")
-    return _environment().get_template("report.html.j2").render(**_context(result))
+    context = _context(result)
+    context["face_images"] = _failed_face_images(result) if include_face_images else None
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+#: At most this many thumbnails of images that failed to acquire.
+MAX_FACE_IMAGES = 24
+
+
+def _failed_face_images(result: AuditResult) -> dict[str, Any]:
+    """Thumbnails (96 px JPEG data URIs) of the images that failed to acquire, read from the
+    samples' paths. The one place the report reads files, and only when asked to."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from ..errors import UnreadableImageError
+    from ..images import read_rgb
+
+    failed = result.samples[result.samples["status"].astype(str) != "ok"]
+    label_cols = [c for c in result.samples.columns if c not in ("sample_id", "subject", "path", "status", "n_faces", "detail")]
+    items = []
+    for r in failed.head(MAX_FACE_IMAGES).itertuples(index=False):
+        labels = ", ".join(_text(getattr(r, c)) for c in label_cols)
+        caption = f"{_text(r.sample_id)} · {_text(r.status).replace('_', ' ')}" + (f" · {labels}" if labels else "")
+        uri = ""
+        try:
+            im = Image.fromarray(read_rgb(str(r.path)))
+            im.thumbnail((96, 96))
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=80)
+            uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+            alt = f"Face image {_text(r.sample_id)} ({labels}), status {_text(r.status)}"
+        except (UnreadableImageError, OSError, ValueError):
+            alt = f"{_text(r.sample_id)}: no picture (the file cannot be read here)"
+        items.append({"uri": uri, "alt": alt, "caption": caption})
+    return {"thumbs": items, "total": len(failed), "more": len(failed) > len(items)}
 
 
 def write_report(result: AuditResult, folder: str | os.PathLike[str], *, include_face_images: bool = False) -> Path:

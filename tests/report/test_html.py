@@ -203,8 +203,30 @@ def test_no_face_images_or_sample_paths(tiny_result, page_html):
     assert "SAMPLE_PATH_MARKER" not in page_html
     for path in tiny_result.samples["path"]:
         assert str(path) not in page_html
-    with pytest.raises(NotImplementedError):
-        render_html(tiny_result, include_face_images=True)
+    assert "data:image/jpeg" not in page_html and "fta-images" not in page_html
+
+
+def test_face_images_only_when_asked(tiny_result, tmp_path):
+    """With include_face_images the images that failed to acquire appear as inline thumbnails."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    samples = tiny_result.samples.copy()
+    failed = samples.index[samples["status"] != "ok"]
+    assert len(failed) >= 1
+    pic = tmp_path / "face.png"
+    Image.fromarray(np.full((40, 30, 3), 120, np.uint8)).save(pic)
+    samples.loc[failed[0], "path"] = str(pic)
+    if len(failed) > 1:
+        samples.loc[failed[1], "path"] = str(tmp_path / "missing.jpg")
+    res = dataclasses.replace(tiny_result, samples=samples)
+    html = render_html(res, include_face_images=True)
+    assert html.count("data:image/jpeg;base64,") == 1
+    assert 'id="fta-images"' in html and "biometric data" in html
+    if len(failed) > 1:
+        assert "no picture (the file cannot be read here)" in html
 
 
 def test_json_round_trip_renders_identically(tiny_result, page_html, tmp_path):
