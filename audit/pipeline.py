@@ -26,7 +26,7 @@ from .config import AuditConfig
 from .datasets import SampleTable, cache_dir, load_dataset, load_manifest
 from .engine import EmbedStats, default_workers, embed_missing
 from .errors import ConfigError
-from .results import AuditResult
+from .results import AuditResult, paths_of_failures_only
 from .store import EmbeddingStore
 from .verification import (
     analyse_cells,
@@ -357,7 +357,7 @@ def run_audit(
         provenance=provenance,
         groupings=tuple("+".join(g) for g in groupings),
         thresholds=tables.thresholds,
-        samples=samples[keep_cols].reset_index(drop=True),
+        samples=paths_of_failures_only(samples[keep_cols].reset_index(drop=True)),
         composition=tables.composition,
         fta=tables.fta,
         rates=tables.rates,

@@ -385,6 +385,15 @@ class AuditResult:
         return head + summary + table
 
 
+def paths_of_failures_only(samples: pd.DataFrame) -> pd.DataFrame:
+    """The samples table as results keep it: a file path only for images that failed to acquire
+    (an auditor looks those up; the others' paths are machine-specific and make results large)."""
+    out = samples.copy()
+    if "path" in out.columns and "status" in out.columns:
+        out["path"] = out["path"].where(out["status"].astype(str) != "ok", "")
+    return out
+
+
 def dump_result_json(data: Mapping[str, Any], path: str | Path | None = None) -> str:
     """JSON text of a result dict: tables (``{"columns", "rows"}``) with one row a line, the rest
     indented; written atomically to ``path`` when given. Shared by every result kind."""

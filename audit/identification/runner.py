@@ -28,6 +28,7 @@ from ..config import AuditConfig
 from ..datasets import SampleTable, cache_dir, load_manifest
 from ..engine import EmbedStats
 from ..errors import ConfigError, FaceAuditError
+from ..results import paths_of_failures_only
 from .analysis import analyse_identification, choose_identification_thresholds, search_split
 from .config import IdentificationConfig, identification_config_from_dict, load_identification_config
 from .result import ID_TABLE_COLUMNS, IdentificationResult
@@ -272,7 +273,7 @@ def run_identification(
                 d[c] = "" if c != "n_faces" else 0
         parts.append(d)
     sample_cols = ID_TABLE_COLUMNS["samples"] + [c for c in group_cols if c not in ID_TABLE_COLUMNS["samples"]]
-    samples_out = pd.concat(parts, ignore_index=True).reindex(columns=sample_cols)
+    samples_out = paths_of_failures_only(pd.concat(parts, ignore_index=True).reindex(columns=sample_cols))
 
     warnings = list(split.warnings) + list(tables.warnings)
     n_fail = int((samples_out["status"].astype(str) != "ok").sum())
