@@ -1,16 +1,12 @@
-"""Pair protocols and tiled scoring.
+"""Pair protocols: pairs given as scores, pair lists, and the similarity convention.
 
 Scores are similarities: cosine similarity for ``metric="cosine"``, minus the Euclidean distance
-for ``metric="euclidean"`` (negated once, here), so that a pair matches when ``score >= threshold``.
+for ``metric="euclidean"`` (negated once), so that a pair matches when ``score >= threshold``.
 
-The all-pairs protocol compares every unordered pair of acquired images once: pairs of the same
-subject are mated, all others impostors. Scoring runs in row tiles of a blocked matrix product,
-so the temporary memory per tile is ``tile × N`` floats.
-
-.. note::
-   :class:`PairScores` keeps every pair's score (N²/2 floats), which is right for the datasets of
-   the foundation (the London set: 20,706 pairs). The streaming per-cell accumulators for
-   10^5-image runs replace it without changing the metrics' inputs.
+All pairs of a set of embeddings are scored by the tiled engine (:mod:`audit.engine.tiles`),
+which never holds the N² scores. :class:`PairScores` holds materialised pairs: those of a vendor's
+scores file, of a pair list such as LFW's ``pairs.txt`` (:func:`read_pair_list`), or of sampled
+impostors.
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ import numpy as np
 
 from .errors import MetricError
 
-__all__ = ["PairScores", "score_all_pairs", "similarity_matrix"]
+__all__ = ["PairScores", "similarity_matrix", "read_pair_list", "mated_pair_indices"]
 
 
 @dataclass(frozen=True)
@@ -73,67 +69,6 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, *, metric: str) -> np.ndarra
         sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
         return -np.sqrt(np.maximum(sq, 0.0))
     raise MetricError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-
-
-def score_all_pairs(
-    embeddings: np.ndarray,
-    subjects: np.ndarray,
-    *,
-    metric: str,
-    tile: int = 2048,
-) -> PairScores:
-    """Score every unordered pair of rows once; same-subject pairs are mated.
-
-    Parameters
-    ----------
-    embeddings : numpy.ndarray of shape (n, d)
-    subjects : array-like of shape (n,)
-        Subject of each row.
-    metric : {"cosine", "euclidean"}
-    tile : int, default 2048
-        Rows per block of the matrix product.
-
-    Returns
-    -------
-    PairScores
-        ``n(n-1)/2`` pairs in all, split into mated and impostor.
-
-    Examples
-    --------
-    >>> e = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
-    >>> p = score_all_pairs(e, np.array(["a", "a", "b"]), metric="cosine")
-    >>> p.n_mated, p.n_impostor
-    (1, 2)
-    """
-    emb = np.asarray(embeddings, dtype=np.float64)
-    if emb.ndim != 2:
-        raise MetricError(f"embeddings must be a 2-D array (n, d), got shape {emb.shape}")
-    subj = np.asarray(subjects)
-    if subj.shape != (emb.shape[0],):
-        raise MetricError(f"subjects must have one entry per embedding row ({emb.shape[0]}), got shape {subj.shape}")
-    if not np.all(np.isfinite(emb)):
-        raise MetricError("embeddings contain NaN or infinite values; the backend output is corrupt")
-    _, subj_code = np.unique(subj, return_inverse=True)
-    n = emb.shape[0]
-    parts: dict[str, list] = {k: [] for k in ("ms", "ma", "mb", "is", "ia", "ib")}
-    for i0 in range(0, n, tile):
-        i1 = min(n, i0 + tile)
-        sims = similarity_matrix(emb[i0:i1], emb[i0:], metric=metric)
-        rows, cols = np.nonzero(np.triu(np.ones(sims.shape, dtype=bool), k=1))
-        a = rows + i0
-        b = cols + i0
-        s = sims[rows, cols]
-        mated = subj_code[a] == subj_code[b]
-        parts["ms"].append(s[mated]); parts["ma"].append(a[mated]); parts["mb"].append(b[mated])
-        parts["is"].append(s[~mated]); parts["ia"].append(a[~mated]); parts["ib"].append(b[~mated])
-
-    def cat(key: str, dtype) -> np.ndarray:
-        return np.concatenate(parts[key]).astype(dtype) if parts[key] else np.empty(0, dtype)
-
-    return PairScores(
-        cat("ms", np.float64), cat("ma", np.int64), cat("mb", np.int64),
-        cat("is", np.float64), cat("ia", np.int64), cat("ib", np.int64),
-    )
 
 
 def read_pair_list(path, sample_ids, *, id_format: str = "lfw-deepfunneled/{name}/{name}_{number:04d}.jpg"):

@@ -149,13 +149,17 @@ def load_config(path: str | Path) -> AuditConfig:
         Naming the file and the field, saying what was expected and what was found.
     """
     path = Path(path)
+    return config_from_dict(read_toml(path), path=path)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad TOML is a ConfigError naming the file."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return config_from_dict(raw, path=path)
 
 
 def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_dir: Path | None = None) -> AuditConfig:

@@ -10,7 +10,7 @@ import datetime as _dt
 import os
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -140,7 +140,6 @@ class _Acquired:
     workers: int
     score_seconds: float
     embeddings: np.ndarray | None = None  # acquired rows, scored all-pairs by the tiled engine
-    warnings: list = field(default_factory=list)
 
 
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
@@ -218,14 +217,16 @@ def _protocol_name(config: AuditConfig, default: str) -> str:
     return default
 
 
-def _listed_pairs(acq: _Acquired, config: AuditConfig, subjects: np.ndarray, cells: np.ndarray) -> PairScores:
-    """Pairs of a given list (e.g. LFW's pairs.txt) or every mated pair plus sampled impostors."""
+def _listed_pairs(acq: _Acquired, config: AuditConfig, subjects: np.ndarray) -> tuple[PairScores, list[str]]:
+    """Pairs of a given list (e.g. LFW's pairs.txt) or every mated pair plus sampled impostors,
+    with warnings about listed pairs that had to be left out."""
     from .comparisons import mated_pair_indices, read_pair_list
     from .engine.tiles import pair_scores_from_list, sample_impostor_pairs
 
     protocol = config.protocol
     pos = np.full(len(acq.samples), -1, dtype=np.int64)
     pos[acq.ok_rows] = np.arange(len(acq.ok_rows))
+    warnings: list[str] = []
     if protocol.pairs:
         path = Path(protocol.pairs)
         if not path.is_absolute():
@@ -237,16 +238,27 @@ def _listed_pairs(acq: _Acquired, config: AuditConfig, subjects: np.ndarray, cel
         pa, pb = pos[a], pos[b]
         keep = (pa >= 0) & (pb >= 0)
         if not keep.all():
-            acq.warnings.append(f"{int((~keep).sum())} of {len(a)} listed pair(s) involve an image that failed to acquire and are left out")
+            warnings.append(f"{int((~keep).sum())} of {len(a)} listed pair(s) involve an image that failed to acquire and are left out")
         pa, pb = pa[keep], pb[keep]
     else:
         ma, mb = mated_pair_indices(subjects)
         ia, ib = sample_impostor_pairs(subjects, protocol.sample_impostors, seed=config.run.seed)
         pa, pb = np.concatenate([ma, ia]), np.concatenate([mb, ib])
-    return pair_scores_from_list(acq.embeddings, subjects, pa, pb, metric=acq.info.metric)
+    return pair_scores_from_list(acq.embeddings, subjects, pa, pb, metric=acq.info.metric), warnings
 
 
-def _score(acq: _Acquired, config: AuditConfig):
+@dataclass(frozen=True)
+class _Scored:
+    thresholds: tuple
+    data: object  # verification.CellData
+    labels: list
+    columns: tuple
+    n_mated: int
+    n_impostor: int
+    warnings: tuple = ()
+
+
+def _score(acq: _Acquired, config: AuditConfig) -> _Scored:
     """Thresholds and per-cell counts: from the given pairs (a scores file), or by the tiled engine
     over every pair of acquired images (never holding the N² scores)."""
     th = config.thresholds
@@ -256,15 +268,15 @@ def _score(acq: _Acquired, config: AuditConfig):
         pairs = acq.pairs
         thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
         data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
-        return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
+        return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor)
     from .engine.tiles import score_tiles
 
     protocol = config.protocol
     if protocol.pairs or protocol.sample_impostors:
-        pairs = _listed_pairs(acq, config, subjects, cells)
+        pairs, warnings = _listed_pairs(acq, config, subjects)
         thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
         data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
-        return thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor
+        return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor, tuple(warnings))
     given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     scan = score_tiles(
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
@@ -277,7 +289,7 @@ def _score(acq: _Acquired, config: AuditConfig):
     specs = threshold_specs(list(zip(targets, values)), fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     counts = scan.counts_at([s[2] for s in specs])
     data = cell_data_from_scan(scan, counts)
-    return thresholds_from_counts(specs, data, acq.info), data, labels, columns, int(counts.mated.sum()), int(scan.impostors_total)
+    return _Scored(thresholds_from_counts(specs, data, acq.info), data, labels, columns, int(counts.mated.sum()), int(scan.impostors_total))
 
 
 def run_audit(
@@ -312,17 +324,19 @@ def run_audit(
         acq = _acquire_from_file(config, log)
     else:
         acq = _acquire_from_images(config, data_dir, workers, log)
-    samples, ok_rows, info, groupings = acq.samples, acq.ok_rows, acq.info, acq.groupings
+    samples, info, groupings = acq.samples, acq.info, acq.groupings
     stats = acq.stats
 
     t_score = time.perf_counter()
-    thresholds, data, labels, columns, n_mated, n_impostor = _score(acq, config)
-    tables = analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=config.run.bootstrap, seed=config.run.seed)
+    scored = _score(acq, config)
+    n_mated, n_impostor = scored.n_mated, scored.n_impostor
+    tables = analyse_cells(samples, scored.data, scored.labels, scored.columns, scored.thresholds, groupings=groupings,
+                           bootstrap=config.run.bootstrap, seed=config.run.seed)
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
     keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *acq.group_columns]
-    warnings = list(acq.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
+    warnings = list(scored.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
     n_fail = int((samples["status"] != "ok").sum())
     if n_fail:
         warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")

@@ -147,13 +147,7 @@ class AuditResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name, cols in TABLE_COLUMNS.items():
-            df = getattr(self, name)
-            if not isinstance(df, pd.DataFrame):
-                raise ResultsError(f"AuditResult.{name} must be a pandas DataFrame, got {type(df).__name__}")
-            missing = [c for c in cols if c not in df.columns]
-            if missing:
-                raise ResultsError(f"AuditResult.{name} lacks the columns {missing}; expected {cols}")
+        check_tables(self, TABLE_COLUMNS)
 
     # ------------------------------------------------------------------ access helpers
     def threshold(self, name: str) -> ThresholdInfo:
@@ -383,6 +377,18 @@ class AuditResult:
         items = "".join(f"<li><b>{escape(STATUS_LABELS[f.status])}:</b> {escape(f.text)}</li>" for f in findings)
         summary = f"<details open><summary>Summary ({len(findings)} findings)</summary><ul>{items}</ul></details>" if findings else ""
         return head + summary + table
+
+
+def check_tables(result: Any, columns: Mapping[str, list[str]]) -> None:
+    """Raise ResultsError unless each table named in ``columns`` is a DataFrame with those columns."""
+    kind = type(result).__name__
+    for name, cols in columns.items():
+        df = getattr(result, name)
+        if not isinstance(df, pd.DataFrame):
+            raise ResultsError(f"{kind}.{name} must be a pandas DataFrame, got {type(df).__name__}")
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ResultsError(f"{kind}.{name} lacks the columns {missing}; expected {cols}")
 
 
 def paths_of_failures_only(samples: pd.DataFrame) -> pd.DataFrame:

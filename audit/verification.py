@@ -37,8 +37,6 @@ from .metrics import (
     fairness_discrepancy_rate,
     garbe,
     inequity_rate,
-    det_curve,
-    error_counts,
     insufficient_impostors,
     summarize,
     threshold_at_fmr,
@@ -109,7 +107,7 @@ def choose_thresholds(
     targets = [(t, threshold_at_fmr(imp, t) if imp.size else np.inf) for t in target_fmr]
     specs = threshold_specs(targets, fixed_native=fixed_native, info=info, backend_default=backend_default)
     rows = 1 + max((int(a.max()) for a in (pairs.mated_a, pairs.mated_b, pairs.impostor_a, pairs.impostor_b) if a.size), default=0)
-    one_cell = cell_data_from_pairs(pairs, np.zeros(rows, np.int64), 1, [s[2] for s in specs])
+    one_cell = cell_data_from_pairs(pairs, np.zeros(rows, np.int64), 1, [s[2] for s in specs], bins=1)
     return thresholds_from_counts(specs, one_cell, info)
 
 
@@ -335,7 +333,6 @@ def analyse_cells(
         warnings.append(f"{data.mated_cross_cell} mated pair(s) join images with different group labels; counted in the first image's group")
 
     hist_all, edges_all, starts = _rebin(data.impostor_hist, data.mated_scores, data.edges, HIST_BINS)
-    mated_sorted_by_cell = {}
     for gid, labels, cols in all_groupings:
         codes_all, cats = _codes(labels)
         g = len(cats)

@@ -35,12 +35,11 @@ and is refused. Errors name the file and the field.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import AuditConfig, DatasetConfig, config_from_dict
+from ..config import AuditConfig, DatasetConfig, config_from_dict, read_toml
 from ..errors import ConfigError
 
 __all__ = ["SCENARIOS", "IdentificationSettings", "IdentificationConfig", "load_identification_config",
@@ -117,13 +116,7 @@ def load_identification_config(path: str | Path) -> IdentificationConfig:
         Naming the file and the field, saying what was expected and what was found.
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return identification_config_from_dict(raw, path=path)
+    return identification_config_from_dict(read_toml(path), path=path)
 
 
 def identification_config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None,

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
-from ..results import SCHEMA_VERSION, AuditResult, _from_json, _jsonable, dump_result_json
+from ..results import SCHEMA_VERSION, AuditResult, _from_json, _jsonable, check_tables, dump_result_json
 
 __all__ = ["RESULT_KIND", "ID_TABLE_COLUMNS", "IdentificationThreshold", "IdentificationResult", "read_result"]
 
@@ -174,13 +174,7 @@ class IdentificationResult:
     result_kind: str = RESULT_KIND
 
     def __post_init__(self) -> None:
-        for name, cols in ID_TABLE_COLUMNS.items():
-            df = getattr(self, name)
-            if not isinstance(df, pd.DataFrame):
-                raise ResultsError(f"IdentificationResult.{name} must be a pandas DataFrame, got {type(df).__name__}")
-            missing = [c for c in cols if c not in df.columns]
-            if missing:
-                raise ResultsError(f"IdentificationResult.{name} lacks the columns {missing}; expected {cols}")
+        check_tables(self, ID_TABLE_COLUMNS)
 
     # ------------------------------------------------------------------ access helpers
     def threshold(self, name: str) -> IdentificationThreshold:
