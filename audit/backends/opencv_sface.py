@@ -61,6 +61,10 @@ _THRESHOLD_SOURCE = (
 
 CHIP_SIZE = 112  # alignCrop's output, SFace's input
 _MIN_DETECT_SIDE = 64
+# YuNet's smallest detectable face is about 10 px; on images smaller than this its int8 builds can
+# report a "face" in a flat patch, depending on the CPU's instruction set (seen on CI: an 8x8 grey
+# square scored as a face). No recognisable face fits, so such images are no_face without detection.
+_MIN_IMAGE_SIDE = 20
 _ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models/"
 
 
@@ -496,6 +500,12 @@ class OpenCVSFaceBackend(Backend):
         bad = invalid_image(image)
         if bad is not None:
             return bad
+        if min(image.shape[:2]) < _MIN_IMAGE_SIDE:
+            return FaceResult(
+                FaceStatus.NO_FACE,
+                detail=f"image is {image.shape[1]}x{image.shape[0]} px; YuNet needs at least "
+                f"{_MIN_IMAGE_SIDE} px on each side to find a face",
+            )
         try:
             bgr = np.ascontiguousarray(image[:, :, ::-1])
             small = self._detection_image(bgr)
