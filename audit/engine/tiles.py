@@ -600,9 +600,12 @@ class _Geometry:
     sentinel32: np.float32  # written over the lower triangle of diagonal tiles: bin 0
     hist_bins: int
     tile: int
+    # two-sided scans (probe vs reference): codes 0..B-1 are side 0's groups, B..2B-1 side 1's
+    # (B = base_groups, G = 2B); only pairs across the sides are compared. 0: one set.
+    base_groups: int = 0
 
 
-def _geometry(e32_sorted, subj, grp, n_groups, metric, tile, hist_bins) -> _Geometry:
+def _geometry(e32_sorted, subj, grp, n_groups, metric, tile, hist_bins, base_groups=0) -> _Geometry:
     n, d = e32_sorted.shape
     sq = _row_sq_norms(e32_sorted)
     m2 = max(float(sq.max()) if n else 0.0, 1e-30)
@@ -652,7 +655,7 @@ def _geometry(e32_sorted, subj, grp, n_groups, metric, tile, hist_bins) -> _Geom
         metric=metric, e32=e32_sorted, lhs=lhs, rhs=rhs, subj=subj, grp=grp, n_groups=n_groups,
         group_starts=group_starts, scale=s, offset=off, delta=delta, margin=3.0 * delta,
         v_min32=_f32_down(s * (lo + pad) + off - 2.0 * delta), sentinel32=np.float32(0.5),
-        hist_bins=hist_bins, tile=tile,
+        hist_bins=hist_bins, tile=tile, base_groups=base_groups,
     )
 
 
@@ -687,11 +690,22 @@ def _screen_to_raw(geo: _Geometry, v: float) -> float:
 
 
 def _tiles(geo: _Geometry, n: int, mode: str) -> list[tuple[int, int, int, int]]:
+    """Tiles ``(r0, r1, c0, c1)`` covering the compared pairs once: the upper triangle of one set
+    (or of each group's block), or, two-sided, the rectangle side 0 x side 1 (or each group's)."""
     t = geo.tile
+    gs = geo.group_starts
+    b = geo.base_groups
+    if b:  # rectangles: rows of side 0 against columns of side 1, never a diagonal tile
+        if mode == "all":
+            blocks = [(0, int(gs[b]), int(gs[b]), n)]
+        else:
+            blocks = [(int(gs[g]), int(gs[g + 1]), int(gs[b + g]), int(gs[b + g + 1])) for g in range(b)]
+        return [(r0, min(r0 + t, r1), c0, min(c0 + t, c1))
+                for r0_, r1, c0_, c1 in blocks if r1 > r0_ and c1 > c0_
+                for r0 in range(r0_, r1, t) for c0 in range(c0_, c1, t)]
     if mode == "all":
         spans = [(0, n)]
     else:
-        gs = geo.group_starts
         spans = [(int(gs[g]), int(gs[g + 1])) for g in range(geo.n_groups) if gs[g + 1] > gs[g]]
     out = []
     for s, e in spans:
@@ -701,6 +715,18 @@ def _tiles(geo: _Geometry, n: int, mode: str) -> list[tuple[int, int, int, int]]
             for c0 in starts[i:]:
                 out.append((r0, r1, c0, min(c0 + t, e)))
     return out
+
+
+def _comparable(geo: _Geometry, grp_a: np.ndarray, grp_b: np.ndarray, mode: str) -> np.ndarray:
+    """Whether pairs of rows with group codes ``grp_a``, ``grp_b`` (broadcast) are compared at all
+    (subjects aside): same group under ``same_group``; across the sides when two-sided."""
+    b = geo.base_groups
+    if not b:
+        return (grp_a == grp_b) if mode == "same_group" else np.ones(np.broadcast(grp_a, grp_b).shape, bool)
+    ok = (grp_a // b) != (grp_b // b)
+    if mode == "same_group":
+        ok &= (grp_a % b) == (grp_b % b)
+    return ok
 
 
 def _segments(geo: _Geometry, a: int, b: int) -> list[tuple[int, int, int]]:
@@ -1142,8 +1168,8 @@ def _guess_floor(geo: _Geometry, k: int, n_imp: int, mode: str) -> np.float32 | 
         r = rows[i:i + 16]
         v = geo.lhs[r] @ geo.rhs
         ok = geo.subj[None, :] != geo.subj[r][:, None]  # drops self and mated pairs
-        if mode == "same_group":
-            ok &= geo.grp[None, :] == geo.grp[r][:, None]
+        if mode == "same_group" or geo.base_groups:
+            ok &= _comparable(geo, geo.grp[r][:, None], geo.grp[None, :], mode)
         vals.append(v[ok])
     sample = np.concatenate(vals)
     c = int(3.0 * k / n_imp * sample.size) + 20
@@ -1163,6 +1189,7 @@ def score_tiles(
     max_fmr: float = 1e-2,
     thresholds: Sequence[float] = (),
     impostors: str = "all",
+    sides: np.ndarray | None = None,
     tile: int = 4096,
     hist_bins: int = 2048,
     histogram: bool = True,
@@ -1197,6 +1224,14 @@ def score_tiles(
     impostors : {"all", "same_group"}, default "all"
         Which non-mated pairs are impostor comparisons: every one, or only those inside a group
         (off-diagonal cells are then empty and thresholds are fixed on same-group impostors).
+    sides : array_like of bool or {0, 1}, shape (N,), optional
+        Two-sided scan (probe set vs reference set): only pairs of a side-0 row and a side-1 row
+        are compared, mated and impostor alike. The scan's group codes are then ``g`` for a
+        side-0 row of group g and ``G + g`` for a side-1 row (``2G`` codes): cell ``(g, G + h)``
+        counts pairs of a side-0 image of g with a side-1 image of h, so the cross-group matrix
+        ``counts.false_matches[:, :G, G:]`` is directional (not symmetric), and
+        ``counts.coarsen(np.r_[np.arange(G), np.arange(G)])`` gives the usual G-group counts.
+        False non-matches count in the side-0 image's group.
     tile : int, default 4096
         Rows per tile side. Results do not depend on it. Memory: about ``tile² × 9`` bytes with
         one worker (two product buffers, so that the next product overlaps the counting),
@@ -1243,6 +1278,17 @@ def score_tiles(
     grp, g = _group_codes(groups, n, n_groups)
     if impostors not in IMPOSTOR_MODES:
         raise MetricError(f"impostors must be one of {IMPOSTOR_MODES}; got {impostors!r}.")
+    base = 0
+    if sides is not None:
+        side = np.asarray(sides)
+        if side.shape != (n,):
+            raise MetricError(f"sides must have one value per row, shape ({n},); got shape {side.shape}.")
+        if side.dtype != bool:
+            if side.dtype.kind not in "iu" or (side.size and not np.isin(side, (0, 1)).all()):
+                raise MetricError("sides must hold booleans or 0/1 (0: probe side, 1: reference side).")
+        side = side.astype(np.int64)
+        base, g = g, 2 * g
+        grp = grp + side * base
     try:
         mf = float(max_fmr)
     except (TypeError, ValueError):
@@ -1260,21 +1306,25 @@ def score_tiles(
     order = np.lexsort((np.arange(n), subj, grp))
     e_sorted = e32[order]
     del e32  # the caller's array (or our normalised copy) is not needed any more
-    geo = _geometry(e_sorted, subj[order], grp[order], g, metric, int(tile), int(hist_bins))
+    geo = _geometry(e_sorted, subj[order], grp[order], g, metric, int(tile), int(hist_bins), base)
     del e_sorted
     s_subj, s_grp = geo.subj, geo.grp
 
-    # mated pairs: all of them, scored canonically
+    # mated pairs: all of them (two-sided: those across the sides), scored canonically
     ma, mb = _mated_pairs(s_subj)
+    if base:
+        across = (s_grp[ma] // base) != (s_grp[mb] // base)
+        ma, mb = ma[across], mb[across]  # scan order puts side 0 first: ma is the side-0 row
     m_scores = _canonical(geo.e32, ma, mb, metric)
-    in_scan = np.ones(ma.size, bool) if impostors == "all" else s_grp[ma] == s_grp[mb]
+    in_scan = _comparable(geo, s_grp[ma], s_grp[mb], impostors)
     tiles = _tiles(geo, n, impostors)
     starts = np.array(sorted({t[0] for t in tiles}), dtype=np.int64)
+    cstarts = np.array(sorted({t[2] for t in tiles}), dtype=np.int64)  # (two-sided: not the row starts)
     by_tile: dict[tuple[int, int], np.ndarray] = {}
     if ma.size and tiles:
         sel = np.flatnonzero(in_scan)
         bi = starts[np.searchsorted(starts, ma[sel], side="right") - 1]
-        bj = starts[np.searchsorted(starts, mb[sel], side="right") - 1]
+        bj = cstarts[np.searchsorted(cstarts, mb[sel], side="right") - 1]
         key = bi * (n + 1) + bj
         o = np.argsort(key, kind="stable")
         ks, first = np.unique(key[o], return_index=True)
@@ -1287,8 +1337,8 @@ def score_tiles(
     np.add.at(per_subj_group, (s_subj, s_grp), 1)
     sizes = np.bincount(s_grp, minlength=g).astype(np.int64)
     imp_row = sizes[None, :] - per_subj_group[s_subj]  # (N, G): rows of h minus the subject's own
-    if impostors == "same_group":
-        imp_row = np.where(np.arange(g)[None, :] == s_grp[:, None], imp_row, 0)
+    if impostors == "same_group" or base:
+        imp_row = np.where(_comparable(geo, s_grp[:, None], np.arange(g)[None, :], impostors), imp_row, 0)
     n_imp = int(imp_row.sum()) // 2
     tail_k = _k_rule(mf, n_imp) + 1 if n_imp else None
 
@@ -1348,10 +1398,12 @@ class TileScan:
     n_rows : int
     subject_labels : ndarray, shape (S,)
     impostors : ndarray of int64, shape (G, G)
-        Impostor comparisons per cell (symmetric).
+        Impostor comparisons per cell (symmetric; two-sided scans: see ``sides`` of
+        :func:`score_tiles`).
     impostors_total : int
     mated_a, mated_b : ndarray of int64, shape (m,)
-        Rows (caller's order, ``a < b``) of every mated pair.
+        Rows (caller's order, ``a < b``; two-sided: ``a`` on side 0, ``b`` on side 1) of every
+        mated pair.
     mated_scores : ndarray of float64, shape (m,)
         Their canonical scores.
     mated_group : ndarray of int64, shape (m,)
@@ -1406,12 +1458,12 @@ class TileScan:
     @property
     def mated_a(self) -> np.ndarray:
         a, b = self._order[self._mated[0]], self._order[self._mated[1]]
-        return np.minimum(a, b)
+        return a if self._geo.base_groups else np.minimum(a, b)
 
     @property
     def mated_b(self) -> np.ndarray:
         a, b = self._order[self._mated[0]], self._order[self._mated[1]]
-        return np.maximum(a, b)
+        return b if self._geo.base_groups else np.maximum(a, b)
 
     @property
     def mated_scores(self) -> np.ndarray:
@@ -1442,9 +1494,16 @@ class TileScan:
             return r
         return 0.0 if r >= 0 else -math.sqrt(-r / (1.0 + 1e-9)) * (1.0 - 1e-9)
 
+    @property
+    def base_groups(self) -> int:
+        """G of a two-sided scan (its codes are 0..2G-1: side 0's groups, then side 1's); 0 otherwise."""
+        return self._geo.base_groups
+
     # -- helpers
     def _mated_first_group(self) -> np.ndarray:
         ma, mb = self._mated[0], self._mated[1]
+        if self._geo.base_groups:
+            return self._geo.grp[ma]  # two-sided: the side-0 (probe) image's group
         first = np.where(self._order[ma] < self._order[mb], ma, mb)
         return self._geo.grp[first]
 
@@ -1628,7 +1687,7 @@ class TileScan:
             subject_impostors=sub_imp,
             subject_false_non_matches=sub_fnm.astype(np.int64),
             subject_mated=np.bincount(msubj, minlength=n_subj).astype(np.int64),
-            mated_cross_group=int(np.sum(geo.grp[ma] != geo.grp[mb])),
+            mated_cross_group=int(np.sum((geo.grp[ma] % (geo.base_groups or g)) != (geo.grp[mb] % (geo.base_groups or g)))),
             rescanned=rescanned,
         )
 

@@ -387,3 +387,83 @@ def test_bad_inputs():
         scan.thresholds_at_fmr([0.05])
     with pytest.raises(MetricError, match="NaN"):
         scan.counts_at([np.nan])
+
+
+# ---------------------------------------------------------------------------- two-sided scans
+
+
+def naive_two_sided(emb, subj, grp, side, g, metric, thresholds, *, same_group=False):
+    """Every (side-0 row, side-1 row) pair scored canonically; directional cells (probe g, ref h)."""
+    p, r = np.flatnonzero(side == 0), np.flatnonzero(side == 1)
+    i, j = np.repeat(p, r.size), np.tile(r, p.size)
+    s = score_pairs(emb, i, j, metric=metric)
+    mated = subj[i] == subj[j]
+    gi, gj = grp[i], grp[j]
+    imp = ~mated & (gi == gj if same_group else True)
+    cell = gi * g + gj
+    labels, sc = np.unique(subj, return_inverse=True)
+
+    def directional(mask):
+        return np.bincount(cell[mask], minlength=g * g).reshape(g, g)
+
+    out = {
+        "scores": s, "mated": mated, "imp": imp, "impostors": directional(imp),
+        "fm": np.stack([directional(imp & (s >= t)) for t in thresholds]),
+        "fnm": np.stack([np.bincount(gi[mated & (s < t)], minlength=g) for t in thresholds]),
+        "mated_by_group": np.bincount(gi[mated], minlength=g),
+        "sub_fnm": np.stack([np.bincount(sc[i[mated & (s < t)]], minlength=labels.size) for t in thresholds]),
+    }
+    sub_fm = np.zeros((len(thresholds), labels.size, g), np.int64)
+    for k, t in enumerate(thresholds):
+        hit = imp & (s >= t)
+        np.add.at(sub_fm[k], (sc[i[hit]], gj[hit]), 1)
+        np.add.at(sub_fm[k], (sc[j[hit]], gi[hit]), 1)
+    out["sub_fm"] = sub_fm
+    return out
+
+
+@pytest.mark.parametrize("metric,same_group,workers", [("cosine", False, 1), ("euclidean", False, 1),
+                                                       ("cosine", True, 1), ("cosine", False, 2)])
+def test_two_sided_scan_equals_naive_and_is_directional(metric, same_group, workers):
+    emb, subj, grp = make(11, 700, quantise=metric == "cosine")
+    rng = np.random.default_rng(3)
+    side = (rng.random(len(subj)) < 0.4).astype(int)  # an unbalanced split: 40% references
+    mode = "same_group" if same_group else "all"
+    scan = score_tiles(emb, subj, grp, metric=metric, max_fmr=5e-2, tile=96, sides=side, impostors=mode,
+                       n_groups=4, workers=workers)
+    assert scan.n_groups == 8 and scan.base_groups == 4
+    ref0 = naive_two_sided(emb, subj, grp, side, 4, metric, [0.0], same_group=same_group)
+    assert scan.impostors_total == int(ref0["imp"].sum())
+    th = scan.thresholds_at_fmr([5e-2, 1e-2, 1e-3])
+    np.testing.assert_array_equal(th, thresholds_at_fmr(ref0["scores"][ref0["imp"]], [5e-2, 1e-2, 1e-3]))
+    probe = np.concatenate([th, [th[0] - 0.3]])  # the last one needs a second pass
+    c = scan.counts_at(probe)
+    ref = naive_two_sided(emb, subj, grp, side, 4, metric, probe, same_group=same_group)
+    # the directional block: rows = side 0's group, columns = side 1's group
+    np.testing.assert_array_equal(c.impostors[:4, 4:], ref["impostors"])
+    np.testing.assert_array_equal(c.false_matches[:, :4, 4:], ref["fm"])
+    for blk in (c.impostors[:4, :4], c.impostors[4:, 4:], c.false_matches[:, :4, :4], c.false_matches[:, 4:, 4:]):
+        assert not blk.any()  # nothing within a side is compared
+    if not same_group:
+        assert not np.array_equal(ref["impostors"], ref["impostors"].T)  # really asymmetric
+        assert not np.array_equal(ref["fm"][0], ref["fm"][0].T)
+    # the usual G-group counts by coarsening the sides away
+    sym = c.coarsen(np.r_[np.arange(4), np.arange(4)])
+    np.testing.assert_array_equal(sym.impostors, ref["impostors"] + ref["impostors"].T - np.diag(np.diag(ref["impostors"])))
+    np.testing.assert_array_equal(sym.false_non_matches, ref["fnm"])  # in the side-0 image's group
+    np.testing.assert_array_equal(sym.mated, ref["mated_by_group"])
+    np.testing.assert_array_equal(sym.subject_false_matches, ref["sub_fm"])
+    np.testing.assert_array_equal(sym.subject_false_non_matches, ref["sub_fnm"])
+    assert c.mated_total == int(ref["mated"].sum())
+    np.testing.assert_array_equal(np.sort(scan.mated_scores), np.sort(ref["scores"][ref["mated"]]))
+    assert (side[scan.mated_a] == 0).all() and (side[scan.mated_b] == 1).all()
+    hist = scan.impostor_hist
+    np.testing.assert_array_equal(hist.sum(-1)[:4, 4:], ref["impostors"])
+
+
+def test_two_sided_scan_rejects_bad_sides():
+    emb, subj, grp = make(12, 50)
+    with pytest.raises(MetricError, match="one value per row"):
+        score_tiles(emb, subj, grp, sides=np.zeros(10, int))
+    with pytest.raises(MetricError, match="0/1"):
+        score_tiles(emb, subj, grp, sides=np.full(50, 2))
