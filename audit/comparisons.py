@@ -29,7 +29,8 @@ class PairScores:
     mated_score, impostor_score : numpy.ndarray of shape (m,), (k,), float64
         Similarities.
     mated_a, mated_b, impostor_a, impostor_b : numpy.ndarray of int64
-        Row indices (into the embedding matrix) of the two sides, ``a < b``.
+        Row indices (into the embedding matrix) of the two sides: ``a < b``, except in two-sided
+        scores (:func:`audit.inputs.read_scores` with ``two_sided=True``), where ``a`` is the probe.
     """
 
     mated_score: np.ndarray

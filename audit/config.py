@@ -71,12 +71,24 @@ class ThresholdConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """How a run is carried out, and how its uncertainty is computed.
+
+    ``bootstrap``: subject-bootstrap replicates (0 turns the bootstrap off). ``interval``: each
+    rate's 95% interval, ``"wilson"`` (default) or ``"clopper-pearson"`` (exact, wider; the
+    config also accepts ``"clopper_pearson"``).
+    """
+
     workers: int | None = None
     batch_size: int = 8
     seed: int = 0
     cache_dir: Path | None = None
     progress: bool = True
     bootstrap: int = 1000
+    interval: str = "wilson"
+
+
+#: Accepted spellings of ``[run] interval`` -> the method name used in results.
+INTERVALS = {"wilson": "wilson", "clopper-pearson": "clopper-pearson", "clopper_pearson": "clopper-pearson"}
 
 
 @dataclass(frozen=True)
@@ -88,12 +100,22 @@ class ProtocolConfig:
     gender). ``pairs``: a given pair list instead of all pairs (LFW's ``pairs.txt`` or a CSV with
     ``sample_a,sample_b``), relative to the dataset root or the config. ``sample_impostors``: score
     every mated pair and this many impostor pairs drawn at random (seeded by ``run.seed``).
+    ``probe`` and ``reference``: a two-sided protocol, the images a system is asked about
+    against the images it holds (``probe = { expression = "smiling" }``, ``reference =
+    { expression = "neutral" }``): each selects rows by column values, only probe-reference
+    pairs are compared, and the cross-group FMR matrix is directional (rows: the probe's group).
     """
 
     impostors: str = "all"
     pairs: str | None = None
     pair_id_format: str = "lfw-deepfunneled/{name}/{name}_{number:04d}.jpg"
     sample_impostors: int | None = None
+    probe: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    reference: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def two_sided(self) -> bool:
+        return bool(self.probe)
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,7 @@ class InputConfig:
     higher_is_similar: bool = True
     metric: str = "cosine"
     name: str = ""
+    two_sided: bool = False  # scores: sample_a is always the probe, sample_b the reference
 
 
 @dataclass(frozen=True)
@@ -129,13 +152,13 @@ class AuditConfig:
 
 _ALLOWED = {
     "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol"},
-    "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors"},
-    "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name"},
+    "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors", "probe", "reference"},
+    "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name", "two_sided"},
     "embeddings": {"path", "samples", "metric", "groups", "groupings", "name"},
     "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision"},
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
-    "run": {"workers", "batch_size", "seed", "cache_dir", "progress", "bootstrap"},
+    "run": {"workers", "batch_size", "seed", "cache_dir", "progress", "bootstrap", "interval"},
     "output": {"dir", "include_face_images"},
 }
 
@@ -278,6 +301,9 @@ def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunC
     seed = rn.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise err("run.seed", f"expected an integer, found {seed!r}")
+    interval = rn.get("interval", "wilson")
+    if not isinstance(interval, str) or interval not in INTERVALS:
+        raise err("run.interval", f"expected \"wilson\" or \"clopper-pearson\" (also spelt \"clopper_pearson\"), found {interval!r}")
     run = RunConfig(
         workers=pos_int(rn["workers"], "run.workers") if "workers" in rn else None,
         batch_size=pos_int(rn.get("batch_size", 8), "run.batch_size"),
@@ -285,6 +311,7 @@ def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunC
         cache_dir=rel(rn["cache_dir"], "run.cache_dir") if "cache_dir" in rn else None,
         progress=progress,
         bootstrap=pos_int(rn.get("bootstrap", 1000), "run.bootstrap", 0),
+        interval=INTERVALS[interval],
     )
     return thresholds, run
 
@@ -314,10 +341,13 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     if metric not in ("cosine", "euclidean"):
         raise err("embeddings.metric", f"expected \"cosine\" or \"euclidean\", found {metric!r}")
     name = t.get("name", "")
+    two_sided = t.get("two_sided", False)
+    if not isinstance(two_sided, bool):
+        raise err("scores.two_sided", f"expected true (sample_a is the probe, sample_b the reference) or false, found {two_sided!r}")
     inp = InputConfig(
         kind=kind, path=rel(t["path"], f"{kind}.path"), samples=rel(t["samples"], f"{kind}.samples") if "samples" in t else None,
         group_columns=tuple(groups), groupings=tuple(tuple(x) for x in groupings_raw),
-        higher_is_similar=his, metric=metric, name=str(name),
+        higher_is_similar=his, metric=metric, name=str(name), two_sided=two_sided,
     )
     pos_int = _pos_int(err)
     thresholds, run = _thresholds_and_run(table, err, rel, pos_int)
@@ -347,7 +377,32 @@ def _protocol(table, err, pos_int) -> ProtocolConfig:
     sample = pos_int(pr["sample_impostors"], "protocol.sample_impostors") if "sample_impostors" in pr else None
     if sum(x is not None for x in (pairs, sample)) + (imp != "all") > 1:
         raise err("protocol", "choose one of pairs, sample_impostors and impostors = \"same_group\"")
-    return ProtocolConfig(imp, pairs, fmt, sample)
+    sides = {k: _selector(pr[k], f"protocol.{k}", err) for k in ("probe", "reference") if k in pr}
+    if sides:
+        if len(sides) == 1:
+            missing = "reference" if "probe" in sides else "probe"
+            raise err(f"protocol.{missing}", "a two-sided protocol needs both probe and reference, e.g. "
+                      "probe = { expression = \"smiling\" } and reference = { expression = \"neutral\" }")
+        if pairs is not None or sample is not None:
+            raise err("protocol", "probe/reference already say which pairs are compared (every probe against every "
+                      "reference image): remove pairs or sample_impostors")
+        if sides["probe"] == sides["reference"]:
+            raise err("protocol.reference", "selects the same images as protocol.probe; choose two different sets")
+    return ProtocolConfig(imp, pairs, fmt, sample, sides.get("probe", ()), sides.get("reference", ()))
+
+
+def _selector(value, fld: str, err) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{ column = "value" }`` or ``{ column = ["a", "b"] }`` -> ((column, ("value",)), ...)."""
+    example = '{ expression = "smiling" }'
+    if not isinstance(value, Mapping) or not value:
+        raise err(fld, f"expected a table of column = value(s) such as {example}, found {value!r}")
+    out = []
+    for col, vals in value.items():
+        vals = list(vals) if isinstance(vals, (list, tuple)) else [vals]
+        if not vals or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in vals):
+            raise err(f"{fld}.{col}", f"expected a value or a list of values (strings or integers), found {value[col]!r}")
+        out.append((str(col), tuple(str(v) for v in vals)))
+    return tuple(out)
 
 
 def _face_images(out, err) -> bool:

@@ -366,7 +366,7 @@ def executive_summary(result: AuditResult) -> list[Finding]:
     Parameters
     ----------
     result : AuditResult
-        Read only: ``rates`` (counts and Wilson intervals, ``insufficient``), ``fta``,
+        Read only: ``rates`` (counts and intervals, ``insufficient``), ``fta``,
         ``composition`` (report order of groups), ``thresholds`` and ``groupings``.
 
     Returns

@@ -28,6 +28,12 @@ the column, before anything is computed):
 
 A group with a single subject is allowed and reported as a warning in the result: its same-group
 FMR then comes from one person's images only.
+
+Two-sided scores (``two_sided=True``, ``[scores] two_sided = true``): ``sample_a`` is always the
+probe and ``sample_b`` the reference image (a search of new photos against enrolled ones), so the
+cross-group FMR matrix is directional (row: the probe's group) and FNMR counts in the probe's
+group. A sample that is a probe on one row and a reference on another is an error; the same probe
+and reference in both orders cannot occur then.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class ScoredInput:
     info: BackendInfo
     group_columns: tuple[str, ...]
     embeddings: np.ndarray | None = None
+    side: np.ndarray | None = None  # two-sided scores: 0 (probe) or 1 (reference) per acquired row
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -136,6 +143,7 @@ def read_scores(
     group_columns: Sequence[str],
     samples_path: str | Path | None = None,
     name: str = "",
+    two_sided: bool = False,
 ) -> ScoredInput:
     """Read a scores file (see the module docstring) into samples and pair scores.
 
@@ -149,6 +157,9 @@ def read_scores(
         The label columns to audit (``["ethnicity", "gender"]``).
     samples_path : path, optional
         A samples table; without it the scores file must carry ``subject_a/_b`` and ``<group>_a/_b``.
+    two_sided : bool, default False
+        ``sample_a`` is the probe and ``sample_b`` the reference of every pair: the pairs keep that
+        order and ``side`` of the result gives each acquired row's side.
     """
     path = Path(path)
     df = read_table(path)
@@ -168,6 +179,15 @@ def read_scores(
     if same.any():
         i = int(np.flatnonzero(same)[0])
         raise DataError(f"{path}: row {i + 2}: compares sample {a[i]!r} with itself")
+    if two_sided:
+        both_sides = np.intersect1d(a, b)
+        if both_sides.size:
+            sid = both_sides[0]
+            ra, rb = int(np.flatnonzero(a == sid)[0]), int(np.flatnonzero(b == sid)[0])
+            raise DataError(
+                f"{path}: sample {sid!r} is a probe (sample_a) on row {ra + 2} and a reference (sample_b) on row {rb + 2} "
+                f"({both_sides.size} sample(s) like it); with two_sided = true every image is on one side"
+            )
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     key = pd.Series(lo + "\x00" + hi)
     dup = key.duplicated()
@@ -233,7 +253,13 @@ def read_scores(
     pos = np.full(len(samples), -1, dtype=np.int64)
     pos[ok_rows] = np.arange(len(ok_rows))
     pa, pb = pos[ia], pos[ib]
-    lo_i, hi_i = np.minimum(pa, pb), np.maximum(pa, pb)
+    side = None
+    if two_sided:  # keep the probe first
+        lo_i, hi_i = pa, pb
+        side = np.zeros(len(ok_rows), dtype=np.int64)
+        side[pb] = 1
+    else:
+        lo_i, hi_i = np.minimum(pa, pb), np.maximum(pa, pb)
     pairs = PairScores(sim[mated], lo_i[mated], hi_i[mated], sim[~mated], lo_i[~mated], hi_i[~mated])
     digest = _file_identity(path)
     if samples_path is not None:
@@ -243,7 +269,7 @@ def read_scores(
         metric="similarity" if higher_is_similar else "distance",
         options={"path": str(path), "samples": str(samples_path) if samples_path else None},
     )
-    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns))
+    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns), side=side)
 
 
 def read_embeddings(

@@ -10,7 +10,7 @@ import datetime as _dt
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -140,6 +140,7 @@ class _Acquired:
     workers: int
     score_seconds: float
     embeddings: np.ndarray | None = None  # acquired rows, scored all-pairs by the tiled engine
+    side: np.ndarray | None = None  # two-sided scores file: 0 probe / 1 reference per acquired row
 
 
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
@@ -180,8 +181,9 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
     t0 = time.perf_counter()
     if inp.kind == "scores":
         log(f"scores file {inp.path}: reading")
-        got = read_scores(inp.path, higher_is_similar=inp.higher_is_similar, group_columns=inp.group_columns, samples_path=inp.samples, name=inp.name)
-        protocol = "pairs_from_scores_file"
+        got = read_scores(inp.path, higher_is_similar=inp.higher_is_similar, group_columns=inp.group_columns, samples_path=inp.samples,
+                          name=inp.name, two_sided=inp.two_sided)
+        protocol = "pairs_from_scores_file" + (" (two-sided: sample_a probes, sample_b references)" if inp.two_sided else "")
     else:
         log(f"embeddings file {inp.path}: reading and scoring all pairs")
         got = read_embeddings(inp.path, samples_path=inp.samples, group_columns=inp.group_columns, metric=inp.metric, name=inp.name)
@@ -198,7 +200,7 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
     log(f"{len(got.samples)} samples of {got.samples['subject'].nunique()} subjects")
     return _Acquired(
         got.samples, got.ok_rows, got.pairs, got.info, inp.groupings, inp.group_columns, dataset,
-        protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0, got.embeddings,
+        protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0, got.embeddings, got.side,
     )
 
 
@@ -206,8 +208,16 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
 PARALLEL_SCAN_ROWS = 20_000
 
 
+def _describe_selector(selector) -> str:
+    return ", ".join(f"{col} = {vals[0] if len(vals) == 1 else ' or '.join(vals)}" for col, vals in selector)
+
+
 def _protocol_name(config: AuditConfig, default: str) -> str:
     p = config.protocol
+    if p.two_sided:
+        imp = "same-group impostor" if p.impostors == "same_group" else "impostor"
+        return (f"two-sided: every probe ({_describe_selector(p.probe)}) against every reference "
+                f"({_describe_selector(p.reference)}) image, mated and {imp} pairs")
     if p.pairs:
         return f"pair_list ({p.pairs})"
     if p.sample_impostors:
@@ -247,6 +257,49 @@ def _listed_pairs(acq: _Acquired, config: AuditConfig, subjects: np.ndarray) -> 
     return pair_scores_from_list(acq.embeddings, subjects, pa, pb, metric=acq.info.metric), warnings
 
 
+def _select_side(samples: pd.DataFrame, selector, which: str, config: AuditConfig) -> np.ndarray:
+    where = f"{config.path or '<config>'}: field 'protocol.{which}'"
+    mask = np.ones(len(samples), bool)
+    for col, vals in selector:
+        if col not in samples.columns:
+            shown = [c for c in samples.columns if c not in ("path", "sha256", "status", "n_faces", "detail")]
+            raise ConfigError(f"{where} names the column {col!r}, which the samples do not have; they have {shown}")
+        mask &= samples[col].astype(str).isin(vals).to_numpy()
+    if not mask.any():
+        seen = {col: sorted(samples[col].astype(str).unique().tolist())[:12] for col, _ in selector}
+        raise ConfigError(f"{where} ({_describe_selector(selector)}) selects no image; the values present are {seen}")
+    return mask
+
+
+def _apply_sides(acq: _Acquired, config: AuditConfig, log) -> tuple[_Acquired, np.ndarray | None, list[str]]:
+    """For a two-sided protocol: keep the probe and reference images only, and give each acquired
+    row its side (0: probe, 1: reference). Other protocols pass through (side None)."""
+    p = config.protocol
+    if not p.two_sided:
+        return acq, acq.side, []
+    samples = acq.samples.reset_index(drop=True)
+    probe = _select_side(samples, p.probe, "probe", config)
+    ref = _select_side(samples, p.reference, "reference", config)
+    both = np.flatnonzero(probe & ref)
+    if both.size:
+        raise ConfigError(
+            f"{config.path or '<config>'}: fields 'protocol.probe' and 'protocol.reference' both select {both.size} image(s), "
+            f"e.g. {samples['sample_id'].iloc[both[0]]!r}; an image can be on one side only: make the selections disjoint"
+        )
+    keep = probe | ref
+    warnings = []
+    if not keep.all():
+        warnings.append(f"{int((~keep).sum())} of {len(samples)} image(s) are in neither the probe nor the reference set and are left out")
+    new_pos = np.cumsum(keep) - 1
+    ok_keep = keep[acq.ok_rows]
+    ok_rows = new_pos[acq.ok_rows[ok_keep]]
+    emb = acq.embeddings[ok_keep] if acq.embeddings is not None else None
+    samples = samples[keep].reset_index(drop=True)
+    side = np.where(probe[keep][ok_rows], 0, 1).astype(np.int64)
+    log(f"two-sided protocol: {int(probe.sum())} probe and {int(ref.sum())} reference image(s)")
+    return replace(acq, samples=samples, ok_rows=ok_rows, embeddings=emb), side, warnings
+
+
 @dataclass(frozen=True)
 class _Scored:
     thresholds: tuple
@@ -258,16 +311,17 @@ class _Scored:
     warnings: tuple = ()
 
 
-def _score(acq: _Acquired, config: AuditConfig) -> _Scored:
+def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) -> _Scored:
     """Thresholds and per-cell counts: from the given pairs (a scores file), or by the tiled engine
-    over every pair of acquired images (never holding the N² scores)."""
+    over every pair of acquired images (never holding the N² scores); with ``side`` (one 0/1 per
+    acquired row), every probe-reference pair."""
     th = config.thresholds
     cells, labels, columns = finest_cells(acq.samples, acq.ok_rows, acq.groupings)
     subjects = acq.samples["subject"].to_numpy()[acq.ok_rows]
     if acq.pairs is not None:
         pairs = acq.pairs
         thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
-        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
+        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects, side=side)
         return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor)
     from .engine.tiles import score_tiles
 
@@ -281,7 +335,7 @@ def _score(acq: _Acquired, config: AuditConfig) -> _Scored:
     scan = score_tiles(
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
         max_fmr=max(th.target_fmr, default=1e-3), thresholds=[s[2] for s in given],
-        impostors=protocol.impostors,
+        impostors=protocol.impostors, sides=side,
         workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
     )
     targets = list(th.target_fmr)
@@ -328,15 +382,17 @@ def run_audit(
     stats = acq.stats
 
     t_score = time.perf_counter()
-    scored = _score(acq, config)
+    acq, side, side_warnings = _apply_sides(acq, config, log)
+    samples = acq.samples
+    scored = _score(acq, config, side)
     n_mated, n_impostor = scored.n_mated, scored.n_impostor
     tables = analyse_cells(samples, scored.data, scored.labels, scored.columns, scored.thresholds, groupings=groupings,
-                           bootstrap=config.run.bootstrap, seed=config.run.seed)
+                           bootstrap=config.run.bootstrap, seed=config.run.seed, interval=config.run.interval)
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
     keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *acq.group_columns]
-    warnings = list(scored.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
+    warnings = side_warnings + list(scored.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
     n_fail = int((samples["status"] != "ok").sum())
     if n_fail:
         warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")
@@ -352,6 +408,13 @@ def run_audit(
             "groupings": ["+".join(g) for g in groupings],
             "failed_images_excluded": True,
             "bootstrap_replicates": config.run.bootstrap,
+            "interval": config.run.interval,
+            **({"sides": {
+                "probe": {c: list(v) for c, v in config.protocol.probe} if config.protocol.two_sided else "sample_a of the scores file",
+                "reference": {c: list(v) for c, v in config.protocol.reference} if config.protocol.two_sided else "sample_b of the scores file",
+                "probe_images_acquired": int(np.sum(side == 0)), "reference_images_acquired": int(np.sum(side == 1)),
+                "cross_fmr": "directional: group_a is the probe's group, group_b the reference image's",
+            }} if side is not None else {}),
         },
         "config": {"path": str(config.path) if config.path else None, "values": dict(config.raw)},
         "seed": config.run.seed,

@@ -8,7 +8,9 @@ and ISO/IEC 19795-1:
 - **FNMR of a group**: share of mated comparisons of the group's subjects with ``score < threshold``.
 - **Cross-group FMR**: the same over the impostor comparisons whose two images fall in groups
   (A, B); an unordered pair of different groups counts in cell (A, B) and cell (B, A), so the
-  matrix is symmetric and its diagonal holds the groups' FMRs.
+  matrix is symmetric and its diagonal holds the groups' FMRs. In a two-sided protocol (probe set
+  vs reference set) the matrix is directional: cell (A, B) holds the pairs of a probe of A with a
+  reference image of B, and FNMR counts in the probe's group.
 - **FTA of a group**: share of the group's images whose status is not ``ok``. Comparisons are made
   between acquired images only, so FMR and FNMR exclude failed images (FTA is reported beside them).
 - **Thresholds**: one for everyone. A target-FMR threshold is the smallest value whose FMR over
@@ -17,7 +19,8 @@ and ISO/IEC 19795-1:
 - **Insufficient**: an FMR whose trials are fewer than ``3 / FMR`` (the target FMR, or the overall
   achieved FMR for a given threshold) cannot show a rate that small and is flagged.
 
-Every rate carries its counts and a 95% Wilson interval.
+Every rate carries its counts and a 95% interval: Wilson's by default, Clopper–Pearson's (exact,
+wider) with ``interval="clopper-pearson"``; the ``ci_method`` column says which.
 """
 
 from __future__ import annotations
@@ -33,14 +36,16 @@ from .comparisons import PairScores
 from .datasets.table import GROUP_SEP, group_labels, grouping_id
 from .engine.tiles import coarsen_cells
 from .metrics.bootstrap import bootstrap_disparity, subject_bootstrap
+from .errors import MetricError
 from .metrics import (
+    CI_METHODS,
     fairness_discrepancy_rate,
     garbe,
     inequity_rate,
     insufficient_impostors,
+    interval_arrays,
     summarize,
     threshold_at_fmr,
-    wilson_interval_arrays,
 )
 from .results import TABLE_COLUMNS, ThresholdInfo
 
@@ -48,7 +53,6 @@ __all__ = ["VerificationTables", "choose_thresholds", "analyse_verification", "O
 
 OVERALL = "all"          # grouping id of the whole population
 OVERALL_GROUP = "All"
-CI_METHOD = "wilson"
 HIST_BINS = 60
 
 
@@ -154,14 +158,23 @@ class CellData:
     subject_impostors: np.ndarray | None = None        # (S, C)
     subject_false_non_matches: np.ndarray | None = None  # (T, S)
     subject_mated: np.ndarray | None = None            # (S,)
+    # 2: a two-sided scan (probe vs reference): the cell axes hold 2C codes, c for a probe image
+    # of cell c and C + c for a reference image; block [:C, C:] is the directional matrix
+    n_sides: int = 1
 
 
 def cell_data_from_pairs(
     pairs: PairScores, cells: np.ndarray, n_cells: int, thresholds: Sequence[float], *, bins: int = 2048,
-    subjects: np.ndarray | None = None,
+    subjects: np.ndarray | None = None, side: np.ndarray | None = None,
 ) -> CellData:
     """Count materialised pair scores per cell. ``cells`` gives the cell of each acquired row;
-    with ``subjects`` (one per acquired row) the per-subject counts for the bootstrap are kept too."""
+    with ``subjects`` (one per acquired row) the per-subject counts for the bootstrap are kept too.
+    With ``side`` (0 probe, 1 reference per acquired row) the cells are side-coded (``c`` and
+    ``n_cells + c``) and the result is two-sided (``n_sides = 2``)."""
+    n_sides = 1
+    if side is not None:
+        cells = np.asarray(cells, np.int64) + n_cells * np.asarray(side, np.int64)
+        n_cells, n_sides = 2 * n_cells, 2
     th = np.asarray(thresholds, dtype=np.float64)
     c = n_cells
     ia, ib = cells[pairs.impostor_a], cells[pairs.impostor_b]
@@ -203,7 +216,8 @@ def cell_data_from_pairs(
             subject_mated=np.bincount(sm, minlength=n_s).astype(np.int64),
         )
     return CellData(th, fm.astype(np.int64), sym(None).astype(np.int64), fnm.astype(np.int64), np.bincount(ma, minlength=c).astype(np.int64),
-                    pairs.mated_score.copy(), ma.astype(np.int64), edges, hist.astype(np.int64), int(np.sum(ma != mb)), **subj_parts)
+                    pairs.mated_score.copy(), ma.astype(np.int64), edges, hist.astype(np.int64),
+                    int(np.sum(ma % (n_cells // n_sides) != mb % (n_cells // n_sides))), **subj_parts, n_sides=n_sides)
 
 
 def cell_data_from_scan(scan, counts) -> CellData:
@@ -217,7 +231,7 @@ def cell_data_from_scan(scan, counts) -> CellData:
         scan.mated_scores, scan.mated_group.astype(np.int64), scan.hist_edges, hist, int(getattr(counts, "mated_cross_group", 0)),
         subject_cell=counts.subject_group.astype(np.int64), subject_false_matches=counts.subject_false_matches,
         subject_impostors=counts.subject_impostors, subject_false_non_matches=counts.subject_false_non_matches,
-        subject_mated=counts.subject_mated,
+        subject_mated=counts.subject_mated, n_sides=2 if getattr(scan, "base_groups", 0) else 1,
     )
 
 
@@ -250,6 +264,7 @@ def analyse_verification(
     groupings: Sequence[Sequence[str]],
     bootstrap: int = 1000,
     seed: int = 0,
+    interval: str = "wilson",
 ) -> VerificationTables:
     """Compute every table from materialised pair scores (see :func:`analyse_cells`).
 
@@ -262,12 +277,25 @@ def analyse_verification(
     pairs : PairScores
     thresholds : sequence of ThresholdInfo
     groupings : sequence of sequences of str
+    bootstrap : int, default 1000
+    seed : int, default 0
+    interval : {"wilson", "clopper-pearson"}, default "wilson"
+        Each rate's 95% interval (see :func:`analyse_cells`).
     """
+    _check_interval(interval)
     samples = samples.reset_index(drop=True)
     cells, labels, columns = finest_cells(samples, ok_rows, groupings)
     subjects = samples["subject"].to_numpy()[ok_rows]
     data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
-    return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=bootstrap, seed=seed)
+    return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=bootstrap, seed=seed,
+                         interval=interval)
+
+
+def _check_interval(interval: str) -> str:
+    if interval not in CI_METHODS:
+        raise MetricError(f"interval must be one of {CI_METHODS}; got {interval!r}. Use 'wilson' (the default) "
+                          "or 'clopper-pearson' for the exact, wider interval.")
+    return interval
 
 
 def finest_cells(samples: pd.DataFrame, ok_rows: np.ndarray, groupings: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[tuple[str, ...]], tuple[str, ...]]:
@@ -309,6 +337,7 @@ def analyse_cells(
     groupings: Sequence[Sequence[str]],
     bootstrap: int = 1000,
     seed: int = 0,
+    interval: str = "wilson",
 ) -> VerificationTables:
     """Per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves, summed
     from the finest cells for every grouping (and the whole population, grouping ``"all"``).
@@ -319,9 +348,13 @@ def analyse_cells(
     independent), and every max/min and max/geometric-mean disparity gets one (``ci_low``/``ci_high``
     of ``disparity``).
 
+    Every FTA, FMR and FNMR gets a 95% interval from its counts (``ci_low``/``ci_high``, method in
+    ``ci_method``): ``interval="wilson"`` (default) or ``"clopper-pearson"`` (exact, wider).
+
     Score histograms and DET curves come from the per-cell impostor histograms (and the exact mated
     scores): they are drawn at the histogram's resolution. Every rate and count is exact.
     """
+    _check_interval(interval)
     samples = samples.reset_index(drop=True)
     warnings: list[str] = []
     failed = (samples["status"] != "ok").to_numpy()
@@ -341,12 +374,13 @@ def analyse_cells(
             comp_rows.append((gid, name, int(samples.loc[mask, "subject"].nunique()), int(mask.sum())))
         fails = np.bincount(codes_all, weights=failed, minlength=g).astype(np.int64)
         tries = np.bincount(codes_all, minlength=g).astype(np.int64)
-        ci = wilson_interval_arrays(fails, tries)
+        ci = interval_arrays(fails, tries, method=interval)
         for c, name in enumerate(cats):
-            fta_rows.append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c] if tries[c] else np.nan, ci.low[c], ci.high[c], CI_METHOD))
+            fta_rows.append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c] if tries[c] else np.nan, ci.low[c], ci.high[c], interval))
 
         lookup = {n: i for i, n in enumerate(cats)}
-        mapping = np.array([lookup[GROUP_SEP.join(lab[col_pos[c]] for c in cols) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
+        base_mapping = np.array([lookup[GROUP_SEP.join(lab[col_pos[c]] for c in cols) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
+        mapping = np.tile(base_mapping, data.n_sides)  # two-sided: probe codes, then reference codes
         present = np.zeros(g, bool)
         present[np.unique(mapping)] = True
         fm = coarsen_cells(data.false_matches, mapping, n_groups=g) if data.false_matches.size else np.zeros((0, g, g), np.int64)
@@ -363,8 +397,8 @@ def analyse_cells(
         for c, name in enumerate(cats):
             n_i, n_g = int(imp[c, c]), int(gen[c])
             f_c, n_c = fm[:, c, c], fnm[:, c]
-            ci_f = wilson_interval_arrays(f_c, np.full_like(f_c, n_i))
-            ci_n = wilson_interval_arrays(n_c, np.full_like(n_c, n_g))
+            ci_f = interval_arrays(f_c, np.full_like(f_c, n_i), method=interval)
+            ci_n = interval_arrays(n_c, np.full_like(n_c, n_g), method=interval)
             for k, t in enumerate(thresholds):
                 fmr_v = f_c[k] / n_i if n_i else np.nan
                 fnmr_v = n_c[k] / n_g if n_g else np.nan
@@ -372,8 +406,8 @@ def analyse_cells(
                 insufficient = bool(n_i == 0 or (basis is not None and basis > 0 and insufficient_impostors(n_i, basis)))
                 bf = (boot["fmr"].low[c, k], boot["fmr"].high[c, k]) if boot else (np.nan, np.nan)
                 bn = (boot["fnmr"].low[c, k], boot["fnmr"].high[c, k]) if boot else (np.nan, np.nan)
-                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], CI_METHOD, insufficient, *bf))
-                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], CI_METHOD, n_g == 0, *bn))
+                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], interval, insufficient, *bf))
+                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], interval, n_g == 0, *bn))
                 if n_i:
                     fmr_by_group[t.name][name] = fmr_v
                 if n_g:
@@ -384,11 +418,18 @@ def analyse_cells(
                 hist_rows += [(gid, name, kind, float(edges_all[b]), float(edges_all[b + 1]), int(h[b])) for b in range(len(h))]
             if gen_c.size and n_i:
                 det_rows += _det_from_hist(gid, name, full_hist[:, c, c], data.edges, gen_c, n_i)
+        cross_fm, cross_imp = fm, imp
+        if data.n_sides == 2:  # directional: rows are the probe's group, columns the reference's
+            c0 = base_mapping.size
+            p = np.zeros((c0, g), dtype=np.int64)
+            p[np.arange(c0), base_mapping] = 1
+            cross_fm = p.T @ data.false_matches[:, :c0, c0:] @ p
+            cross_imp = p.T @ data.impostors[:c0, c0:] @ p
         for k, t in enumerate(thresholds):
             for a in range(g):
                 for b in range(g):
-                    n = int(imp[a, b])
-                    cross_rows.append((gid, t.name, t.value, cats[a], cats[b], int(fm[k, a, b]), n, fm[k, a, b] / n if n else np.nan))
+                    n = int(cross_imp[a, b])
+                    cross_rows.append((gid, t.name, t.value, cats[a], cats[b], int(cross_fm[k, a, b]), n, cross_fm[k, a, b] / n if n else np.nan))
         if gid != OVERALL:
             for k, t in enumerate(thresholds):
                 for metric, by in (("fmr", fmr_by_group[t.name]), ("fnmr", fnmr_by_group[t.name])):

@@ -10,6 +10,9 @@
     The vectors are quantised to multiples of 2^-10, so that float32 BLAS products are exact and
     the naive table holds the very scores the engine counts (with raw floats the last bits of a
     BLAS product depend on its blocking; the engine is immune, the naive table is not).
+(d) Two-sided (probe set vs reference set): (a)'s vectors split into halves (images 0, 2, 4 of
+    each subject are probes, 1 and 3 references), every probe-reference pair: the engine with
+    ``sides`` against the bare products of the same rectangle.
 (c) The subject bootstrap (1000 replicates, FMR and FNMR, every group and threshold, plus
     max/min and max/geomean disparity intervals) on (a)'s counts, against (a)'s scoring time.
     Target: <= half.
@@ -58,6 +61,12 @@ def make_data(n: int, d: int, *, seed: int = 0, quantise: bool = False):
     return emb.astype(np.float32), subj, grp
 
 
+def two_sided_split(n: int) -> np.ndarray:
+    """Side of each row for (d): 0 (probe) or 1 (reference), alternating in row order, so every
+    subject has images on both sides (its rows are shuffled, the alternation is not)."""
+    return np.arange(n) % 2
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children (workers), user + system."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -79,10 +88,15 @@ def child_bare(args) -> dict:
     t, n = args.tile, args.n
     buf = np.empty(t * t, np.float32)
     pairs = 0
+    if args.two_sided:  # the rectangle probes x references, rows regrouped by side
+        side = two_sided_split(n)
+        emb = np.ascontiguousarray(np.concatenate([emb[side == 0], emb[side == 1]]))
+        et = np.ascontiguousarray(emb.T)
+    n0 = int(np.sum(two_sided_split(n) == 0)) if args.two_sided else 0
     t0, c0_ = time.perf_counter(), cpu_seconds()
-    for r0 in range(0, n, t):
-        r1 = min(n, r0 + t)
-        for c0 in range(r0, n, t):
+    for r0 in range(0, n0 or n, t):
+        r1 = min(n0 or n, r0 + t)
+        for c0 in range(n0 or r0, n, t):
             c1 = min(n, c0 + t)
             np.matmul(emb[r0:r1], et[:, c0:c1], out=buf[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
             pairs += (r1 - r0) * (c1 - c0)
@@ -97,7 +111,7 @@ def child_engine(args) -> dict:
     emb, subj, grp = make_data(args.n, args.d)
     t0, c0 = time.perf_counter(), cpu_seconds()
     scan = score_tiles(emb, subj, grp, max_fmr=max(TARGETS), tile=args.tile, workers=args.workers,
-                       histogram=not args.no_histogram)
+                       histogram=not args.no_histogram, sides=two_sided_split(args.n) if args.two_sided else None)
     t_scan = time.perf_counter() - t0
     th = scan.thresholds_at_fmr(TARGETS)
     counts = scan.counts_at(th)
@@ -234,6 +248,7 @@ def main() -> None:
     ap.add_argument("--child", choices=sorted(CHILDREN))
     ap.add_argument("--bootstrap", action="store_true")
     ap.add_argument("--no-histogram", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--two-sided", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--without-histograms", action="store_true",
                     help="also time the engine with histogram=False (the cost of the per-cell histograms)")
     args = ap.parse_args()
@@ -288,6 +303,17 @@ def main() -> None:
                   f"x the scoring time ({e1['seconds']:.2f} s)")
             print(f"example: group 0 FMR at 1e-3 = {e1['fmr_ci_example'][0]:.2e}, 95% CI "
                   f"[{e1['fmr_ci_example'][1]:.2e}, {e1['fmr_ci_example'][2]:.2e}]")
+    if "d" in args.parts:
+        n = args.n
+        w = max(int(x) for x in args.workers.split(",") if x)
+        bare = [run_child("bare", n=n, d=args.d, tile=args.tile, two_sided=True) for _ in range(args.rounds)]
+        eng = [run_child("engine", n=n, d=args.d, tile=args.tile, workers=w, two_sided=True) for _ in range(args.rounds)]
+        b, e = min(bare, key=lambda x: x["seconds"]), min(eng, key=lambda x: x["seconds"])
+        print(f"\n(d) two-sided: {n // 2:,} probes x {n - n // 2:,} references = {e['pairs']:,} pairs, tile {args.tile}")
+        print(f"{'bare float32 matmul, same rectangle':44s} {b['seconds']:8.2f} s")
+        print(f"{'engine, sides=..., workers=%d' % w:44s} {e['seconds']:8.2f} s   = {e['seconds'] / b['seconds']:.2f} x bare, "
+              f"peak RSS {gb(e['rss'])}")
+        print(f"thresholds at FMR {TARGETS}: {[f'{t:.6f}' for t in e['thresholds']]}; passes {e['passes']}")
     if "b" in args.parts:
         n = args.small_n
         print(f"\n(b) N={n:,} (vectors quantised to 2^-10: exact float32 products), {n * (n - 1) // 2:,} pairs")

@@ -54,3 +54,28 @@ def test_targets_sorted_and_deduplicated(tmp_path):
     cfg = config_from_dict({"dataset": {"name": "x"}, "backend": {"name": "dlib"}, "thresholds": {"target_fmr": [1e-3, 1e-2, 1e-3]}}, path=tmp_path / "c.toml")
     assert cfg.thresholds.target_fmr == (1e-2, 1e-3)
     assert cfg.output_dir == (tmp_path / "reports" / "x-dlib").resolve()
+
+
+@pytest.mark.parametrize("value, expected", [(None, "wilson"), ("wilson", "wilson"), ("clopper-pearson", "clopper-pearson"),
+                                             ("clopper_pearson", "clopper-pearson")])
+def test_run_interval_default_and_spellings(value, expected, tmp_path):
+    raw = {"dataset": {"name": "x"}, "backend": {"name": "dlib"}}
+    if value is not None:
+        raw["run"] = {"interval": value}
+    assert config_from_dict(raw, path=tmp_path / "c.toml").run.interval == expected
+
+
+@pytest.mark.parametrize("value", ["exact", "Wilson", "", 3, ["wilson"]])
+def test_run_interval_unknown_value_is_named(value, tmp_path):
+    raw = {"dataset": {"name": "x"}, "backend": {"name": "dlib"}, "run": {"interval": value}}
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(raw, path=tmp_path / "c.toml")
+    msg = str(e.value)
+    assert "c.toml" in msg and "field 'run.interval'" in msg and repr(value) in msg
+    assert '"wilson"' in msg and '"clopper-pearson"' in msg
+
+
+def test_run_interval_in_a_scores_config_and_a_toml_file(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('[scores]\npath = "s.csv"\nsamples = "samples.csv"\ngroups = ["g"]\n\n[run]\ninterval = "clopper-pearson"\n')
+    assert load_config(p).run.interval == "clopper-pearson"

@@ -364,6 +364,43 @@ def test_invariance_to_relabelling_groups():
     assert ra[cols].reset_index(drop=True).equals(rb[cols].reset_index(drop=True))
 
 
+def test_interval_method_for_fta_fpir_fnir_and_cmc():
+    from audit.errors import MetricError
+    from audit.metrics import clopper_pearson_interval
+
+    split, vec = tiny_split()
+    g = np.stack([vec[s] for s in split.gallery["sample_id"]])
+    p = np.stack([vec[s] for s in split.probes["sample_id"]])
+    c = search_split(split, ExactSearch(), k=3, gallery_inputs=g, probe_inputs=p)
+    th = choose_identification_thresholds(split, c, target_fpir=[0.5], fixed_native=[0.9])
+    w = analyse_identification(split, c, th, groupings=[("group",)], bootstrap_replicates=0)
+    cp = analyse_identification(split, c, th, groupings=[("group",)], bootstrap_replicates=0, interval="clopper-pearson")
+    for name, e, n in (("rates", "errors", "trials"), ("fta", "failures", "attempts"), ("cmc", "hits", "searches")):
+        a, b = getattr(w, name), getattr(cp, name)
+        assert set(a.ci_method) == {"wilson"} and set(b.ci_method) == {"clopper-pearson"}
+        same = [col for col in a.columns if col not in ("ci_low", "ci_high", "ci_method")]
+        pd.testing.assert_frame_equal(a[same], b[same])
+        for r in b.itertuples(index=False):
+            ci = clopper_pearson_interval(int(getattr(r, e)), int(getattr(r, n)))
+            assert (r.ci_low, r.ci_high) == pytest.approx((ci.low, ci.high), abs=0, nan_ok=True)
+        has = a[a[n] > 0]
+        # at most 5 searches per rate here: the exact interval is the wider one and holds the rate
+        assert ((b.loc[has.index, "ci_low"] <= has.value) & (has.value <= b.loc[has.index, "ci_high"])).all()
+        assert ((b.loc[has.index, "ci_high"] - b.loc[has.index, "ci_low"]) > (has.ci_high - has.ci_low)).all()
+    with pytest.raises(MetricError, match="interval must be one of"):
+        analyse_identification(split, c, th, groupings=[("group",)], bootstrap_replicates=0, interval="exact")
+
+
+def test_config_run_interval_is_shared_with_identification(tmp_path):
+    raw = _cfg()
+    raw["run"] = {"interval": "clopper_pearson"}
+    assert identification_config_from_dict(raw, path=tmp_path / "c.toml").base.run.interval == "clopper-pearson"
+    assert identification_config_from_dict(_cfg(), path=tmp_path / "c.toml").base.run.interval == "wilson"
+    raw["run"] = {"interval": "agresti-coull"}
+    with pytest.raises(ConfigError, match=re.escape("c.toml: field 'run.interval'")):
+        identification_config_from_dict(raw, path=tmp_path / "c.toml")
+
+
 # ----------------------------------------------------------------------------------- result, report, gate
 def test_result_json_round_trip_and_tables(tmp_path):
     r = tiny_result()
@@ -408,6 +445,12 @@ def test_report_renders_self_contained_and_escaped(tmp_path):
         assert needle in html
     path = write_any_report(r, tmp_path)
     assert path.read_text(encoding="utf-8") == html
+    # the interval method is named as the result's tables say
+    assert "95% Wilson intervals" in html and "Clopper" not in html
+    cp = IdentificationResult(**{**{f: getattr(r, f) for f in r.__dataclass_fields__},
+                                 **{n: getattr(r, n).assign(ci_method="clopper-pearson") for n in ("rates", "fta", "cmc")}})
+    cp_html = render_identification_html(cp)
+    assert "95% Clopper–Pearson (exact) intervals" in cp_html and "Wilson" not in cp_html
 
 
 def test_gate_reads_fpir_and_fnir_of_identification_results(tmp_path):
@@ -492,6 +535,13 @@ def test_end_to_end_with_a_fake_backend(tmp_path, shared_dir):
     assert again.embed.computed == 0
     cols = ["grouping", "group", "threshold_name", "metric", "errors", "trials"]
     assert again.result.rates[cols].equals(res.rates[cols])
+    # [run] interval reaches the 1:N rates and the provenance (the embeddings come from the cache)
+    assert res.provenance["protocol"]["interval"] == "wilson" and set(res.rates.ci_method) == {"wilson"}
+    cp = run_identification({**cfg, "run": {**cfg["run"], "interval": "clopper-pearson"}}, data_dir=shared_dir, workers=1,
+                            backend=QuadrantColourBackend(), write=False).result
+    assert cp.provenance["protocol"]["interval"] == "clopper-pearson"
+    assert {*cp.rates.ci_method, *cp.fta.ci_method, *cp.cmc.ci_method} == {"clopper-pearson"}
+    assert cp.rates[cols].equals(res.rates[cols])
     try:
         import faiss  # noqa: F401
     except ImportError:

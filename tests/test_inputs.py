@@ -181,3 +181,26 @@ def test_engine_scan_and_given_pairs_agree_including_bootstrap(tmp_path):
     cols = ["grouping", "group", "threshold_name", "metric", "errors", "trials", "boot_low", "boot_high"]
     pd.testing.assert_frame_equal(r1.rates[cols], r2.rates[cols])
     assert r1.thresholds[0].value == r2.thresholds[0].value
+
+
+def test_run_interval_reaches_the_rates_and_the_provenance(tmp_path):
+    """[run] interval = "clopper-pearson": every FTA, FMR and FNMR interval is Clopper–Pearson's,
+    and provenance records the choice; the default run records Wilson."""
+    from audit.config import config_from_dict
+    from audit.metrics import clopper_pearson_interval
+    from audit.pipeline import run_audit
+
+    _write(tmp_path)
+    common = {"scores": {"path": "scores.csv", "samples": "samples.csv", "groups": ["group"]},
+              "thresholds": {"target_fmr": [], "fixed": [35]}}
+    res = run_audit(config_from_dict({**common, "run": {"bootstrap": 0, "interval": "clopper_pearson"}},
+                                     path=tmp_path / "c.toml"), write=False).result
+    assert res.provenance["protocol"]["interval"] == "clopper-pearson"
+    assert set(res.rates.ci_method) == {"clopper-pearson"} and set(res.fta.ci_method) == {"clopper-pearson"}
+    for r in res.rates.itertuples(index=False):
+        ci = clopper_pearson_interval(int(r.errors), int(r.trials))
+        assert (r.ci_low, r.ci_high) == (ci.low, ci.high)
+    default = run_audit(config_from_dict({**common, "run": {"bootstrap": 0}}, path=tmp_path / "d.toml"), write=False).result
+    assert default.provenance["protocol"]["interval"] == "wilson" and set(default.rates.ci_method) == {"wilson"}
+    keys = ["grouping", "group", "threshold_name", "metric", "errors", "trials", "value"]
+    pd.testing.assert_frame_equal(res.rates[keys], default.rates[keys])

@@ -58,6 +58,25 @@ def test_london_subset_end_to_end_with_dlib_and_cached_rerun(tmp_path, shared_di
     pd_cols = ["grouping", "group", "threshold_name", "metric", "errors", "trials"]
     assert res2.rates[pd_cols].equals(res.rates[pd_cols])
 
+    # two-sided: the same 28 images as smiling probes against neutral references, from the cache
+    two_out = tmp_path / "two"
+    two_args = ["run", str(REPO / "examples" / "london-two-sided-dlib.toml"), *args[2:]]
+    two_args[two_args.index("--output") + 1] = str(two_out)
+    assert main(two_args) == 0
+    assert "all 28 from cache (no inference run)" in capsys.readouterr().out
+    two = AuditResult.from_json(two_out / "results.json")
+    proto = two.provenance["protocol"]
+    assert proto["mated_comparisons"] == 14 and proto["impostor_comparisons"] == 14 * 13
+    assert proto["sides"]["probe_images_acquired"] == proto["sides"]["reference_images_acquired"] == 14
+    comp = two.composition[two.composition.grouping == "ethnicity"].set_index("group")["subjects"]
+    c2 = two.cross_fmr[(two.cross_fmr.grouping == "ethnicity") & (two.cross_fmr.threshold_name == "default 0.6")]
+    for row in c2.itertuples():  # every probe of A against every reference of B, minus A's own mated pairs
+        assert row.comparisons == comp[row.group_a] * comp[row.group_b] - (comp[row.group_a] if row.group_a == row.group_b else 0)
+    # a subset of the one-set audit's impostor pairs: never more false matches at the same threshold
+    one_fm = res.threshold("default 0.6").false_matches
+    assert two.threshold("default 0.6").false_matches <= one_fm
+    assert int(c2.false_matches.sum()) == two.threshold("default 0.6").false_matches
+
 
 def _bad_images_dataset(root: Path, mdir: Path, shared_dir: Path) -> Path:
     """Six subjects, each with a good London photo and one bad or unusual variant of it."""

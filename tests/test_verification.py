@@ -10,6 +10,8 @@ import pytest
 
 from audit.backends.base import BackendInfo
 from audit.comparisons import PairScores
+from audit.errors import MetricError
+from audit.metrics import clopper_pearson_interval
 from audit.results import ThresholdInfo
 from audit.verification import analyse_verification, choose_thresholds
 
@@ -176,3 +178,63 @@ def test_disparity_intervals_from_the_subject_bootstrap(tables):
     assert ((fdr.ci_low >= 0) & (fdr.ci_high <= 1)).all()  # FDR lies in [0, 1] in every replicate
     off = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], bootstrap=0)
     assert off.disparity[["ci_low", "ci_high"]].isna().all().all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the interval method
+
+
+@pytest.fixture(scope="module")
+def cp_tables():
+    # by subject too: subject d has no same-group impostor pair and e no acquired image (0 trials)
+    return analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"], ["subject"]],
+                                interval="clopper-pearson")
+
+
+def test_default_interval_is_wilson(tables):
+    assert set(tables.rates.ci_method) == {"wilson"} and set(tables.fta.ci_method) == {"wilson"}
+
+
+def test_clopper_pearson_rows_carry_the_method_and_its_bounds(cp_tables):
+    for name, errors, trials in (("rates", "errors", "trials"), ("fta", "failures", "attempts")):
+        df = getattr(cp_tables, name)
+        assert set(df.ci_method) == {"clopper-pearson"}
+        for r in df.itertuples(index=False):
+            ci = clopper_pearson_interval(int(getattr(r, errors)), int(getattr(r, trials)))
+            if getattr(r, trials) == 0:
+                assert math.isnan(r.ci_low) and math.isnan(r.ci_high)
+            else:
+                assert (r.ci_low, r.ci_high) == (ci.low, ci.high)
+    assert (cp_tables.rates.trials == 0).any()   # the empty case is exercised
+    # by hand: FMR of A at 0.35 is 1 of 2 -> (1 - 0.975, 0.975) (Beta(1, 2) and Beta(2, 1) quantiles)
+    row = _rate(cp_tables, "A", "fixed 0.35", "fmr")
+    assert row.ci_low == pytest.approx(1 - math.sqrt(0.975), abs=1e-12)
+    assert row.ci_high == pytest.approx(math.sqrt(0.975), abs=1e-12)
+
+
+def test_clopper_pearson_contains_the_rate_and_is_wider_than_wilson_for_these_small_counts(tables, cp_tables):
+    keys = ["grouping", "group", "threshold_name", "metric"]
+    w = tables.rates.set_index(keys).sort_index()
+    cp = cp_tables.rates[cp_tables.rates.grouping != "subject"].set_index(keys).sort_index()
+    pd.testing.assert_frame_equal(w[["errors", "trials", "value", "insufficient"]], cp[["errors", "trials", "value", "insufficient"]])
+    assert ((cp.ci_low <= w.value) & (w.value <= cp.ci_high)).all()
+    # every count here is at most 13 trials, where the exact interval is the wider of the two
+    assert ((cp.ci_low <= w.ci_low) & (cp.ci_high >= w.ci_high)).all()
+    assert ((cp.ci_high - cp.ci_low) > (w.ci_high - w.ci_low)).all()
+    fw = tables.fta.set_index(["grouping", "group"])
+    fc = cp_tables.fta.set_index(["grouping", "group"]).loc[fw.index]
+    assert ((fc.ci_high - fc.ci_low) > (fw.ci_high - fw.ci_low)).all()
+
+
+def test_interval_changes_nothing_but_the_intervals(tables):
+    cp = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], interval="clopper-pearson")
+    for name in ("composition", "cross_fmr", "disparity", "score_hist", "det"):
+        pd.testing.assert_frame_equal(getattr(tables, name), getattr(cp, name))
+    same = [c for c in tables.rates.columns if c not in ("ci_low", "ci_high", "ci_method")]
+    pd.testing.assert_frame_equal(tables.rates[same], cp.rates[same])
+
+
+@pytest.mark.parametrize("bad", ["exact", "clopper_pearson", "Wilson"])
+def test_unknown_interval_is_refused(bad):
+    with pytest.raises(MetricError, match="interval must be one of"):
+        analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35)], groupings=[["group"]], interval=bad)

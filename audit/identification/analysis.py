@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ..datasets.table import group_labels, grouping_id
-from ..metrics import insufficient_impostors, summarize, wilson_interval_arrays
+from ..errors import MetricError
+from ..metrics import CI_METHODS, insufficient_impostors, interval_arrays, summarize
 from ..metrics.identification import (
     cmc as cmc_table,
     false_candidate_mask,
@@ -56,7 +57,6 @@ __all__ = [
 OVERALL = "all"
 OVERALL_GROUP = "All"
 FAILED_PROBES = ("exclude", "miss")
-CI_METHOD = "wilson"
 HIST_BINS = 60
 PROBE_SETS = ("all", "nonmated", "mated")
 
@@ -302,6 +302,7 @@ def analyse_identification(
     failed_probes: str = "exclude",
     bootstrap_replicates: int = 1000,
     seed: int = 0,
+    interval: str = "wilson",
 ) -> IdentificationTables:
     """Compute every table of an identification result.
 
@@ -322,7 +323,13 @@ def analyse_identification(
     bootstrap_replicates : int, default 1000
         Subject bootstrap replicates (probe subjects resampled within each group); 0 turns it off.
     seed : int
+    interval : {"wilson", "clopper-pearson"}, default "wilson"
+        The 95% interval of every FTA, FPIR, FNIR and CMC rate (``ci_low``/``ci_high``; the method
+        is in ``ci_method``): Wilson's, or Clopper–Pearson's (exact, wider).
     """
+    if interval not in CI_METHODS:
+        raise MetricError(f"interval must be one of {CI_METHODS}; got {interval!r}. Use 'wilson' (the default) "
+                          "or 'clopper-pearson' for the exact, wider interval.")
     probes, gallery = split.probes, split.gallery
     mated, included, codes, hits = _outcomes(split, cands, rank=rank, failed_probes=failed_probes)
     warnings: list[str] = []
@@ -380,12 +387,12 @@ def analyse_identification(
                                                 int((status[msk] == "ok").sum())))
                 fails[c] += int((status[msk] != "ok").sum())
                 tries[c] += int(msk.sum())
-        ci = wilson_interval_arrays(fails, tries)
+        ci = interval_arrays(fails, tries, method=interval)
         for c, name in enumerate(cats):
             if tries[c]:
-                rows["fta"].append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c], ci.low[c], ci.high[c], CI_METHOD))
+                rows["fta"].append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c], ci.low[c], ci.high[c], interval))
 
-        # FPIR / FNIR with Wilson and subject-bootstrap intervals
+        # FPIR / FNIR with per-rate (Wilson or Clopper-Pearson) and subject-bootstrap intervals
         boot = {}
         if bootstrap_replicates:
             boot["fpir"] = _bootstrap(fp[nm_sel], np.ones(int(nm_sel.sum())), probe_subj[nm_sel], pc[nm_sel], G, cats,
@@ -401,7 +408,7 @@ def analyse_identification(
                 if n == 0 and not (msk | ((pc == c) & (mated if metric == "fnir" else ~mated))).any():
                     continue  # the group has no probe of this kind at all (e.g. a gallery-only group)
                 e = err[msk].sum(axis=0).astype(np.int64) if T else np.zeros(0, np.int64)
-                w = wilson_interval_arrays(e, np.full(T, n, np.int64))
+                w = interval_arrays(e, np.full(T, n, np.int64), method=interval)
                 subj_n = int(pd.unique(probe_subj[msk]).size)
                 b = boot.get(metric)
                 for j, t in enumerate(thresholds):
@@ -413,7 +420,7 @@ def analyse_identification(
                         insufficient = n == 0
                     bl = float(b.low[c, j]) if b is not None and n else np.nan
                     bh = float(b.high[c, j]) if b is not None and n else np.nan
-                    rows["rates"].append((gid, name, t.name, t.value, metric, int(e[j]), n, v, w.low[j], w.high[j], CI_METHOD,
+                    rows["rates"].append((gid, name, t.name, t.value, metric, int(e[j]), n, v, w.low[j], w.high[j], interval,
                                           insufficient, subj_n, bl, bh))
                     if n:
                         by_metric[metric][t.name][name] = v
@@ -423,7 +430,7 @@ def analyse_identification(
             msk = m_sel & (pc == c)
             if not msk.any():
                 continue
-            for r in cmc_table(hits.rank[msk], max_rank=cands.k).itertuples(index=False):
+            for r in cmc_table(hits.rank[msk], max_rank=cands.k, method=interval).itertuples(index=False):
                 rows["cmc"].append((gid, name, int(r.rank), int(r.hits), int(r.searches), r.value, r.ci_low, r.ci_high, r.ci_method))
 
         # ACLU-style table and false-candidate demographics

@@ -39,7 +39,7 @@ ID_TABLE_COLUMNS: dict[str, list[str]] = {
     # failure to acquire of the images used, by group
     "fta": ["grouping", "group", "failures", "attempts", "value", "ci_low", "ci_high", "ci_method"],
     # FPIR (non-mated searches of the group) and FNIR (mated searches, at rank <= R) at every threshold;
-    # ci_* are Wilson intervals, boot_* the subject bootstrap (resampling probe subjects), nan when not run
+    # ci_* are Wilson or Clopper-Pearson intervals (ci_method), boot_* the subject bootstrap (resampling probe subjects), nan when not run
     "rates": [
         "grouping", "group", "threshold_name", "threshold", "metric", "errors", "trials", "value",
         "ci_low", "ci_high", "ci_method", "insufficient", "subjects", "boot_low", "boot_high",

@@ -258,7 +258,7 @@ def run_identification(
         rank=s.rank, failed_probes=s.failed_probes)
     tables = analyse_identification(split, cands, thresholds, groupings=groupings, rank=s.rank,
                                     failed_probes=s.failed_probes, bootstrap_replicates=s.bootstrap_replicates,
-                                    seed=base.run.seed)
+                                    seed=base.run.seed, interval=base.run.interval)
     metrics_seconds = time.perf_counter() - t_metrics
 
     group_cols = list(groups_avail)
@@ -300,6 +300,7 @@ def run_identification(
             "candidate_lists": "subjects (each scored by its best gallery image)",
             "groupings": ["+".join(g) for g in groupings],
             "bootstrap_replicates": s.bootstrap_replicates,
+            "interval": base.run.interval,
             "probe_failures": int((~searched).sum()),
         },
         "search": search_info,

@@ -214,7 +214,8 @@ def subject_bootstrap(
     -----
     For impostor counts each comparison is counted for both its subjects (see the module
     docstring). A group with one subject has a zero-width interval: resampling cannot show
-    between-subject variation it does not see; read it with the Wilson interval beside it.
+    between-subject variation it does not see; read it with the per-rate (Wilson or
+    Clopper–Pearson) interval beside it.
 
     Examples
     --------

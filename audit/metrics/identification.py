@@ -33,7 +33,8 @@ as :mod:`audit.metrics.rates` has it for 1:1.
   searches is at most the target (:func:`threshold_at_fpir`); then every group is measured at
   that one threshold.
 
-Rates carry their counts and a 95% Wilson interval (:class:`audit.metrics.rates.Rate`).
+Rates carry their counts and a 95% interval (:class:`audit.metrics.rates.Rate`), Wilson's unless
+``method="clopper-pearson"`` is asked for.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from scipy import stats
 from audit.errors import MetricError
 
 from .rates import Rate, _allowed_false_matches, _just_above, rate_from_counts
-from .uncertainty import _check_target_fmr, wilson_interval_arrays
+from .uncertainty import _check_target_fmr, interval_arrays
 
 __all__ = [
     "MateHits",
@@ -242,8 +243,9 @@ def fnir_counts(mate_rank: ArrayLike, mate_score: ArrayLike, thresholds: ArrayLi
     return (r.shape[0] - found).astype(np.int64)
 
 
-def fpir(top_scores: ArrayLike, threshold: float, *, confidence: float = 0.95) -> Rate:
-    """FPIR at one threshold, with counts and a Wilson interval.
+def fpir(top_scores: ArrayLike, threshold: float, *, confidence: float = 0.95, method: str = "wilson") -> Rate:
+    """FPIR at one threshold, with counts and an interval (``method``: ``"wilson"`` or
+    ``"clopper-pearson"``).
 
     Examples
     --------
@@ -253,12 +255,13 @@ def fpir(top_scores: ArrayLike, threshold: float, *, confidence: float = 0.95) -
     """
     s = _top_scores(top_scores)
     e = int(fpir_counts(s, [threshold])[0])
-    return rate_from_counts(e, int(s.size), confidence=confidence)
+    return rate_from_counts(e, int(s.size), confidence=confidence, method=method)
 
 
 def fnir(mate_rank: ArrayLike, mate_score: ArrayLike, threshold: float, *, rank: int = 1,
-         confidence: float = 0.95) -> Rate:
-    """FNIR at one threshold and rank, with counts and a Wilson interval.
+         confidence: float = 0.95, method: str = "wilson") -> Rate:
+    """FNIR at one threshold and rank, with counts and an interval (``method``: ``"wilson"`` or
+    ``"clopper-pearson"``).
 
     Examples
     --------
@@ -268,10 +271,10 @@ def fnir(mate_rank: ArrayLike, mate_score: ArrayLike, threshold: float, *, rank:
     """
     r = _vector(mate_rank, "mate_rank", dtype=np.int64)
     e = int(fnir_counts(r, mate_score, [threshold], rank=rank)[0])
-    return rate_from_counts(e, int(r.size), confidence=confidence)
+    return rate_from_counts(e, int(r.size), confidence=confidence, method=method)
 
 
-def cmc(mate_rank: ArrayLike, *, max_rank: int, confidence: float = 0.95) -> pd.DataFrame:
+def cmc(mate_rank: ArrayLike, *, max_rank: int, confidence: float = 0.95, method: str = "wilson") -> pd.DataFrame:
     """Cumulative match characteristic: the rank-k identification rate for k = 1..max_rank.
 
     Threshold-free: a mated search is a hit at rank k when its mate is among its first k
@@ -283,12 +286,16 @@ def cmc(mate_rank: ArrayLike, *, max_rank: int, confidence: float = 0.95) -> pd.
         Of mated searches only (0 = mate absent from the list).
     max_rank : int
         Usually the candidate list length ``k``.
+    confidence : float, default 0.95
+        Two-sided coverage of the intervals.
+    method : {"wilson", "clopper-pearson"}, default "wilson"
+        Interval method (:func:`audit.metrics.interval_arrays`).
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`CMC_COLUMNS`, one row per rank; ``value = hits / searches`` with a Wilson
-        interval (``nan`` when there are no mated searches).
+        Columns :data:`CMC_COLUMNS`, one row per rank; ``value = hits / searches`` with an
+        interval by ``method`` (``nan`` when there are no mated searches).
 
     Examples
     --------
@@ -301,11 +308,11 @@ def cmc(mate_rank: ArrayLike, *, max_rank: int, confidence: float = 0.95) -> pd.
     found = r[r >= 1]
     hits = np.searchsorted(np.sort(found), ranks, side="right").astype(np.int64)
     n = np.full(K, r.size, dtype=np.int64)
-    ci = wilson_interval_arrays(hits, n, confidence=confidence)
+    ci = interval_arrays(hits, n, method=method, confidence=confidence)
     value = hits / r.size if r.size else np.full(K, np.nan)
     return pd.DataFrame({
         "rank": ranks, "hits": hits, "searches": n, "value": value,
-        "ci_low": np.asarray(ci.low), "ci_high": np.asarray(ci.high), "ci_method": "wilson",
+        "ci_low": np.asarray(ci.low), "ci_high": np.asarray(ci.high), "ci_method": ci.method,
     }, columns=CMC_COLUMNS)
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "wilson_interval",
     "wilson_interval_arrays",
     "clopper_pearson_interval",
+    "clopper_pearson_interval_arrays",
+    "interval_arrays",
     "insufficient_impostors",
     "RatioInterval",
     "KATZ_MIN_CELL",
@@ -70,7 +72,7 @@ class IntervalArrays:
     low, high : ndarray of float64, shape (m,) or the shape of the inputs
         The bounds, element by element; ``nan`` where there were no trials. Read-only.
     method : str
-        ``"wilson"``.
+        ``"wilson"`` or ``"clopper-pearson"``.
     confidence : float
         The two-sided coverage, e.g. 0.95.
     """
@@ -258,6 +260,15 @@ def wilson_interval_arrays(
     ([0.0567, nan], [0.5098, nan])
     """
     c = _check_confidence(confidence)
+    e, n = _check_count_arrays(errors, trials)
+    low, high = _wilson(e.astype(np.float64), n.astype(np.float64), c)
+    low.setflags(write=False)
+    high.setflags(write=False)
+    return IntervalArrays(low=low, high=high, method="wilson", confidence=c)
+
+
+def _check_count_arrays(errors: object, trials: object) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two arrays of counts (same shape, ``0 <= errors <= trials``); int64 copies."""
     e = _as_count_array(errors, "errors")
     n = _as_count_array(trials, "trials")
     if e.shape != n.shape:
@@ -273,10 +284,7 @@ def wilson_interval_arrays(
             f"flat index {i} (errors={int(e.flat[i])}, trials={int(n.flat[i])}). "
             "Check that the arguments are not swapped."
         )
-    low, high = _wilson(e.astype(np.float64), n.astype(np.float64), c)
-    low.setflags(write=False)
-    high.setflags(write=False)
-    return IntervalArrays(low=low, high=high, method="wilson", confidence=c)
+    return e, n
 
 
 def _as_count_array(x: object, name: str) -> np.ndarray:
@@ -344,6 +352,106 @@ def clopper_pearson_interval(errors: int, trials: int, *, confidence: float = 0.
     low = 0.0 if e == 0 else float(stats.beta.ppf(a / 2.0, e, n - e + 1))
     high = 1.0 if e == n else float(stats.beta.ppf(1.0 - a / 2.0, e + 1, n - e))
     return Interval(low=low, high=high, method="clopper-pearson", confidence=c)
+
+
+def _clopper_pearson(e: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper–Pearson bounds on float arrays of counts; ``nan`` where ``n == 0``."""
+    a = 1.0 - confidence
+    # Beta(0, .) is undefined: where e == 0 (or e == n) the bound is fixed below, so any valid
+    # shape parameter does for the quantile computed there
+    low = stats.beta.ppf(a / 2.0, np.maximum(e, 1.0), n - e + 1.0)
+    high = stats.beta.ppf(1.0 - a / 2.0, e + 1.0, np.maximum(n - e, 1.0))
+    empty = n == 0
+    low = np.where(e == 0, 0.0, low)
+    high = np.where(e == n, 1.0, high)
+    low = np.where(empty, np.nan, low).astype(np.float64)
+    high = np.where(empty, np.nan, high).astype(np.float64)
+    return low, high
+
+
+def clopper_pearson_interval_arrays(
+    errors: np.ndarray, trials: np.ndarray, *, confidence: float = 0.95
+) -> IntervalArrays:
+    """Clopper–Pearson ("exact") intervals for many proportions at once, element by element.
+
+    The same bounds as :func:`clopper_pearson_interval`, vectorised: ``low = 0`` where
+    ``errors == 0``, ``high = 1`` where ``errors == trials``, both ``nan`` where ``trials == 0``.
+
+    Parameters
+    ----------
+    errors : array_like of int, shape (m,) (any shape works)
+        Error counts, ``0 <= errors <= trials`` element-wise.
+    trials : array_like of int, same shape as ``errors``
+        Trial counts, ``>= 0``.
+    confidence : float, default 0.95
+        Two-sided coverage, strictly between 0 and 1.
+
+    Returns
+    -------
+    IntervalArrays
+        ``low`` and ``high`` of the inputs' shape (read-only float64 arrays), ``nan`` where
+        ``trials == 0``; ``method == "clopper-pearson"``.
+
+    Raises
+    ------
+    MetricError
+        As for :func:`wilson_interval_arrays`.
+
+    Examples
+    --------
+    >>> ci = clopper_pearson_interval_arrays([0, 10, 0], [10, 10, 0])
+    >>> [round(float(x), 4) for x in ci.low], [round(float(x), 4) for x in ci.high]
+    ([0.0, 0.6915, nan], [0.3085, 1.0, nan])
+    """
+    c = _check_confidence(confidence)
+    e, n = _check_count_arrays(errors, trials)
+    low, high = _clopper_pearson(e.astype(np.float64), n.astype(np.float64), c)
+    low.setflags(write=False)
+    high.setflags(write=False)
+    return IntervalArrays(low=low, high=high, method="clopper-pearson", confidence=c)
+
+
+#: Interval method name -> the function computing it for arrays of counts.
+_ARRAY_METHODS = {"wilson": wilson_interval_arrays, "clopper-pearson": clopper_pearson_interval_arrays}
+
+
+def interval_arrays(
+    errors: np.ndarray, trials: np.ndarray, *, method: str = "wilson", confidence: float = 0.95
+) -> IntervalArrays:
+    """Confidence intervals for many proportions by the named method.
+
+    :func:`wilson_interval_arrays` for ``method="wilson"``, :func:`clopper_pearson_interval_arrays`
+    for ``method="clopper-pearson"``; for code that takes the method as a setting.
+
+    Parameters
+    ----------
+    errors, trials : array_like of int, same shape
+        As for :func:`wilson_interval_arrays`.
+    method : {"wilson", "clopper-pearson"}, default "wilson"
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    IntervalArrays
+        With ``method`` as given.
+
+    Raises
+    ------
+    MetricError
+        An unknown ``method``, or as for :func:`wilson_interval_arrays`.
+
+    Examples
+    --------
+    >>> interval_arrays([0], [10], method="clopper-pearson").method
+    'clopper-pearson'
+    """
+    fn = _ARRAY_METHODS.get(method) if isinstance(method, str) else None
+    if fn is None:
+        raise MetricError(
+            f"method must be one of {tuple(_ARRAY_METHODS)}; got {method!r}. Use 'wilson' (the "
+            "default) or 'clopper-pearson' for the exact, wider interval."
+        )
+    return fn(errors, trials, confidence=confidence)
 
 
 def rate_ratio_interval(

@@ -42,6 +42,7 @@ from .html import (
     SUMMARY_METHOD,
     _SUMMARIES,
     _bar,
+    _ci_name,
     _environment,
     _figure,
     _label,
@@ -463,6 +464,12 @@ def _notes(results: list[AuditResult], names: list[str], targets) -> list[str]:
     for r in results:
         p = (r.provenance or {}).get("protocol")
         comps.append(p.get("impostor_comparisons") if isinstance(p, Mapping) else None)
+    methods = [_ci_name(r.rates, r.fta, provenance=r.provenance) for r in results]
+    if len(set(methods)) > 1:
+        notes.append("The systems' 95% intervals were computed by different methods ("
+                     + ", ".join(f"{n}: {m}" for n, m in zip(names, methods))
+                     + "); for the same counts a Clopper–Pearson interval is wider than Wilson's, so compare the "
+                     "intervals with care.")
     if len({c for c in comps if c is not None}) > 1:
         notes.append("Comparison counts differ between systems because images that a system failed to acquire are "
                      "left out of its comparisons (see FTA); each system's rates are over its own comparisons.")

@@ -252,7 +252,8 @@ def _tested(result: AuditResult) -> dict[str, Any]:
     p_items = [item("Mated comparisons", fmt_count(mated) if mated is not None else None),
                item("Impostor comparisons", fmt_count(impostor) if impostor is not None else None)]
     used = {"mated_comparisons", "mated", "n_mated", "impostor_comparisons", "impostors", "impostor", "n_impostor"}
-    p_items += [item(str(k).replace("_", " ").capitalize(), v) for k, v in protocol.items() if k not in used]
+    p_items += [item("Interval per rate", f"95% {CI_NAMES.get(str(v).lower(), _text(v))}") if k == "interval"
+                else item(str(k).replace("_", " ").capitalize(), v) for k, v in protocol.items() if k not in used]
     if not result.samples.empty:
         status = result.samples["status"].astype(str).value_counts(sort=False)
         if len(status):
@@ -270,6 +271,25 @@ def _tested(result: AuditResult) -> dict[str, Any]:
             "insufficient": flag(t.insufficient), "needed": _needed(t),
         })
     return {"backend": b_items, "dataset": d_items, "protocol": p_items, "thresholds": thresholds}
+
+
+#: Single-rate interval methods (the tables' ``ci_method`` values) as the report names them.
+CI_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper–Pearson (exact)"}
+
+
+def _ci_name(*tables: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> str:
+    """How the report names the interval method behind these tables' ``ci_low``/``ci_high``: from
+    their ``ci_method`` column, else ``provenance["protocol"]["interval"]``, else Wilson (the only
+    method of results made before there was a choice)."""
+    methods: list[str] = []
+    for df in tables:
+        if "ci_method" in df.columns:
+            methods += [m for m in pd.unique(df["ci_method"].dropna().astype(str).str.lower()) if m and m not in methods]
+    if not methods:
+        protocol = (provenance or {}).get("protocol")
+        m = protocol.get("interval") if isinstance(protocol, Mapping) else None
+        methods = [str(m).lower()] if m else ["wilson"]
+    return " and ".join(CI_NAMES.get(m, m) for m in methods)
 
 
 def _first(d: Mapping[str, Any], *keys: str) -> Any:
@@ -420,16 +440,35 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         "anchor": f"grouping-{index + 1}", "id": grouping, "label": label,
         "thresholds": [{"name": t.name, "value": _threshold_value(t.value)} for t in result.thresholds],
         "rows": rows, "any_insufficient": any_flag, "needed": needed,
-        "figures": figures, "heatmaps": heatmaps,
+        "interval": _ci_name(rates, provenance=result.provenance),
+        "figures": figures, "heatmaps": heatmaps, "directional": _two_sided(result),
         "disparity": disparity,
         "summary_help": [(label, text) for key, (label, text) in _SUMMARIES.items() if key in helps],
     }
+
+
+def _two_sided(result: AuditResult) -> dict[str, str] | None:
+    """The probe and reference selections of a two-sided protocol (directional cross-group
+    matrices), as text; None for one set compared with itself."""
+    prov = result.provenance if isinstance(result.provenance, Mapping) else {}
+    proto = prov.get("protocol") if isinstance(prov.get("protocol"), Mapping) else {}
+    sides = proto.get("sides") if isinstance(proto.get("sides"), Mapping) else None
+    if not sides:
+        return None
+
+    def text(sel: Any) -> str:
+        if not isinstance(sel, Mapping):
+            return str(sel)
+        return ", ".join(f"{k} = {' or '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sel.items())
+
+    return {"probe": text(sides.get("probe")), "reference": text(sides.get("reference"))}
 
 
 def _heatmap(result: AuditResult, grouping: str, t: ThresholdInfo) -> dict[str, Any]:
     """The cross-group FMR matrix as an HTML table coloured like a heat map (cividis, log scale):
     real numbers a screen reader can read, crisp at any zoom, and no image to render."""
     mat = plots.cross_fmr_matrix(result, grouping, t.name)
+    directional = _two_sided(result) is not None
     rows = []
     for i, a in enumerate(mat.groups):
         cells = []
@@ -443,7 +482,7 @@ def _heatmap(result: AuditResult, grouping: str, t: ThresholdInfo) -> dict[str, 
                 text, counts = fmt_rate(v), f"{fmt_count(e)}/{fmt_count(n)}"
                 bg, fg = mat.colour(v)
             cells.append({"kind": kind, "text": text, "counts": counts, "bg": bg, "fg": fg, "diag": i == j,
-                          "title": f"{a} × {b}: {text} ({counts})"})
+                          "title": f"{'probe ' if directional else ''}{a} × {'reference ' if directional else ''}{b}: {text} ({counts})"})
         rows.append({"group": a, "cells": cells})
     lo, hi = math.log10(mat.vmin), math.log10(mat.vmax)
 
@@ -457,11 +496,11 @@ def _heatmap(result: AuditResult, grouping: str, t: ThresholdInfo) -> dict[str, 
         "gradient": f"linear-gradient(to right, {stops})",
         "ticks": [{"pos": pos(v), "label": plots._pow10(v)} for v in mat.ticks()],
         "target": pos(target) if math.isfinite(target) and mat.vmin <= target <= mat.vmax else "",
-        "summary": _heatmap_summary(mat),
+        "summary": _heatmap_summary(mat, directional=directional),
     }
 
 
-def _heatmap_summary(mat: plots.CrossFmrMatrix) -> str:
+def _heatmap_summary(mat: plots.CrossFmrMatrix, *, directional: bool = False) -> str:
     """One sentence per fact a reader looks for first; ties go to the first group in report order."""
     n = len(mat.groups)
     same, cross = [], []
@@ -484,7 +523,8 @@ def _heatmap_summary(mat: plots.CrossFmrMatrix) -> str:
             parts.append(f"No same-group false match: {_names(zeros)}.")
     if cross:
         v, a, b, e, c = top(cross)
-        parts.append(f"Highest cross-group FMR: {a} with {b}, {fmt_rate(v)} ({fmt_count(e)}/{fmt_count(c)}).")
+        pair = f"probes of {a} against references of {b}" if directional else f"{a} with {b}"
+        parts.append(f"Highest cross-group FMR: {pair}, {fmt_rate(v)} ({fmt_count(e)}/{fmt_count(c)}).")
     return " ".join(parts)
 
 

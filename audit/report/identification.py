@@ -7,7 +7,8 @@ resource (a Content-Security-Policy forbids any), autoescaping on for every valu
 compute → structure → render; ``templates/identification.html.j2`` only lays out view objects.
 
 Sections: what was tested (gallery, probes, search, thresholds), composition by role, failure to
-acquire, then per grouping: FPIR and FNIR with Wilson and subject-bootstrap intervals; the
+acquire, then per grouping: FPIR and FNIR with per-rate (Wilson or Clopper–Pearson, as the
+result's ``ci_method`` says) and subject-bootstrap intervals; the
 ACLU-style table (probes with a false candidate, share against share of probes, exact tests);
 the demographics of the false candidates; cross-group FPIR; CMC; score distributions; disparity
 summaries; then limitations and provenance.
@@ -30,6 +31,7 @@ from .html import (
     SMALL_GROUP_SUBJECTS,
     _SUMMARIES,
     _bar,
+    _ci_name,
     _environment,
     _label,
     _link,
@@ -119,7 +121,8 @@ def _needed(t: IdentificationThreshold) -> str | None:
 # ------------------------------------------------------------------------------------- figures
 def cmc_curves(result: IdentificationResult, grouping: str) -> Any:
     """CMC curves (rank-r identification rate against r) of one grouping, one line per group,
-    with 95% Wilson bands; returns a :class:`matplotlib.figure.Figure`."""
+    with 95% bands (the cmc table's interval, Wilson or Clopper–Pearson); returns a
+    :class:`matplotlib.figure.Figure`."""
     df = _rows(result.cmc, grouping=grouping)
     if df.empty:
         return plots._empty_figure("No mated searches: no CMC curve.")
@@ -187,6 +190,7 @@ def _tested(result: IdentificationResult) -> dict[str, Any]:
     dataset = prov.get("dataset") if isinstance(prov.get("dataset"), Mapping) else {}
     protocol = prov.get("protocol") if isinstance(prov.get("protocol"), Mapping) else {}
     search = prov.get("search") if isinstance(prov.get("search"), Mapping) else {}
+    ci_name = _ci_name(result.rates, result.fta, result.cmc, provenance=prov)
 
     def item(label: str, value: Any, *, full: str = "", link: bool = False) -> dict[str, str]:
         d = _link(value) if link else {"text": _text(value), "href": ""}
@@ -229,9 +233,9 @@ def _tested(result: IdentificationResult) -> dict[str, Any]:
         item("Candidate list", f"k = {result.k} subjects per search; FNIR counts a mate found at rank ≤ {result.rank}"),
         item("Failed probes", "left out of the rates (see FTA)" if protocol.get("failed_probes") == "exclude"
              else "counted as searches that returned nothing (a miss when mated)"),
-        item("Interval methods", "Wilson per rate; subject bootstrap (probe subjects resampled within each group, "
+        item("Interval methods", f"{ci_name} per rate; subject bootstrap (probe subjects resampled within each group, "
                                  f"{fmt_count(protocol.get('bootstrap_replicates'))} replicates)"
-             if _f(protocol.get("bootstrap_replicates")) > 0 else "Wilson per rate"),
+             if _f(protocol.get("bootstrap_replicates")) > 0 else f"{ci_name} per rate"),
     ]
     params = protocol.get("params")
     if isinstance(params, Mapping) and params:
@@ -398,6 +402,7 @@ def _section(result: IdentificationResult, index: int, grouping: str) -> dict[st
         "anchor": f"grouping-{index + 1}", "label": label,
         "thresholds": [{"name": t.name, "value": _threshold_value(t.value)} for t in result.thresholds],
         "rows": rows, "any_insufficient": any_flag, "aclu": aclu, "heat": heat, "cmc": cmc_rows, "figures": figures,
+        "interval": _ci_name(rates, provenance=result.provenance), "cmc_interval": _ci_name(cmc, provenance=result.provenance),
         "disparity": disparity,
         "summary_help": [(lbl.replace("FMR", "FPIR").replace("FNMR", "FNIR"), text.replace("FMR", "FPIR").replace("FNMR", "FNIR"))
                          for key, (lbl, text) in _SUMMARIES.items() if key in helps],

@@ -15,7 +15,9 @@ from audit.metrics import (
     IntervalArrays,
     RatioInterval,
     clopper_pearson_interval,
+    clopper_pearson_interval_arrays,
     insufficient_impostors,
+    interval_arrays,
     rate_ratio_interval,
     wilson_interval,
     wilson_interval_arrays,
@@ -150,6 +152,86 @@ def test_clopper_pearson_is_wider_than_wilson():
 def test_clopper_pearson_no_trials_is_nan():
     ci = clopper_pearson_interval(0, 0)
     assert math.isnan(ci.low) and math.isnan(ci.high)
+
+
+def test_clopper_pearson_5_of_10_by_hand():
+    # symmetric: low solves P(X >= 5 | p) = 0.025 for X ~ Bin(10, p): 0.187086...; high = 1 - low
+    ci = clopper_pearson_interval(5, 10)
+    assert ci.low == pytest.approx(0.18709, abs=1e-5)
+    assert ci.high == pytest.approx(0.81291, abs=1e-5)
+    assert ci.low + ci.high == pytest.approx(1.0, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clopper–Pearson, vectorised
+
+
+def test_clopper_pearson_arrays_by_hand():
+    ci = clopper_pearson_interval_arrays([0, 10, 5, 0], [10, 10, 10, 0])
+    assert isinstance(ci, IntervalArrays)
+    assert ci.method == "clopper-pearson" and ci.confidence == 0.95
+    assert ci.low.dtype == np.float64 and ci.low.shape == (4,)
+    assert ci.low[0] == 0.0 and ci.high[0] == pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-12)   # 0.30849...
+    assert ci.high[1] == 1.0 and ci.low[1] == pytest.approx(0.025 ** (1 / 10), abs=1e-12)      # 0.69150...
+    assert (ci.low[2], ci.high[2]) == (pytest.approx(0.18709, abs=1e-5), pytest.approx(0.81291, abs=1e-5))
+    assert math.isnan(ci.low[3]) and math.isnan(ci.high[3])
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_clopper_pearson_arrays_equal_the_scalar_elementwise(confidence):
+    errors = np.array([0, 1, 2, 10, 3, 17, 499, 0, 1])
+    trials = np.array([10, 1, 10, 10, 3000, 250, 1000, 1, 1])
+    ci = clopper_pearson_interval_arrays(errors, trials, confidence=confidence)
+    for j in range(errors.size):
+        one = clopper_pearson_interval(int(errors[j]), int(trials[j]), confidence=confidence)
+        assert ci.low[j] == pytest.approx(one.low, abs=1e-15)
+        assert ci.high[j] == pytest.approx(one.high, abs=1e-15)
+
+
+def test_clopper_pearson_arrays_any_shape_read_only_and_no_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # the e == 0, e == n and n == 0 cells must not warn
+        ci = clopper_pearson_interval_arrays(np.array([[0, 0], [3, 4]]), np.array([[0, 5], [4, 4]]))
+    assert ci.low.shape == (2, 2)
+    assert math.isnan(ci.low[0, 0]) and ci.low[0, 1] == 0.0 and ci.high[1, 1] == 1.0
+    with pytest.raises(ValueError):
+        ci.high[0, 1] = 0.5
+
+
+def test_clopper_pearson_arrays_validation():
+    with pytest.raises(MetricError, match="same shape"):
+        clopper_pearson_interval_arrays([1, 2], [3])
+    with pytest.raises(MetricError, match="first at flat index 1"):
+        clopper_pearson_interval_arrays([1, 5], [3, 4])
+    with pytest.raises(MetricError, match="integer counts"):
+        clopper_pearson_interval_arrays([0.5], [3])
+    with pytest.raises(MetricError, match="confidence"):
+        clopper_pearson_interval_arrays([1], [3], confidence=95)
+
+
+def test_clopper_pearson_arrays_contain_and_are_wider_than_wilson():
+    errors = np.array([0, 1, 2, 5, 9, 10])
+    trials = np.full(6, 10)
+    cp, w = clopper_pearson_interval_arrays(errors, trials), wilson_interval_arrays(errors, trials)
+    p = errors / trials
+    assert np.all(cp.low <= p) and np.all(p <= cp.high)
+    assert np.all(cp.low <= w.low) and np.all(cp.high >= w.high)
+    assert np.all(cp.high - cp.low > w.high - w.low)
+
+
+def test_interval_arrays_dispatches_by_method():
+    e, n = [0, 2, 0], [10, 10, 0]
+    for method, fn in (("wilson", wilson_interval_arrays), ("clopper-pearson", clopper_pearson_interval_arrays)):
+        ci, ref = interval_arrays(e, n, method=method, confidence=0.9), fn(e, n, confidence=0.9)
+        assert ci.method == method and ci.confidence == 0.9
+        np.testing.assert_array_equal(ci.low, ref.low)
+        np.testing.assert_array_equal(ci.high, ref.high)
+    assert interval_arrays(e, n).method == "wilson"
+    for bad in ("exact", "clopper_pearson", None):
+        with pytest.raises(MetricError, match="wilson.*clopper-pearson"):
+            interval_arrays(e, n, method=bad)
 
 
 # ---------------------------------------------------------------------------------------------

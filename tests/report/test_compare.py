@@ -165,6 +165,14 @@ def test_no_shared_threshold_is_said(small):
     assert "share no target-FMR threshold" in html
 
 
+def test_different_interval_methods_are_said(small):
+    assert "computed by different methods" not in render_comparison_html(small)
+    exact = replace(small[1], rates=small[1].rates.assign(ci_method="clopper-pearson"),
+                    fta=small[1].fta.assign(ci_method="clopper-pearson"))
+    text = " ".join(_parse(render_comparison_html([small[0], exact])).text)
+    assert "computed by different methods" in text and "Clopper–Pearson (exact)" in text and "Wilson" in text
+
+
 def test_det_small_multiples(london):
     fig = det_comparison(london, "ethnicity")
     assert isinstance(fig, Figure)
