@@ -148,10 +148,33 @@ class AuditConfig:
     input: InputConfig | None = None
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     include_face_images: bool = False
+    disparity: "DisparityConfig" = field(default_factory=lambda: DisparityConfig())
+
+
+@dataclass(frozen=True)
+class DisparityConfig:
+    """The weights of the joint FMR/FNMR disparity summaries (``[disparity]``).
+
+    ``fdr_alpha``: FDR's weight of the largest FMR gap (``1 - fdr_alpha`` on the FNMR gap; de
+    Freitas Pereira & Marcel use 0.5). ``garbe_alpha``: GARBE's weight of the FMR Gini
+    coefficient (``1 - garbe_alpha`` on FNMR's; Howard et al. use 0.5). ``inequity_alpha`` and
+    ``inequity_beta``: the exponents of the FMR and FNMR max/min ratios in the Inequity Rate
+    (1 and 1: their plain product).
+    """
+
+    fdr_alpha: float = 0.5
+    garbe_alpha: float = 0.5
+    inequity_alpha: float = 1.0
+    inequity_beta: float = 1.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"fdr_alpha": self.fdr_alpha, "garbe_alpha": self.garbe_alpha,
+                "inequity_alpha": self.inequity_alpha, "inequity_beta": self.inequity_beta}
 
 
 _ALLOWED = {
-    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol"},
+    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity"},
+    "disparity": {"fdr_alpha", "garbe_alpha", "inequity_alpha", "inequity_beta"},
     "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors", "probe", "reference"},
     "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name", "two_sided"},
     "embeddings": {"path", "samples", "metric", "groups", "groupings", "name"},
@@ -267,7 +290,7 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
     return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int),
-                       _face_images(out, err))
+                       _face_images(out, err), _disparity(table, err))
 
 
 def _pos_int(err):
@@ -360,7 +383,23 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     protocol = _protocol(table, err, pos_int)
     if kind == "scores" and protocol != ProtocolConfig():
         raise err("protocol", "a scores file already lists its pairs: [protocol] only applies to images and embeddings")
-    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol, _face_images(out, err))
+    return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol, _face_images(out, err),
+                       _disparity(table, err))
+
+
+def _disparity(table, err) -> DisparityConfig:
+    d = table("disparity")
+    vals = {}
+    for key, upper in (("fdr_alpha", 1.0), ("garbe_alpha", 1.0), ("inequity_alpha", None), ("inequity_beta", None)):
+        if key not in d:
+            continue
+        v = d[key]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 and (upper is None or v <= upper)
+        if not ok:
+            want = "a number from 0 to 1" if upper else "a number >= 0"
+            raise err(f"disparity.{key}", f"expected {want}, found {v!r}")
+        vals[key] = float(v)
+    return DisparityConfig(**vals)
 
 
 def _protocol(table, err, pos_int) -> ProtocolConfig:

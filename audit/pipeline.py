@@ -387,7 +387,8 @@ def run_audit(
     scored = _score(acq, config, side)
     n_mated, n_impostor = scored.n_mated, scored.n_impostor
     tables = analyse_cells(samples, scored.data, scored.labels, scored.columns, scored.thresholds, groupings=groupings,
-                           bootstrap=config.run.bootstrap, seed=config.run.seed, interval=config.run.interval)
+                           bootstrap=config.run.bootstrap, seed=config.run.seed, interval=config.run.interval,
+                           disparity_weights=config.disparity.as_dict())
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
@@ -408,6 +409,7 @@ def run_audit(
             "groupings": ["+".join(g) for g in groupings],
             "failed_images_excluded": True,
             "bootstrap_replicates": config.run.bootstrap,
+            "disparity_weights": config.disparity.as_dict(),
             "interval": config.run.interval,
             **({"sides": {
                 "probe": {c: list(v) for c, v in config.protocol.probe} if config.protocol.two_sided else "sample_a of the scores file",

@@ -26,7 +26,8 @@ wider) with ``interval="clopper-pearson"``; the ``ci_method`` column says which.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from functools import partial
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -265,6 +266,7 @@ def analyse_verification(
     bootstrap: int = 1000,
     seed: int = 0,
     interval: str = "wilson",
+    disparity_weights: Mapping[str, float] | None = None,
 ) -> VerificationTables:
     """Compute every table from materialised pair scores (see :func:`analyse_cells`).
 
@@ -281,6 +283,8 @@ def analyse_verification(
     seed : int, default 0
     interval : {"wilson", "clopper-pearson"}, default "wilson"
         Each rate's 95% interval (see :func:`analyse_cells`).
+    disparity_weights : mapping, optional
+        FDR, IR and GARBE weights (see :func:`analyse_cells`).
     """
     _check_interval(interval)
     samples = samples.reset_index(drop=True)
@@ -288,7 +292,7 @@ def analyse_verification(
     subjects = samples["subject"].to_numpy()[ok_rows]
     data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
     return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=bootstrap, seed=seed,
-                         interval=interval)
+                         interval=interval, disparity_weights=disparity_weights)
 
 
 def _check_interval(interval: str) -> str:
@@ -338,6 +342,7 @@ def analyse_cells(
     bootstrap: int = 1000,
     seed: int = 0,
     interval: str = "wilson",
+    disparity_weights: Mapping[str, float] | None = None,
 ) -> VerificationTables:
     """Per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves, summed
     from the finest cells for every grouping (and the whole population, grouping ``"all"``).
@@ -351,10 +356,14 @@ def analyse_cells(
     Every FTA, FMR and FNMR gets a 95% interval from its counts (``ci_low``/``ci_high``, method in
     ``ci_method``): ``interval="wilson"`` (default) or ``"clopper-pearson"`` (exact, wider).
 
+    ``disparity_weights`` sets the joint summaries' weights: ``fdr_alpha`` (0.5), ``garbe_alpha``
+    (0.5), ``inequity_alpha`` and ``inequity_beta`` (1 and 1); see :class:`~audit.config.DisparityConfig`.
+
     Score histograms and DET curves come from the per-cell impostor histograms (and the exact mated
     scores): they are drawn at the histogram's resolution. Every rate and count is exact.
     """
     _check_interval(interval)
+    joint = _joint_summaries(disparity_weights)
     samples = samples.reset_index(drop=True)
     warnings: list[str] = []
     failed = (samples["status"] != "ok").to_numpy()
@@ -441,7 +450,7 @@ def analyse_cells(
                         disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
                 # summaries of FMR and FNMR together (over groups that have both)
                 fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
-                for fn in (fairness_discrepancy_rate, inequity_rate, garbe):
+                for fn in joint:
                     d = fn(fm_by, fn_by)
                     lo_hi = _joint_interval(fn, boot, cats, k) if boot and d.groups_used >= 2 else (np.nan, np.nan)
                     disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
@@ -460,6 +469,20 @@ def analyse_cells(
         det=frame("det", det_rows),
         warnings=tuple(warnings),
     )
+
+
+def _joint_summaries(weights: Mapping[str, float] | None) -> list:
+    """FDR, IR and GARBE as functions of (FMR by group, FNMR by group), with the given weights."""
+    w = {"fdr_alpha": 0.5, "garbe_alpha": 0.5, "inequity_alpha": 1.0, "inequity_beta": 1.0}
+    unknown = sorted(set(weights or {}) - set(w))
+    if unknown:
+        raise MetricError(f"unknown disparity weight(s) {unknown}; known: {sorted(w)}")
+    w.update({k: float(v) for k, v in (weights or {}).items()})
+    return [
+        partial(fairness_discrepancy_rate, alpha=w["fdr_alpha"]),
+        partial(inequity_rate, alpha=w["inequity_alpha"], beta=w["inequity_beta"]),
+        partial(garbe, alpha=w["garbe_alpha"]),
+    ]
 
 
 #: Columns the analysis adds to the schema's fixed ones (optional for readers of older results).

@@ -79,3 +79,15 @@ def test_run_interval_in_a_scores_config_and_a_toml_file(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text('[scores]\npath = "s.csv"\nsamples = "samples.csv"\ngroups = ["g"]\n\n[run]\ninterval = "clopper-pearson"\n')
     assert load_config(p).run.interval == "clopper-pearson"
+
+
+def test_disparity_weights(tmp_path):
+    base = {"dataset": {"name": "london"}, "backend": {"name": "dlib"}}
+    assert config_from_dict(base).disparity.as_dict() == {"fdr_alpha": 0.5, "garbe_alpha": 0.5, "inequity_alpha": 1.0, "inequity_beta": 1.0}
+    cfg = config_from_dict({**base, "disparity": {"fdr_alpha": 1, "inequity_beta": 0.5}})
+    assert cfg.disparity.fdr_alpha == 1.0 and cfg.disparity.inequity_beta == 0.5 and cfg.disparity.garbe_alpha == 0.5
+    for key, bad in (("fdr_alpha", 1.5), ("garbe_alpha", -0.1), ("inequity_alpha", "1"), ("inequity_beta", float("nan")), ("fdr_alpha", True)):
+        with pytest.raises(ConfigError, match=f"disparity.{key}"):
+            config_from_dict({**base, "disparity": {key: bad}})
+    with pytest.raises(ConfigError, match="disparity"):
+        config_from_dict({**base, "disparity": {"alpha": 0.5}})

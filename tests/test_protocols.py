@@ -197,3 +197,17 @@ def test_two_sided_scores_file_equals_the_two_sided_engine_run(tmp_path):
 def test_two_sided_scores_file_rejects_a_sample_on_both_sides(tmp_path):
     with pytest.raises(DataError, match=r"'b_r' is a probe \(sample_a\) on row 3 and a reference \(sample_b\) on row 2"):
         _two_sided_scores(tmp_path, [("a_p", "b_r", 0.1), ("b_r", "c_r", 0.2)])
+
+
+def test_disparity_weights_reach_the_provenance_and_the_report(emb_dir):
+    from audit.report.html import render_html
+
+    cfg = config_from_dict({
+        "embeddings": {"path": "emb.npy", "samples": "samples.csv", "groups": ["group"]},
+        "thresholds": {"target_fmr": [], "fixed": [0.0]},
+        "disparity": {"fdr_alpha": 0.8, "inequity_beta": 0.0},
+    }, path=emb_dir / "c.toml")
+    res = run_audit(cfg, write=False).result
+    assert res.provenance["protocol"]["disparity_weights"] == {"fdr_alpha": 0.8, "garbe_alpha": 0.5, "inequity_alpha": 1.0, "inequity_beta": 0.0}
+    html = render_html(res)
+    assert "Weights here: α = 0.8." in html and "Weights here: α = 1, β = 0." in html

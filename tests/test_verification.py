@@ -155,6 +155,25 @@ def test_joint_disparity_summaries_by_hand(tables):
     assert math.isinf(d.loc["inequity_rate", "value"])
 
 
+def test_disparity_weights_change_the_joint_summaries_by_hand():
+    weights = {"fdr_alpha": 0.8, "garbe_alpha": 0.25, "inequity_alpha": 2.0, "inequity_beta": 0.0}
+    t = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], bootstrap=0,
+                             disparity_weights=weights)
+    d = t.disparity
+    d = d[(d.threshold_name == "fixed 0.5") & (d.metric == "fmr+fnmr")].set_index("summary")
+    # FMR A = B = 1/2; FNMR A = 0, B = 1
+    assert d.loc["fairness_discrepancy_rate", "value"] == pytest.approx(1 - (0.8 * 0.0 + 0.2 * 1.0))  # 0.8
+    assert d.loc["garbe", "value"] == pytest.approx(0.25 * 0.0 + 0.75 * 1.0)
+    # beta = 0 removes the infinite FNMR factor: (1/1)^2 * (inf)^0 = 1
+    assert d.loc["inequity_rate", "value"] == pytest.approx(1.0)
+    # the per-metric summaries do not depend on the weights
+    base = analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35), _th(0.5)], groupings=[["group"]], bootstrap=0)
+    one = base.disparity[base.disparity.metric != "fmr+fnmr"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one, t.disparity[t.disparity.metric != "fmr+fnmr"].reset_index(drop=True))
+    with pytest.raises(MetricError, match="unknown disparity weight"):
+        analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.5)], groupings=[["group"]], disparity_weights={"alpha": 1})
+
+
 def test_subject_bootstrap_columns(tables):
     r = tables.rates
     has = r[r.trials > 0]

@@ -53,12 +53,12 @@ _SUMMARIES = {
     "max_min_ratio": ("max/min ratio", "highest group rate divided by the lowest; 1 is parity, ∞ when the lowest is 0."),
     "max_geomean_ratio": ("max/geomean ratio", "highest group rate divided by the geometric mean of all groups' "
                           "rates (NIST FRVT Part 3); 1 is parity."),
-    "fairness_discrepancy_rate": ("FDR", "Fairness Discrepancy Rate (de Freitas Pereira & Marcel): 1 minus the "
-                                  "weighted largest gaps in FMR and in FNMR between groups; 1 is fair. It barely "
-                                  "moves at low FMRs, so read it beside the ratios."),
-    "inequity_rate": ("IR", "Inequity Rate: the max/min ratio of FMR times that of FNMR; 1 is parity."),
-    "garbe": ("GARBE", "Gini Aggregation Rate for Biometric Equitability (Howard et al.): weighted Gini "
-                       "coefficients of FMR and FNMR across groups; 0 is parity, 1 the most unequal."),
+    "fairness_discrepancy_rate": ("FDR", "Fairness Discrepancy Rate (de Freitas Pereira & Marcel): 1 − (α × the "
+                                  "largest FMR gap between groups + (1 − α) × the largest FNMR gap); 1 is fair. It "
+                                  "barely moves at low FMRs, so read it beside the ratios."),
+    "inequity_rate": ("IR", "Inequity Rate: (max/min ratio of FMR)^α × (max/min ratio of FNMR)^β; 1 is parity."),
+    "garbe": ("GARBE", "Gini Aggregation Rate for Biometric Equitability (Howard et al.): α × the Gini "
+                       "coefficient of FMR across groups + (1 − α) × that of FNMR; 0 is parity, 1 the most unequal."),
 }
 
 
@@ -443,8 +443,21 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         "interval": _ci_name(rates, provenance=result.provenance),
         "figures": figures, "heatmaps": heatmaps, "directional": _two_sided(result),
         "disparity": disparity,
-        "summary_help": [(label, text) for key, (label, text) in _SUMMARIES.items() if key in helps],
+        "summary_help": [(label, text + _weights_text(result, key)) for key, (label, text) in _SUMMARIES.items() if key in helps],
     }
+
+
+def _weights_text(result: AuditResult, summary: str) -> str:
+    """The weights a joint summary was computed with (``[disparity]``), from provenance."""
+    prov = result.provenance if isinstance(result.provenance, Mapping) else {}
+    proto = prov.get("protocol") if isinstance(prov.get("protocol"), Mapping) else {}
+    w = proto.get("disparity_weights") if isinstance(proto.get("disparity_weights"), Mapping) else None
+    if not w:
+        return ""
+    keys = {"fairness_discrepancy_rate": [("α", "fdr_alpha")], "garbe": [("α", "garbe_alpha")],
+            "inequity_rate": [("α", "inequity_alpha"), ("β", "inequity_beta")]}.get(summary, [])
+    parts = [f"{sym} = {w[k]:g}" for sym, k in keys if isinstance(w.get(k), (int, float))]
+    return f" Weights here: {', '.join(parts)}." if parts else ""
 
 
 def _two_sided(result: AuditResult) -> dict[str, str] | None:
