@@ -536,8 +536,12 @@ def _heatmap_summary(mat: plots.CrossFmrMatrix, *, directional: bool = False) ->
             parts.append(f"No same-group false match: {_names(zeros)}.")
     if cross:
         v, a, b, e, c = top(cross)
-        pair = f"probes of {a} against references of {b}" if directional else f"{a} with {b}"
-        parts.append(f"Highest cross-group FMR: {pair}, {fmt_rate(v)} ({fmt_count(e)}/{fmt_count(c)}).")
+        if v > 0:
+            pair = f"probes of {a} against references of {b}" if directional else f"{a} with {b}"
+            parts.append(f"Highest cross-group FMR: {pair}, {fmt_rate(v)} ({fmt_count(e)}/{fmt_count(c)}).")
+        else:
+            total = sum(x[4] for x in cross) if directional else sum(x[4] for x in cross) // 2
+            parts.append(f"No cross-group false match (0 of {fmt_count(total)} cross-group comparisons).")
     return " ".join(parts)
 
 

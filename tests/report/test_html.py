@@ -301,3 +301,23 @@ def test_interval_method_is_named_as_the_result_says(tiny_result_shared, page_ht
     assert "with its Clopper–Pearson (exact) interval (whisker)" in text
     assert "Interval per rate" in text and "95% Clopper–Pearson (exact)" in text
     assert "Wilson" not in html
+
+
+def test_heatmap_summary_by_hand_symmetric_and_directional():
+    import numpy as np
+
+    from audit.report.html import _heatmap_summary
+    from audit.report.plots import CrossFmrMatrix
+
+    def mat(fm, n):
+        fm, n = np.array(fm, float), np.array(n, float)
+        return CrossFmrMatrix("g", "t", ("A", "B"), np.where(n > 0, fm / np.where(n > 0, n, 1), np.nan), fm, n, 1e-3, 1.0)
+
+    # no cross-group false match: said so, with the number of cross-group comparisons (unordered pairs)
+    m = mat([[1, 0], [0, 0]], [[10, 20], [20, 5]])
+    assert "No cross-group false match (0 of 20 cross-group comparisons)." in _heatmap_summary(m)
+    # directional: (A, B) and (B, A) are different comparisons
+    assert "(0 of 40 cross-group comparisons)" in _heatmap_summary(m, directional=True)
+    d = mat([[1, 0], [3, 0]], [[10, 20], [30, 5]])
+    assert "Highest cross-group FMR: probes of B against references of A, 0.1 (3/30)." in _heatmap_summary(d, directional=True)
+    assert "Highest cross-group FMR: B with A" in _heatmap_summary(d)
