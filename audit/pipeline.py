@@ -335,7 +335,7 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
     scan = score_tiles(
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
         max_fmr=max(th.target_fmr, default=1e-3), thresholds=[s[2] for s in given],
-        impostors=protocol.impostors, sides=side,
+        impostors=protocol.impostors, sides=side, progress=config.run.progress,
         workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
     )
     targets = list(th.target_fmr)

@@ -104,6 +104,8 @@ def child_bare(args) -> dict:
 
 
 def child_engine(args) -> dict:
+    if args.numpy_loop:  # before the engine is imported (its worker processes inherit it)
+        os.environ["FACE_AUDIT_NUMBA"] = "0"
     import audit.metrics  # noqa: F401  (pandas, scipy: imported by any pipeline; not timed)
     from audit.engine.tiles import score_tiles
     from audit.metrics.bootstrap import bootstrap_disparity, subject_bootstrap
@@ -249,6 +251,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", action="store_true")
     ap.add_argument("--no-histogram", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--two-sided", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--numpy-loop", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--without-histograms", action="store_true",
                     help="also time the engine with histogram=False (the cost of the per-cell histograms)")
     args = ap.parse_args()
@@ -265,22 +268,30 @@ def main() -> None:
               f"{n * (n - 1) // 2:,} pairs; tile {args.tile}")
         pairs = n * (n - 1) / 2
         workers = [int(x) for x in args.workers.split(",") if x]
-        variants = [(w, False) for w in workers] + ([(workers[0], True)] if args.without_histograms else [])
+        # (workers, histogram off, numpy inner loop): the default engine (compiled inner loop when
+        # numba is installed), then the numpy inner loop and the engine without histograms
+        from audit.engine import _fused
+
+        variants = [(w, False, False) for w in workers]
+        if _fused.available():
+            variants += [(w, False, True) for w in workers]
+        variants += [(workers[0], True, False)] if args.without_histograms else []
         bare, eng = [], {v: [] for v in variants}
         for r in range(args.rounds):  # interleaved: the machine's load drifts between runs
             bare.append(run_child("bare", n=n, d=args.d, tile=args.tile))
-            for w, nh in variants:
-                eng[(w, nh)].append(run_child(
+            for w, nh, npl in variants:
+                eng[(w, nh, npl)].append(run_child(
                     "engine", n=n, d=args.d, tile=args.tile, workers=w, replicates=args.replicates, no_histogram=nh,
-                    bootstrap=((w, nh) == variants[0] and r == 0 and "c" in args.parts)))
+                    numpy_loop=npl, bootstrap=((w, nh, npl) == variants[0] and r == 0 and "c" in args.parts)))
         base = min(b["seconds"] for b in bare)
         base_cpu = min(b["cpu"] for b in bare)
         print(f"{'measurement (best of %d interleaved rounds)' % args.rounds:44s} {'seconds':>8s} {'ns/pair':>8s} "
               f"{'x bare':>7s} {'CPU s':>7s} {'x bare':>7s} {'peak RSS':>9s}")
         print("engine = score_tiles + thresholds at the 3 FMRs + exact per-cell and per-subject counts at them")
+        loop = "compiled loop" if _fused.available() else "numpy loop"
         rows = [("bare float32 matmul, same tiles", bare)] + [
-            (f"engine, workers={w}{', histogram=False' if nh else ''}", eng[(w, nh)])
-            for w, nh in variants]
+            (f"engine, workers={w}, {'numpy loop' if npl else loop}{', histogram=False' if nh else ''}", eng[(w, nh, npl)])
+            for w, nh, npl in variants]
         for label, runs in rows:
             b = min(runs, key=lambda x: x["seconds"])
             cpu = min(x["cpu"] for x in runs)

@@ -97,6 +97,7 @@ from typing import Sequence
 import numpy as np
 
 from ..comparisons import PairScores
+from . import _fused
 from ..errors import MetricError
 
 __all__ = [
@@ -123,6 +124,7 @@ _U64 = 2.0**-53  # unit roundoff of float64
 _F32_MAX = float(np.finfo(np.float32).max)
 _CHUNK_ELEMS = 1 << 20  # elements per histogram chunk: keeps the temporaries in cache
 _CANON_ELEMS = 1 << 18  # floats per canonical rescoring chunk
+_IDX_BUF = 1 << 20  # first size of the compiled pass's buffer of tail candidate positions (it grows)
 _OVERLAP = os.environ.get("FACE_AUDIT_TILE_OVERLAP", "1") != "0"  # products in a second thread (workers=1)
 
 
@@ -820,6 +822,10 @@ class _Kernel:
         self.bands = [_raw_band(geo, x) for x in self.thresholds]
         self.fm = np.zeros((len(self.thresholds), n, geo.n_groups), dtype=np.int64)
         self.mated = mated  # (ma, mb, in_scan, by_tile) in scan order
+        self.on_tile = _no_progress  # called with each finished tile's pair count
+        self.idx_buf: np.ndarray | None = None  # (bands, cap): tail candidate positions from the compiled pass
+        self.idx_counts: np.ndarray | None = None
+        self.hist_parts: np.ndarray | None = None  # (bands, G·G·(bins+2)): the compiled pass's histograms
         self.seconds_matmul = 0.0
         self.rescored = 0
 
@@ -830,6 +836,7 @@ class _Kernel:
         if not overlap or len(tiles) < 2:
             for t in tiles:
                 self.accumulate(t, self.product(t, self.S))
+                self.on_tile(_tile_pairs(t))
             return
         bufs = (self.S, np.empty_like(self.S))
         free = (threading.Semaphore(1), threading.Semaphore(1))
@@ -856,6 +863,7 @@ class _Kernel:
                 i, t, S = item
                 self.accumulate(t, S)
                 free[i % 2].release()
+                self.on_tile(_tile_pairs(t))
         finally:
             stop.set()
             for f in free:
@@ -887,13 +895,54 @@ class _Kernel:
         if self.mated is not None:
             mated_here = self.mated[3].get((r0, c0))
         if self.tail is not None:
-            self._tail(S, r0, c0, diag, 0 if mated_here is None else mated_here.size)
-        if self.hist is not None:
-            self._hist(S, r0, r1, c0, c1, diag, mated_here)
+            self._seed_tail(S, diag, 0 if mated_here is None else mated_here.size)
+        if self.hist is not None and _fused.available():
+            # one compiled pass: histograms and tail candidates
+            idx = self._fused(S, r0, c0, diag)
+            if self.tail is not None:
+                self._tail_add(S, idx, r0, c0)
+            self._unhist_mated(S, r0, c0, mated_here)
+        else:
+            if self.tail is not None:
+                m = self.m1[: S.size].reshape(S.shape)
+                np.greater_equal(S, self.tail.floor32, out=m)
+                self._tail_add(S, np.flatnonzero(m), r0, c0)
+            if self.hist is not None:
+                self._hist(S, r0, r1, c0, c1, diag, mated_here)
         for k in range(len(self.thresholds)):
             self._count(S, r0, r1, c0, c1, k)
 
-    def _tail(self, S, r0, c0, diag, n_mated) -> None:
+    def _fused(self, S, r0, c0, diag) -> np.ndarray | None:
+        """Histograms of the tile and (with a tail) the flat positions of its values >= the floor,
+        in one compiled pass (:mod:`audit.engine._fused`)."""
+        geo = self.geo
+        nr, nc = S.shape
+        g_all, nb2 = geo.n_groups, geo.hist_bins + 2
+        if self.hist_parts is None:
+            parts = _fused.threads()
+            self.hist_parts = np.zeros((parts, g_all * g_all * nb2), dtype=np.int64)
+            self.idx_counts = np.zeros(parts, dtype=np.int64)
+        parts = self.hist_parts.shape[0]
+        if self.idx_buf is None:
+            self.idx_buf = np.empty((parts, max(1, min(S.size, _IDX_BUF) // parts)), dtype=np.int64)
+        row_base = geo.grp[r0:r0 + nr].astype(np.int64) * (g_all * nb2)
+        col_off = geo.grp[c0:c0 + nc].astype(np.int64) * nb2
+        floor = self.tail.floor32 if self.tail is not None else np.float32(np.inf)
+        _fused.hist_and_tail(S, diag, row_base, col_off, nb2 - 1, self.hist_parts, floor, self.idx_buf, self.idx_counts)
+        if self.tail is None:
+            return None
+        cap = self.idx_buf.shape[1]
+        most = int(self.idx_counts.max())
+        if most <= cap:
+            return np.concatenate([self.idx_buf[p, :k] for p, k in enumerate(self.idx_counts.tolist())])
+        # more candidates than a band's buffer holds (early tiles, before the floor rises): find
+        # them with numpy (the histogram is already counted) and keep a larger buffer
+        self.idx_buf = np.empty((parts, min(S.size, 2 * most)), dtype=np.int64)
+        m = self.m1[: S.size].reshape(S.shape)
+        np.greater_equal(S, floor, out=m)  # (the sentinel below the diagonal is under every floor)
+        return np.flatnonzero(m)
+
+    def _seed_tail(self, S, diag, n_mated) -> None:
         tail = self.tail
         nr, nc = S.shape
         if not self.seeded and tail.size < tail.k:
@@ -907,9 +956,11 @@ class _Kernel:
                 del flat
                 tail.raise_floor(kth)
                 self.seeded = True
-        m = self.m1[: nr * nc].reshape(nr, nc)
-        np.greater_equal(S, tail.floor32, out=m)
-        idx = np.flatnonzero(m)
+
+    def _tail_add(self, S, idx: np.ndarray, r0, c0) -> None:
+        """Add the impostor pairs among the tile's flat positions ``idx`` (values >= the floor)."""
+        tail = self.tail
+        nc = S.shape[1]
         if idx.size:
             vals = S.ravel()[idx]
             rows = idx // nc
@@ -940,6 +991,12 @@ class _Kernel:
                     cnt[g_all * nb2 - 1] += cnt[g_all * nb2:].sum()
                     cnt = cnt[: g_all * nb2]
                 self.hist[g] += cnt.reshape(g_all, nb2)
+        self._unhist_mated(S, r0, c0, mated_here)
+
+    def _unhist_mated(self, S, r0, c0, mated_here) -> None:
+        """Take the tile's mated pairs back out of the histograms (they were binned with the rest)."""
+        geo = self.geo
+        nb2 = geo.hist_bins + 2
         if mated_here is not None and mated_here.size:
             ma, mb = self.mated[0][mated_here], self.mated[1][mated_here]
             iv = S[ma - r0, mb - c0].astype(np.intp)  # the same truncation as the tile's
@@ -978,6 +1035,9 @@ class _Kernel:
             np.add.at(fm, (cols, geo.grp[rows]), 1)
 
     def result(self) -> dict:
+        if self.hist is not None and self.hist_parts is not None:
+            self.hist += self.hist_parts.sum(axis=0).reshape(self.hist.shape)
+            self.hist_parts = None
         out = {
             "hist": self.hist,
             "fm": self.fm,
@@ -996,13 +1056,45 @@ class _Kernel:
 # running tiles: in this process or in worker processes
 
 
-def _run(geo: _Geometry, tiles, *, mated, tail_k, tail_floor, thresholds, histogram, workers: int) -> list[dict]:
+def _tile_pairs(t: tuple[int, int, int, int]) -> int:
+    """Pairs a tile compares (a diagonal tile: its strict upper triangle)."""
+    r0, r1, c0, c1 = t
+    n = (r1 - r0) * (c1 - c0)
+    return n - (r1 - r0) * (r1 - r0 + 1) // 2 if r0 == c0 else n
+
+
+def _no_progress(pairs: int) -> None:
+    return None
+
+
+def _run(geo: _Geometry, tiles, *, mated, tail_k, tail_floor, thresholds, histogram, workers: int,
+         progress: bool = False, desc: str = "scoring pairs") -> list[dict]:
     kw = dict(mated=mated, tail_k=tail_k, tail_floor=tail_floor, count_thresholds=thresholds, histogram=histogram)
-    if workers <= 1 or len(tiles) < 2:
-        kern = _Kernel(geo, **kw)
-        kern.run_all(tiles, overlap=_OVERLAP)
-        return [kern.result()]
-    return _run_pool(geo, tiles, kw, workers=workers)
+    from tqdm.auto import tqdm
+
+    total = sum(_tile_pairs(t) for t in tiles)
+    with tqdm(total=total, desc=desc, unit="pair", unit_scale=True, disable=not progress, leave=True,
+              mininterval=0.5) as bar:
+        if workers <= 1 or len(tiles) < 2:
+            kern = _Kernel(geo, **kw)
+            if progress:
+                kern.on_tile = bar.update
+            kern.run_all(tiles, overlap=_OVERLAP)
+            return [kern.result()]
+        return _run_pool(geo, tiles, kw, workers=workers, bar=bar if progress else None)
+
+
+_PROGRESS = None  # in a worker process: the shared pair counter the parent's bar reads
+
+
+def _init_worker(counter) -> None:
+    global _PROGRESS
+    _PROGRESS = counter
+
+
+def _count_progress(pairs: int) -> None:
+    with _PROGRESS.get_lock():
+        _PROGRESS.value += pairs
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -1038,6 +1130,8 @@ def _worker(args) -> dict:
             off += size
         geo = _Geometry(**arrays, **geo_small)
         kern = _Kernel(geo, **kw)
+        if _PROGRESS is not None:
+            kern.on_tile = _count_progress
         kern.run_all(tiles, overlap=False)  # one BLAS thread here: products and counting alternate
         res = kern.result()  # private arrays only: nothing in it points into the shared block
         del geo, kern, arrays
@@ -1046,7 +1140,7 @@ def _worker(args) -> dict:
         shm.close()
 
 
-def _run_pool(geo: _Geometry, tiles, kw: dict, *, workers: int) -> list[dict]:
+def _run_pool(geo: _Geometry, tiles, kw: dict, *, workers: int, bar=None) -> list[dict]:
     import multiprocessing as mp
     from multiprocessing import shared_memory
 
@@ -1068,7 +1162,9 @@ def _run_pool(geo: _Geometry, tiles, kw: dict, *, workers: int) -> list[dict]:
         jobs = [(shm.name, shapes, small, p, kw) for p in parts if p]
         ctx = mp.get_context("spawn")  # BLAS thread pools do not survive fork() safely
         saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx) as pool:
+        counter = ctx.Value("q", 0) if bar is not None else None
+        init = dict(initializer=_init_worker, initargs=(counter,)) if counter is not None else {}
+        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, **init) as pool:
             try:
                 # one BLAS thread per worker (the processes are the parallelism): the variables
                 # must be in the environment when the workers start, before they import numpy
@@ -1082,6 +1178,17 @@ def _run_pool(geo: _Geometry, tiles, kw: dict, *, workers: int) -> list[dict]:
                     else:
                         os.environ[v] = old
             try:
+                if counter is not None:
+                    from concurrent.futures import FIRST_EXCEPTION, wait
+
+                    shown = 0
+                    while True:
+                        done, not_done = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+                        now = counter.value
+                        bar.update(now - shown)
+                        shown = now
+                        if not not_done or any(f.exception() is not None for f in done):
+                            break
                 return [f.result() for f in futures]
             except BrokenProcessPool as exc:
                 raise MetricError(
@@ -1195,6 +1302,7 @@ def score_tiles(
     histogram: bool = True,
     normalize: bool = True,
     workers: int = 1,
+    progress: bool = False,
 ) -> "TileScan":
     """Score all pairs in tiles and accumulate per-cell counts, histograms and an exact tail.
 
@@ -1248,6 +1356,9 @@ def score_tiles(
         through shared memory, not copied). 1 scans here: the BLAS's own threads compute the
         next product while this thread counts the current tile. A script that uses
         ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
+    progress : bool, default False
+        A tqdm bar on stderr counting the pairs scored (also for a second pass of
+        :meth:`TileScan.counts_at`).
 
     Returns
     -------
@@ -1345,7 +1456,7 @@ def score_tiles(
     mated = (ma, mb, in_scan, by_tile)
     floor0 = _guess_floor(geo, tail_k, n_imp, impostors) if tail_k is not None else None
     parts = _run(geo, tiles, mated=mated, tail_k=tail_k, tail_floor=floor0, thresholds=fixed.tolist(),
-                 histogram=histogram, workers=int(workers))
+                 histogram=histogram, workers=int(workers), progress=progress)
     passes = 1
 
     # merge the workers' accumulators
@@ -1364,7 +1475,7 @@ def score_tiles(
         if floor0 is not None and not _floor_valid(tail, tail_k, geo.margin, floor0):
             # the sampled guess was above the true boundary (rare): redo the tail from scratch
             parts_t = _run(geo, tiles, mated=mated, tail_k=tail_k, tail_floor=None, thresholds=[],
-                           histogram=False, workers=int(workers))
+                           histogram=False, workers=int(workers), progress=progress, desc="scoring pairs again (tail)")
             tail = _merge_tails(parts_t, tail_k, geo.margin)
             parts = parts + parts_t
             passes += 1
@@ -1378,7 +1489,7 @@ def score_tiles(
     scan = TileScan(
         _geo=geo, _order=order, _subject_labels=subject_labels, _impostor_mode=impostors, _tiles=tiles,
         _mated=mated, _mated_scores=m_scores, _imp_row=imp_row, _n_imp=n_imp, _tail=tail, _max_fmr=mf,
-        _fixed=fixed, _fm_fixed=fm_fixed, _hist=hist, _workers=int(workers), _histogram=histogram,
+        _fixed=fixed, _fm_fixed=fm_fixed, _hist=hist, _workers=int(workers), _histogram=histogram, _progress=bool(progress),
     )
     scan._stats = ScanStats(passes=passes, seconds=time.perf_counter() - t_start, **stats)
     return scan
@@ -1625,7 +1736,8 @@ class TileScan:
                     "score_tiles(thresholds=...), or raise max_fmr."
                 )
             parts = _run(geo, self._tiles, mated=self._mated, tail_k=None, tail_floor=None, thresholds=th[need].tolist(),
-                         histogram=False, workers=self._workers)
+                         histogram=False, workers=self._workers, progress=self._progress,
+                         desc="second pass (thresholds below the tail)")
             fm = sum(p["fm"] for p in parts)
             _subtract_mated(fm, th[need], self._mated, self._mated_scores, geo.grp)
             fm_row[need] = fm

@@ -26,6 +26,21 @@ from audit.metrics import error_counts, thresholds_at_fmr
 TARGETS = [5e-2, 1e-2, 1e-3, 1e-4, 1e-5]
 
 
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def inner_loop(request, monkeypatch):
+    """Every engine test runs with the compiled inner loop (numba, when installed) and without it
+    (worker processes read FACE_AUDIT_NUMBA when they import the engine)."""
+    from audit.engine import _fused
+
+    if request.param == "compiled":
+        if not _fused.available():
+            pytest.skip("numba is not installed: the compiled inner loop is not in use")
+    else:
+        monkeypatch.setattr(_fused, "_KERNEL", None)
+        monkeypatch.setenv("FACE_AUDIT_NUMBA", "0")
+    return request.param
+
+
 def make(seed: int, n: int, *, d: int = 8, groups: int = 4, per_subject: float = 2.5, quantise: bool = True,
          flip: float = 0.02):
     """Rows of subjects with 1..k images; groups by subject, a few rows relabelled."""
@@ -467,3 +482,50 @@ def test_two_sided_scan_rejects_bad_sides():
         score_tiles(emb, subj, grp, sides=np.zeros(10, int))
     with pytest.raises(MetricError, match="0/1"):
         score_tiles(emb, subj, grp, sides=np.full(50, 2))
+
+
+def test_compiled_pass_with_a_tiny_candidate_buffer_gives_the_same_scan(inner_loop, monkeypatch):
+    """The compiled pass writes tail candidates into a buffer that grows; overflowing it on the
+    early tiles (before the floor rises) must not change anything."""
+    emb, subj, grp = make(13, 600)
+    ref = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128)
+    monkeypatch.setattr(tiles_mod, "_IDX_BUF", 4)
+    small = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128)
+    th = ref.thresholds_at_fmr([5e-2, 1e-3])
+    np.testing.assert_array_equal(th, small.thresholds_at_fmr([5e-2, 1e-3]))
+    assert_counts_equal(small.counts_at(th), {k: v for k, v in _as_ref(ref.counts_at(th)).items()})
+    np.testing.assert_array_equal(ref.impostor_hist, small.impostor_hist)
+
+
+def _as_ref(c):
+    return {"impostors": c.impostors, "fm": c.false_matches, "fnm": c.false_non_matches, "mated_by_group": c.mated,
+            "sub_fm": c.subject_false_matches, "sub_imp": c.subject_impostors, "sub_fnm": c.subject_false_non_matches}
+
+
+def test_compiled_and_numpy_histograms_are_identical(monkeypatch):
+    from audit.engine import _fused
+
+    if not _fused.available():
+        pytest.skip("numba is not installed")
+    emb, subj, grp = make(14, 700, quantise=False)
+    for kw in ({}, {"sides": np.arange(700) % 3 == 0}):
+        compiled = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=100, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(_fused, "_KERNEL", None)
+            plain = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=100, **kw)
+        np.testing.assert_array_equal(compiled.impostor_hist, plain.impostor_hist)
+        th = plain.thresholds_at_fmr([1e-2, 1e-3])
+        np.testing.assert_array_equal(compiled.thresholds_at_fmr([1e-2, 1e-3]), th)
+        assert compiled.stats.tail_pairs == plain.stats.tail_pairs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_bar_counts_every_pair(workers, capsys):
+    emb, subj, grp = make(15, 400)
+    quiet = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64, workers=workers)
+    loud = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64, workers=workers, progress=True)
+    err = capsys.readouterr().err
+    assert "scoring pairs" in err and "79.8k/79.8k" in err  # 400 * 399 / 2 = 79,800 pairs
+    np.testing.assert_array_equal(quiet.thresholds_at_fmr([1e-2]), loud.thresholds_at_fmr([1e-2]))
+    loud.counts_at([-0.9])  # below the tail: the second pass shows its own bar
+    assert "second pass" in capsys.readouterr().err
