@@ -5,7 +5,12 @@ FMR and FNMR, the summary compares the group with the **highest** rate to the gr
 **lowest** one: the ratio of their rates, with a 95% interval
 (:func:`audit.metrics.uncertainty.rate_ratio_interval`: Katz's log interval when both groups have
 at least 5 errors and 5 non-errors, else the exact conditional interval, which stays honest with
-one or two errors), written out as one sentence a non-specialist can read. Failure to acquire (FTA) gets the same treatment, once per grouping,
+one or two errors), written out as one sentence a non-specialist can read. Those intervals treat
+every comparison as independent, but one person's images take part in many comparisons; where
+the result has the subject bootstrap's interval for the same two groups' ratio (``pair_ci_low``/
+``pair_ci_high`` of the disparity table: people resampled), the stated interval spans both
+(the lower of the two lower bounds, the higher of the two upper bounds), so neither way of
+counting is overclaimed. Failure to acquire (FTA) gets the same treatment, once per grouping,
 when any group has a failure.
 
 Wording rules (never overclaim)
@@ -86,7 +91,8 @@ class Finding:
     small_sample : bool
         A compared group is flagged insufficient (fewer than 3/FMR same-group impostors).
     ci_method : str
-        ``"katz-log"`` or ``"conditional"`` (:func:`~audit.metrics.uncertainty.rate_ratio_interval`);
+        ``"katz-log"`` or ``"conditional"`` (:func:`~audit.metrics.uncertainty.rate_ratio_interval`),
+        with ``"+subject-bootstrap"`` when the interval also spans the subject bootstrap's;
         ``""`` when no group has an error.
     """
 
@@ -312,7 +318,25 @@ def _context(metric: str, obs: list[_Obs], high: _Obs, low: _Obs) -> str:
             f"has {_RATE_NAMES[metric]} of {pct(largest.rate)}{ci}.")
 
 
-def _finding(grouping: str, metric: str, t: ThresholdInfo | None, obs: list[_Obs]) -> Finding | None:
+def _pair_intervals(result: AuditResult) -> dict[tuple[str, str, str], tuple[str, str, float, float]]:
+    """(grouping, threshold, metric) -> (highest group, lowest group, subject-bootstrap interval of
+    their rate ratio), from the disparity table's max/min rows (results without it: empty)."""
+    d = result.disparity
+    if not isinstance(d, pd.DataFrame) or "pair_ci_low" not in d.columns or d.empty:
+        return {}
+    out = {}
+    rows = d[(d["summary"].astype(str) == "max_min_ratio").to_numpy(dtype=bool)]
+    for r in rows.to_dict("records"):
+        lo, hi = _num(r.get("pair_ci_low")), _num(r.get("pair_ci_high"))
+        if math.isnan(lo) or math.isnan(hi):
+            continue
+        out[(str(r["grouping"]), str(r["threshold_name"]), str(r["metric"]).lower())] = (
+            str(r.get("group_high")), str(r.get("group_low")), lo, hi)
+    return out
+
+
+def _finding(grouping: str, metric: str, t: ThresholdInfo | None, obs: list[_Obs],
+             pair: tuple[str, str, float, float] | None = None) -> Finding | None:
     if len(obs) < 2:
         return None
     tname = t.name if t is not None else None
@@ -330,10 +354,15 @@ def _finding(grouping: str, metric: str, t: ThresholdInfo | None, obs: list[_Obs
     high = max(obs, key=lambda o: (o.rate, o.trials, -o.order))
     low = min(obs, key=lambda o: (o.rate, -o.trials, o.order))
     ci = rate_ratio_interval(high.errors, high.trials, low.errors, low.trials)
+    method, c_low, c_high = ci.method, ci.low, ci.high
+    if pair is not None and pair[0] == high.group and pair[1] == low.group:
+        # people take part in many comparisons: span the subject bootstrap's interval too
+        method = f"{ci.method}+subject-bootstrap"
+        c_low, c_high = min(c_low, pair[2]), max(c_high, pair[3])
     flagged = [o for o in (high, low) if o.insufficient]
     small = bool(flagged)
     if low.errors == 0:
-        ratio, ci_low, ci_high = math.inf, ci.low, math.inf
+        ratio, ci_low, ci_high = math.inf, c_low, math.inf
         ub = f"at most {pct(low.ci_high)}, 95% upper bound" if math.isfinite(low.ci_high) else "no upper bound recorded"
         text = _lead(t, f"{_zero_phrase(metric, high, low)} ({ub}).")
         if ci_low > 1:
@@ -342,7 +371,7 @@ def _finding(grouping: str, metric: str, t: ThresholdInfo | None, obs: list[_Obs
             text += (f" No difference shown: the interval for the ratio, from {times(ci_low)}× upward, "
                      "includes parity.")
     else:
-        ratio, ci_low, ci_high = ci.ratio, ci.low, ci.high
+        ratio, ci_low, ci_high = ci.ratio, c_low, c_high
         text = _lead(t, f"{_phrase(metric, high.group, low.group, times(ratio))} "
                         f"(95% CI {times(ci_low)}–{times(ci_high)}×): {_count(high.errors)} of "
                         f"{_count(high.trials)} {_UNITS[metric]} ({pct(high.rate)}) versus {_count(low.errors)} "
@@ -353,7 +382,7 @@ def _finding(grouping: str, metric: str, t: ThresholdInfo | None, obs: list[_Obs
         text += _small_sentence(metric, flagged, t)
     text += _context(metric, obs, high, low)
     return Finding(text, grouping, metric, tname, ratio, ci_low, ci_high, bool(ci_low > 1 and not small),
-                   high.group, low.group, small, ci.method)
+                   high.group, low.group, small, method)
 
 
 def _thresholds(result: AuditResult) -> list[ThresholdInfo]:
@@ -388,6 +417,7 @@ def executive_summary(result: AuditResult) -> list[Finding]:
     """
     findings: list[Finding] = []
     thresholds = _thresholds(result)
+    pairs = _pair_intervals(result)
     for grouping in _groupings(result):
         order = _order(result, grouping)
         rates = result.rates[(result.rates["grouping"] == grouping).to_numpy(dtype=bool)]
@@ -396,7 +426,8 @@ def executive_summary(result: AuditResult) -> list[Finding]:
             at = rates[(rates["threshold_name"] == t.name).to_numpy(dtype=bool)]
             for metric in ("fmr", "fnmr"):
                 sub = at[(metric_col.loc[at.index] == metric).to_numpy(dtype=bool)]
-                f = _finding(grouping, metric, t, _observations(sub, "errors", "trials", order))
+                f = _finding(grouping, metric, t, _observations(sub, "errors", "trials", order),
+                             pairs.get((grouping, t.name, metric)))
                 if f is not None:
                     findings.append(f)
         fta = result.fta[(result.fta["grouping"] == grouping).to_numpy(dtype=bool)]

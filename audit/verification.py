@@ -351,7 +351,9 @@ def analyse_cells(
     FNMR also gets a subject-bootstrap interval (columns ``boot_low``/``boot_high`` of ``rates``:
     identities resampled within each group, so pairs sharing a person are not treated as
     independent), and every max/min and max/geometric-mean disparity gets one (``ci_low``/``ci_high``
-    of ``disparity``).
+    of ``disparity``). A max/min row also gets ``pair_ci_low``/``pair_ci_high``: the interval of the
+    ratio of the two groups it names, held fixed across replicates (what the executive summary's
+    sentence about those two groups needs).
 
     Every FTA, FMR and FNMR gets a 95% interval from its counts (``ci_low``/``ci_high``, method in
     ``ci_method``): ``interval="wilson"`` (default) or ``"clopper-pearson"`` (exact, wider).
@@ -444,16 +446,21 @@ def analyse_cells(
                 for metric, by in (("fmr", fmr_by_group[t.name]), ("fnmr", fnmr_by_group[t.name])):
                     for d in summarize(by):
                         lo_hi = (np.nan, np.nan)
+                        pair = (np.nan, np.nan)
                         if boot and d.summary in ("max_min_ratio", "max_geomean_ratio") and d.groups_used >= 2:
                             di = bootstrap_disparity(boot[metric], d.summary, column=k)
                             lo_hi = (di.low, di.high)
-                        disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
+                            if d.summary == "max_min_ratio" and d.group_high and d.group_low:
+                                pair = _pair_ratio_interval(boot[metric], d.group_high, d.group_low, k)
+                        disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note,
+                                          *lo_hi, *pair))
                 # summaries of FMR and FNMR together (over groups that have both)
                 fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
                 for fn in joint:
                     d = fn(fm_by, fn_by)
                     lo_hi = _joint_interval(fn, boot, cats, k) if boot and d.groups_used >= 2 else (np.nan, np.nan)
-                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note, *lo_hi))
+                    disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note,
+                                      *lo_hi, np.nan, np.nan))
 
     def frame(name: str, rows: list) -> pd.DataFrame:
         return pd.DataFrame(rows, columns=TABLE_COLUMNS[name] + EXTRA_COLUMNS.get(name, []))
@@ -486,7 +493,24 @@ def _joint_summaries(weights: Mapping[str, float] | None) -> list:
 
 
 #: Columns the analysis adds to the schema's fixed ones (optional for readers of older results).
-EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high"], "disparity": ["ci_low", "ci_high"]}
+EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high"], "disparity": ["ci_low", "ci_high", "pair_ci_low", "pair_ci_high"]}
+
+
+def _pair_ratio_interval(boot, high: str, low: str, k: int) -> tuple[float, float]:
+    """Subject-bootstrap interval of the ratio of two named groups' rates (the max/min row's
+    highest and lowest group, held fixed in every replicate: the ratio a sentence about those two
+    groups states, unlike the max/min statistic, whose groups may change between replicates)."""
+
+    def pair_ratio(rates):
+        h, lo = rates.get(high, np.nan), rates.get(low, np.nan)
+        if np.isnan(h) or np.isnan(lo):
+            return np.nan
+        if lo == 0:
+            return np.inf if h > 0 else 1.0
+        return h / lo
+
+    di = bootstrap_disparity(boot, pair_ratio, column=k)
+    return di.low, di.high
 
 
 def _bootstrap(data: CellData, mapping: np.ndarray, g: int, cats: list[str], replicates: int, seed: int) -> dict:

@@ -611,8 +611,9 @@ SUMMARY_METHOD = (
     "Each finding compares the group with the highest rate to the group with the lowest, at one threshold for "
     "everyone. A ratio's 95% interval is Katz's log interval when both groups have at least 5 errors and 5 "
     "non-errors, and otherwise the exact conditional interval (wider, and valid with few or no errors). Both "
-    "treat comparisons as independent; comparisons that share a person are not, so the true uncertainty is "
-    "somewhat larger: read findings near the edge with care. \"Indication only\" marks a comparison involving a "
+    "treat comparisons as independent, but comparisons that share a person are not: where the audit ran the "
+    "subject bootstrap (people resampled), the interval stated spans the bootstrap interval of the same two "
+    "groups' ratio as well, taking the lower lower bound and the higher upper bound. \"Indication only\" marks a comparison involving a "
     "group with fewer than 3/FMR same-group impostor comparisons. Every group's own rate, with its interval and "
     "counts, is in the tables below."
 )

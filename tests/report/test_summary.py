@@ -237,3 +237,25 @@ def test_pct(value, text):
                                          (math.inf, "∞")])
 def test_times(value, text):
     assert times(value) == text
+
+
+def _with_pair_interval(res: AuditResult, high: str, low: str, lo: float, hi: float, metric: str = "fmr") -> AuditResult:
+    cols = TABLE_COLUMNS["disparity"] + ["ci_low", "ci_high", "pair_ci_low", "pair_ci_high"]
+    row = ["ethnicity", "FMR=1e-2", metric, "max_min_ratio", 4.0, high, low, 3, "", 1.0, 20.0, lo, hi]
+    return replace(res, disparity=pd.DataFrame([row], columns=cols))
+
+
+def test_subject_bootstrap_interval_widens_the_ratio_interval():
+    res = _result({("FMR=1e-2", "fmr"): {"A": (10, 100), "B": (5, 200), "C": (30, 1000)}})
+    # people shared by many comparisons: the bootstrap interval (0.9-30) is wider at both ends than Katz's (1.40-11.4)
+    f = _one(_with_pair_interval(res, "A", "B", 0.9, 30.0), metric="fmr")
+    assert (f.ci_low, f.ci_high) == (0.9, 30.0) and f.ci_method == "katz-log+subject-bootstrap"
+    assert not f.conclusive and f.status == "no_difference"
+    assert "(95% CI 0.90–30×)" in f.text and "No difference shown" in f.text
+    # narrower at one end: each end keeps the more cautious bound
+    g = _one(_with_pair_interval(res, "A", "B", 2.0, 12.0), metric="fmr")
+    assert g.ci_low == pytest.approx(1.404891, abs=1e-5) and g.ci_high == 12.0 and g.conclusive
+    # an interval for other groups, or another metric, is not used
+    for other in (_with_pair_interval(res, "C", "B", 0.5, 30.0), _with_pair_interval(res, "A", "B", 0.5, 30.0, metric="fnmr")):
+        h = _one(other, metric="fmr")
+        assert h.ci_method == "katz-log" and h.ci_low == pytest.approx(1.404891, abs=1e-5)
