@@ -13,6 +13,9 @@
 (d) Two-sided (probe set vs reference set): (a)'s vectors split into halves (images 0, 2, 4 of
     each subject are probes, 1 and 3 references), every probe-reference pair: the engine with
     ``sides`` against the bare products of the same rectangle.
+(e) Deep thresholds: (a)'s vectors at FMR 1e-2 and 1e-3 (5×10⁷ pairs above the 1e-2 threshold),
+    with the default tail cap (the 1e-2 threshold found by narrowing passes, counts by a counting
+    pass) against a tail long enough to hold them all.
 (c) The subject bootstrap (1000 replicates, FMR and FNMR, every group and threshold, plus
     max/min and max/geomean disparity intervals) on (a)'s counts, against (a)'s scoring time.
     Target: <= half.
@@ -111,11 +114,13 @@ def child_engine(args) -> dict:
     from audit.metrics.bootstrap import bootstrap_disparity, subject_bootstrap
 
     emb, subj, grp = make_data(args.n, args.d)
+    targets = [float(x) for x in args.targets.split(",")] if args.targets else TARGETS
+    extra = {"max_tail_pairs": args.max_tail} if args.max_tail else {}
     t0, c0 = time.perf_counter(), cpu_seconds()
-    scan = score_tiles(emb, subj, grp, max_fmr=max(TARGETS), tile=args.tile, workers=args.workers,
-                       histogram=not args.no_histogram, sides=two_sided_split(args.n) if args.two_sided else None)
+    scan = score_tiles(emb, subj, grp, max_fmr=max(targets), tile=args.tile, workers=args.workers,
+                       histogram=not args.no_histogram, sides=two_sided_split(args.n) if args.two_sided else None, **extra)
     t_scan = time.perf_counter() - t0
-    th = scan.thresholds_at_fmr(TARGETS)
+    th = scan.thresholds_at_fmr(targets)
     counts = scan.counts_at(th)
     t_total = time.perf_counter() - t0
     out = {
@@ -252,6 +257,8 @@ def main() -> None:
     ap.add_argument("--no-histogram", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--two-sided", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--numpy-loop", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--targets", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--max-tail", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--without-histograms", action="store_true",
                     help="also time the engine with histogram=False (the cost of the per-cell histograms)")
     args = ap.parse_args()
@@ -325,6 +332,15 @@ def main() -> None:
         print(f"{'engine, sides=..., workers=%d' % w:44s} {e['seconds']:8.2f} s   = {e['seconds'] / b['seconds']:.2f} x bare, "
               f"peak RSS {gb(e['rss'])}")
         print(f"thresholds at FMR {TARGETS}: {[f'{t:.6f}' for t in e['thresholds']]}; passes {e['passes']}")
+    if "e" in args.parts:
+        n = args.n
+        w = max(int(x) for x in args.workers.split(",") if x)
+        print(f"\n(e) N={n:,}, thresholds at FMR 1e-2 and 1e-3, workers={w}")
+        print(f"{'measurement':44s} {'seconds':>8s} {'passes':>6s} {'tail':>11s} {'peak RSS':>9s}")
+        for label, cap in (("default tail cap (2^23 pairs)", 0), ("tail of 2^26 pairs (holds all 5e7)", 1 << 26)):
+            e = run_child("engine", n=n, d=args.d, tile=args.tile, workers=w, targets="1e-2,1e-3", max_tail=cap)
+            print(f"{label:44s} {e['seconds']:8.2f} {e['passes']:6d} {e['tail']:11,} {gb(e['rss']):>9s}   thresholds "
+                  f"{[f'{t:.6f}' for t in e['thresholds']]}")
     if "b" in args.parts:
         n = args.small_n
         print(f"\n(b) N={n:,} (vectors quantised to 2^-10: exact float32 products), {n * (n - 1) // 2:,} pairs")

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "threads", "hist_and_tail"]
+__all__ = ["available", "threads", "hist_and_tail", "count_at"]
 
 
 def _compile():
@@ -51,20 +51,40 @@ def _compile():
                     k += 1
         counts[0] = k
 
-    return kernel, numba
+    @numba.njit(cache=True, nogil=True)
+    def count(S, diag, r0, c0, grp, hi, lo, fm, out, counts):  # pragma: no cover - compiled
+        nr, nc = S.shape
+        cap = out.shape[0]
+        k = 0
+        for i in range(nr):
+            gi = grp[r0 + i]
+            j0 = i + 1 if diag else 0
+            for j in range(j0, nc):
+                v = S[i, j]
+                if v >= hi:
+                    fm[r0 + i, grp[c0 + j]] += 1
+                    fm[c0 + j, gi] += 1
+                elif v >= lo:
+                    if k < cap:
+                        out[k] = i * nc + j
+                    k += 1
+        counts[0] = k
+
+    return (kernel, count), numba
 
 
 _UNSET = object()
 _KERNEL = _UNSET  # compiled on first use: importing numba takes a while, and most commands never scan
 _NUMBA = None
+_COUNT = None
 
 
 def available() -> bool:
     """Whether the compiled kernel is in use (numba importable and not turned off)."""
-    global _KERNEL, _NUMBA
+    global _KERNEL, _NUMBA, _COUNT
     if _KERNEL is _UNSET:
         got = _compile()
-        _KERNEL, _NUMBA = (None, None) if got is None else got
+        (_KERNEL, _COUNT), _NUMBA = ((None, None), None) if got is None else got
     return _KERNEL is not None
 
 
@@ -81,3 +101,12 @@ def hist_and_tail(S: np.ndarray, diag: bool, row_base: np.ndarray, col_off: np.n
     ``>= floor`` (more than ``out[0]`` holds means the positions must be found again). Diagonal
     tiles count their strict upper triangle."""
     _KERNEL(S, diag, row_base, col_off, top, hist, floor, out, counts)
+
+
+def count_at(S: np.ndarray, diag: bool, r0: int, c0: int, grp: np.ndarray, hi: np.float32, lo: np.float32,
+             fm: np.ndarray, out: np.ndarray, counts: np.ndarray) -> None:
+    """Count tile ``S``'s pairs with values ``>= hi`` into ``fm`` (N, G): row ``r0 + i`` against
+    the group of column ``c0 + j`` and the other way round; write the flat positions of values in
+    ``[lo, hi)`` (to be rescored) into ``out`` (as many as fit) and their number into ``counts[0]``.
+    Diagonal tiles count their strict upper triangle."""
+    _COUNT(S, diag, r0, c0, grp, hi, lo, fm, out, counts)

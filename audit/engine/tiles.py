@@ -803,13 +803,13 @@ class _Kernel:
 
     def __init__(self, geo: _Geometry, *, mated: tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None,
                  tail_k: int | None, tail_floor: np.float32 | None, count_thresholds: Sequence[float],
-                 histogram: bool):
+                 histogram: bool, windows: Sequence[tuple] = ()):
         self.geo = geo
         n = geo.lhs.shape[0]
         t = min(geo.tile, max(n, 1))
         self.S = np.empty(t * t, dtype=np.float32)
         self.m1 = np.empty(t * t, dtype=bool)
-        self.m2 = np.empty(t * t, dtype=bool) if count_thresholds else None
+        self.m2 = np.empty(t * t, dtype=bool) if count_thresholds or windows else None
         self.tri = np.tri(min(t, 256), dtype=bool)  # lower triangle and diagonal of a 256-block
         self.ibuf = np.empty(min(_CHUNK_ELEMS, t * t), dtype=np.int32)  # float32 -> int32 casts fastest
         self.hist = np.zeros((geo.n_groups, geo.n_groups, geo.hist_bins + 2), dtype=np.int64) if histogram else None
@@ -825,9 +825,17 @@ class _Kernel:
         self.on_tile = _no_progress  # called with each finished tile's pair count
         self.idx_buf: np.ndarray | None = None  # (bands, cap): tail candidate positions from the compiled pass
         self.idx_counts: np.ndarray | None = None
+        self.band_buf: np.ndarray | None = None  # band positions from the compiled counting pass
+        self.band_count: np.ndarray | None = None
         self.hist_parts: np.ndarray | None = None  # (bands, G·G·(bins+2)): the compiled pass's histograms
         self.seconds_matmul = 0.0
         self.rescored = 0
+        # windows (lo32, hi32, n_sub, collect) of screening values: per window the impostor pairs
+        # above hi32, a histogram of those inside (n_sub bins) and, when collecting, the pairs inside
+        self.windows = [(np.float32(lo), np.float32(hi), int(nsub), bool(col)) for lo, hi, nsub, col in windows]
+        self.w_above = [0] * len(self.windows)
+        self.w_hist = [np.zeros(nsub, np.int64) if nsub else None for _, _, nsub, _ in self.windows]
+        self.w_pairs: list[list] = [[] for _ in self.windows]
 
     # -- one tile
     def run_all(self, tiles, *, overlap: bool) -> None:
@@ -911,6 +919,37 @@ class _Kernel:
                 self._hist(S, r0, r1, c0, c1, diag, mated_here)
         for k in range(len(self.thresholds)):
             self._count(S, r0, r1, c0, c1, k)
+        for w in range(len(self.windows)):
+            self._window(S, r0, c0, w, mated_here)
+
+    def _window(self, S, r0, c0, w, mated_here) -> None:
+        """One window's accumulators: impostor pairs above it, its sub-histogram, its pairs."""
+        geo = self.geo
+        lo, hi, nsub, collect = self.windows[w]
+        nc = S.shape[1]
+        above = int(np.count_nonzero(S > hi))  # (the sentinel is below every window)
+        if mated_here is not None and mated_here.size:
+            ma, mb = self.mated[0][mated_here], self.mated[1][mated_here]
+            above -= int(np.count_nonzero(S[ma - r0, mb - c0] > hi))
+        self.w_above[w] += above
+        m = self.m1[: S.size].reshape(S.shape)
+        m2 = self.m2[: S.size].reshape(S.shape)
+        np.greater_equal(S, lo, out=m)
+        np.less_equal(S, hi, out=m2)
+        np.logical_and(m, m2, out=m)
+        idx = np.flatnonzero(m)
+        if not idx.size:
+            return
+        rows = idx // nc + r0
+        cols = idx % nc + c0
+        keep = geo.subj[rows] != geo.subj[cols]
+        vals = S.ravel()[idx[keep]]
+        if nsub:
+            b = ((vals.astype(np.float64) - float(lo)) * (nsub / (float(hi) - float(lo)))).astype(np.int64)
+            np.clip(b, 0, nsub - 1, out=b)
+            self.w_hist[w] += np.bincount(b, minlength=nsub)
+        if collect:
+            self.w_pairs[w].append((vals, rows[keep].astype(np.int32), cols[keep].astype(np.int32)))
 
     def _fused(self, S, r0, c0, diag) -> np.ndarray | None:
         """Histograms of the tile and (with a tail) the flat positions of its values >= the floor,
@@ -1008,6 +1047,24 @@ class _Kernel:
         lo32, hi32 = self.bands[k]
         nr, nc = S.shape
         fm = self.fm[k]
+        if _fused.available():  # one compiled pass: the counts and the band to rescore
+            if self.band_buf is None:
+                self.band_buf = np.empty(min(S.size, _IDX_BUF), dtype=np.int64)
+                self.band_count = np.zeros(1, dtype=np.int64)
+            _fused.count_at(S, r0 == c0, r0, c0, geo.grp, hi32, lo32, fm, self.band_buf, self.band_count)
+            nb = int(self.band_count[0])
+            if nb <= self.band_buf.size:
+                idx = self.band_buf[:nb]
+            else:  # a crowded band (ties at the threshold): find it with numpy, keep a larger buffer
+                self.band_buf = np.empty(min(S.size, 2 * nb), dtype=np.int64)
+                band = self.m2[: nr * nc].reshape(nr, nc)
+                np.greater_equal(S, lo32, out=band)
+                hi = self.m1[: nr * nc].reshape(nr, nc)
+                np.less(S, hi32, out=hi)
+                band &= hi  # (the sentinel below the diagonal is under every band)
+                idx = np.flatnonzero(band)
+            self._rescore_band(idx, nc, r0, c0, k)
+            return
         hi = self.m1[: nr * nc].reshape(nr, nc)
         np.greater_equal(S, hi32, out=hi)
         hu = hi.view(np.uint8)
@@ -1024,7 +1081,12 @@ class _Kernel:
         band = self.m2[: nr * nc].reshape(nr, nc)
         np.greater_equal(S, lo32, out=band)
         np.not_equal(band, hi, out=band)  # hi is inside lo: the difference is the band
-        idx = np.flatnonzero(band)
+        self._rescore_band(np.flatnonzero(band), nc, r0, c0, k)
+
+    def _rescore_band(self, idx: np.ndarray, nc: int, r0: int, c0: int, k: int) -> None:
+        """Count the band's pairs (flat positions ``idx``) whose canonical score reaches threshold k."""
+        geo = self.geo
+        fm = self.fm[k]
         if idx.size:
             rows = idx // nc + r0
             cols = idx % nc + c0
@@ -1049,6 +1111,13 @@ class _Kernel:
         if self.tail is not None:
             v, r, c = self.tail.arrays()
             out["tail"] = (v, r, c, self.tail.floor32)
+        if self.windows:
+            out["windows"] = [
+                (self.w_above[w], self.w_hist[w],
+                 tuple(np.concatenate([p[i] for p in self.w_pairs[w]]) if self.w_pairs[w] else
+                       np.empty(0, (np.float32, np.int32, np.int32)[i]) for i in range(3)) if self.windows[w][3] else None)
+                for w in range(len(self.windows))
+            ]
         return out
 
 
@@ -1068,8 +1137,9 @@ def _no_progress(pairs: int) -> None:
 
 
 def _run(geo: _Geometry, tiles, *, mated, tail_k, tail_floor, thresholds, histogram, workers: int,
-         progress: bool = False, desc: str = "scoring pairs") -> list[dict]:
-    kw = dict(mated=mated, tail_k=tail_k, tail_floor=tail_floor, count_thresholds=thresholds, histogram=histogram)
+         progress: bool = False, desc: str = "scoring pairs", windows: Sequence[tuple] = ()) -> list[dict]:
+    kw = dict(mated=mated, tail_k=tail_k, tail_floor=tail_floor, count_thresholds=thresholds, histogram=histogram,
+              windows=list(windows))
     from tqdm.auto import tqdm
 
     total = sum(_tile_pairs(t) for t in tiles)
@@ -1303,6 +1373,7 @@ def score_tiles(
     normalize: bool = True,
     workers: int = 1,
     progress: bool = False,
+    max_tail_pairs: int = 1 << 23,
 ) -> "TileScan":
     """Score all pairs in tiles and accumulate per-cell counts, histograms and an exact tail.
 
@@ -1359,6 +1430,14 @@ def score_tiles(
     progress : bool, default False
         A tqdm bar on stderr counting the pairs scored (also for a second pass of
         :meth:`TileScan.counts_at`).
+    max_tail_pairs : int, default 2**23
+        The most impostor pairs the exact tail keeps (12 bytes each; with the candidates and
+        temporaries of its upkeep a worker peaks at several times that). When ``max_fmr ×
+        impostors`` is larger (from about 1.3·10⁵ images at ``max_fmr=1e-3``), the tail keeps the top ``max_tail_pairs`` and a threshold deeper than
+        that is found by narrowing passes instead: the per-cell histograms locate its bin, a
+        sub-histogram pass narrows the bin while it holds more pairs than this, and a last pass
+        collects the few pairs left; counts at such thresholds take a counting pass. Memory then
+        stays O(N·d + cells × bins + max_tail_pairs), whatever N.
 
     Returns
     -------
@@ -1406,7 +1485,7 @@ def score_tiles(
         raise MetricError(f"max_fmr must be a number in (0, 1); got {max_fmr!r}.") from None
     if not (0.0 < mf < 1.0):
         raise MetricError(f"max_fmr must be in (0, 1); got {max_fmr!r}. Pass the largest target FMR you need, e.g. 1e-2.")
-    for name, v, low in (("tile", tile, 1), ("hist_bins", hist_bins, 1), ("workers", workers, 1)):
+    for name, v, low in (("tile", tile, 1), ("hist_bins", hist_bins, 1), ("workers", workers, 1), ("max_tail_pairs", max_tail_pairs, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise MetricError(f"{name} must be an integer >= {low}; got {v!r}.")
     fixed = np.asarray(thresholds, dtype=np.float64).reshape(-1)
@@ -1451,7 +1530,7 @@ def score_tiles(
     if impostors == "same_group" or base:
         imp_row = np.where(_comparable(geo, s_grp[:, None], np.arange(g)[None, :], impostors), imp_row, 0)
     n_imp = int(imp_row.sum()) // 2
-    tail_k = _k_rule(mf, n_imp) + 1 if n_imp else None
+    tail_k = min(_k_rule(mf, n_imp) + 1, int(max_tail_pairs)) if n_imp else None
 
     mated = (ma, mb, in_scan, by_tile)
     floor0 = _guess_floor(geo, tail_k, n_imp, impostors) if tail_k is not None else None
@@ -1460,11 +1539,12 @@ def score_tiles(
     passes = 1
 
     # merge the workers' accumulators
-    hist = None
+    hist = hist_global = None
     if histogram:
         hist = sum(p["hist"] for p in parts)
         hist[..., hist.shape[-1] - 2] += hist[..., hist.shape[-1] - 1]
         hist = hist[..., 1:-1]  # drop the sentinel bin 0 and the folded top
+        hist_global = hist.sum(axis=(0, 1))  # every scanned impostor pair once (bin j: j + 1 <= v < j + 2)
         iu = np.triu_indices(g, 1)
         hist[iu[1], iu[0]] = hist[iu]
     fm_fixed = sum(p["fm"] for p in parts) if fixed.size else np.zeros((0, n, g), np.int64)
@@ -1490,6 +1570,7 @@ def score_tiles(
         _geo=geo, _order=order, _subject_labels=subject_labels, _impostor_mode=impostors, _tiles=tiles,
         _mated=mated, _mated_scores=m_scores, _imp_row=imp_row, _n_imp=n_imp, _tail=tail, _max_fmr=mf,
         _fixed=fixed, _fm_fixed=fm_fixed, _hist=hist, _workers=int(workers), _histogram=histogram, _progress=bool(progress),
+        _tail_k=tail_k or 0, _max_tail=int(max_tail_pairs), _hist_global=hist_global,
     )
     scan._stats = ScanStats(passes=passes, seconds=time.perf_counter() - t_start, **stats)
     return scan
@@ -1670,9 +1751,13 @@ class TileScan:
         w = geo.margin
         out = np.empty(tg.shape, dtype=np.float64)
         size = v.size
+        deep = []
         for j, t in enumerate(tg):
             k = _k_rule(float(t), self._n_imp)
-            if k + 1 > size:  # internal invariant: the tail holds the top k_max + 1
+            if k + 1 > self._tail_k:  # deeper than the capped tail: narrowing passes
+                deep.append((j, k))
+                continue
+            if k + 1 > size:  # internal invariant: the tail holds its top k + 1
                 raise RuntimeError(f"tail holds {size} pairs, fewer than k + 1 = {k + 1}; this is a bug")
             pivot = float(v[size - 1 - k])  # (k+1)-th largest screening value
             lo = int(np.searchsorted(v, _f32_down(pivot - w), side="left"))
@@ -1684,6 +1769,75 @@ class TileScan:
                 raise RuntimeError("threshold band does not hold the (k+1)-th largest impostor score; this is a bug")
             value = np.partition(band, band.size - 1 - rank)[band.size - 1 - rank]
             out[j] = _just_above(float(value), np.dtype(np.float64))
+        if deep:
+            for (j, _), value in zip(deep, self._deep_thresholds([k for _, k in deep])):
+                out[j] = _just_above(value, np.dtype(np.float64))
+        return out
+
+    def _deep_thresholds(self, ks: list[int]) -> list[float]:
+        """The (k+1)-th largest canonical impostor score for each k, without a tail that long.
+
+        A window of screening values certainly holds the (k+1)-th largest screening value (the
+        histogram says which bin; its neighbours within the margin are added); while a window holds
+        more than ``max_tail_pairs`` pairs, a pass histograms it into 4096 sub-bins and the window
+        shrinks to one of them; then a pass collects its pairs and counts the impostors above it,
+        and the canonical scores of the collected pairs give the value (as for the tail: every pair
+        above the window scores higher, every pair below lower).
+        """
+        geo = self._geo
+        w = geo.margin
+        top = float(geo.hist_bins) + 1.0
+        # (lo, hi, hist over [lo, hi), impostors above hi) per k; level 0 is the scan's histogram
+        if self._hist_global is not None:
+            base = (1.0, top, self._hist_global, 0)
+        else:
+            (above, h, _), = self._window_pass([(1.0, top, geo.hist_bins, False)], "scoring pairs (histogram)")
+            base = (1.0, top, h, above)
+        state = {i: base for i in range(len(ks))}
+        while True:
+            windows, est = {}, {}
+            for i, k in enumerate(ks):
+                lo, hi, h, above = state[i]
+                width = (hi - lo) / h.size
+                from_top = above + np.concatenate([np.cumsum(h[::-1])[::-1][1:], [0]])  # pairs in the bins above each bin
+                s = int(np.flatnonzero((from_top <= k) & (k < from_top + h))[0])
+                nlo, nhi = lo + s * width - w, lo + (s + 1) * width + w
+                if s == h.size - 1 and hi >= top:
+                    nhi = top + 1.0  # the scan's top bin also holds anything above its range
+                windows[i] = (float(_f32_down(nlo)), float(_f32_up(nhi)))
+                est[i] = int(h[max(0, s - 1): s + 2].sum())
+            # narrow while a window holds too many pairs to collect, and while narrowing can help
+            wide = [i for i in windows if est[i] > self._max_tail and windows[i][1] - windows[i][0] > 8 * w]
+            if not wide:
+                break
+            got = self._window_pass([(*windows[i], 4096, False) for i in wide], "narrowing the threshold search")
+            for i, (above, h, _) in zip(wide, got):
+                state[i] = (windows[i][0], windows[i][1], h, above)
+                # the new window's own histogram: the next round picks a sub-bin of it
+        got = self._window_pass([(*windows[i], 0, True) for i in range(len(ks))], "collecting pairs at the thresholds")
+        out = []
+        for k, (above, _, (v, r, c)) in zip(ks, got):
+            band = _canonical(geo.e32, r.astype(np.int64), c.astype(np.int64), geo.metric)
+            rank = k - above
+            if not (0 <= rank < band.size):
+                raise RuntimeError("threshold window does not hold the (k+1)-th largest impostor score; this is a bug")
+            out.append(float(np.partition(band, band.size - 1 - rank)[band.size - 1 - rank]))
+        return out
+
+    def _window_pass(self, windows: list[tuple], desc: str) -> list[tuple]:
+        """One pass over the tiles for ``windows``; per window (impostors above, histogram, pairs)."""
+        parts = _run(self._geo, self._tiles, mated=self._mated, tail_k=None, tail_floor=None, thresholds=[],
+                     histogram=False, workers=self._workers, progress=self._progress, desc=desc, windows=windows)
+        self._stats = replace(self._stats, passes=self._stats.passes + 1)
+        out = []
+        for i in range(len(windows)):
+            res = [p["windows"][i] for p in parts]
+            above = sum(x[0] for x in res)
+            h = sum(x[1] for x in res) if res[0][1] is not None else None
+            pairs = None
+            if res[0][2] is not None:
+                pairs = tuple(np.concatenate([x[2][j] for x in res]) for j in range(3))
+            out.append((above, h, pairs))
         return out
 
     def counts_at(self, thresholds: Sequence[float], *, allow_rescan: bool = True) -> CellCounts:

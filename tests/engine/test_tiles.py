@@ -488,12 +488,14 @@ def test_compiled_pass_with_a_tiny_candidate_buffer_gives_the_same_scan(inner_lo
     """The compiled pass writes tail candidates into a buffer that grows; overflowing it on the
     early tiles (before the floor rises) must not change anything."""
     emb, subj, grp = make(13, 600)
-    ref = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128)
+    ref = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128, thresholds=[0.0])
     monkeypatch.setattr(tiles_mod, "_IDX_BUF", 4)
-    small = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128)
+    small = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128, thresholds=[0.0])
     th = ref.thresholds_at_fmr([5e-2, 1e-3])
     np.testing.assert_array_equal(th, small.thresholds_at_fmr([5e-2, 1e-3]))
-    assert_counts_equal(small.counts_at(th), {k: v for k, v in _as_ref(ref.counts_at(th)).items()})
+    probe = np.concatenate([th, [0.0, -0.3]])  # 0.0 counted in the scan, -0.3 by a second pass
+    assert_counts_equal(small.counts_at(probe), _as_ref(ref.counts_at(probe)))
+    assert_counts_equal(small.counts_at(probe), naive(emb, subj, grp, 4, "cosine", probe))
     np.testing.assert_array_equal(ref.impostor_hist, small.impostor_hist)
 
 
@@ -529,3 +531,29 @@ def test_progress_bar_counts_every_pair(workers, capsys):
     np.testing.assert_array_equal(quiet.thresholds_at_fmr([1e-2]), loud.thresholds_at_fmr([1e-2]))
     loud.counts_at([-0.9])  # below the tail: the second pass shows its own bar
     assert "second pass" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("max_tail,hist", [(50, True), (50, False), (3, True)])
+def test_thresholds_deeper_than_a_capped_tail_equal_naive(max_tail, hist):
+    """With the tail capped far below max_fmr × impostors, deep thresholds come from narrowing
+    passes (histogram bin, sub-histograms, a collecting pass) and equal the naive ones exactly."""
+    emb, subj, grp = make(16, 800, quantise=False)
+    ref0 = naive(emb, subj, grp, 4, "cosine", [])
+    imp = ref0["scores"][ref0["imp"]]
+    targets = [5e-2, 1e-2, 1e-3, 1e-4]
+    scan = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128, max_tail_pairs=max_tail, histogram=hist)
+    th = scan.thresholds_at_fmr(targets)
+    np.testing.assert_array_equal(th, thresholds_at_fmr(imp, targets))
+    assert scan.stats.passes >= 2  # at least one collecting pass
+    c = scan.counts_at(th)
+    assert_counts_equal(c, naive(emb, subj, grp, 4, "cosine", th))
+
+
+def test_deep_thresholds_with_heavy_ties_and_two_sided_scans():
+    emb, subj, grp = make(17, 700)  # entries in {-1, 0, 1}: many equal scores at every threshold
+    side = np.arange(700) % 2
+    ref0 = naive_two_sided(emb, subj, grp, side, 4, "cosine", [0.0])
+    imp = ref0["scores"][ref0["imp"]]
+    scan = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=96, sides=side, n_groups=4, max_tail_pairs=10)
+    th = scan.thresholds_at_fmr([5e-2, 1e-2, 1e-3])
+    np.testing.assert_array_equal(th, thresholds_at_fmr(imp, [5e-2, 1e-2, 1e-3]))
