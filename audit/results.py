@@ -112,8 +112,35 @@ class ThresholdInfo:
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
+class RatesAccess:
+    """Accessors shared by the 1:1 and the 1:N results (both hold ``thresholds``, ``rates`` and
+    ``groupings``)."""
+
+    def threshold(self, name: str):
+        """The threshold called ``name`` (its info record)."""
+        for t in self.thresholds:
+            if t.name == name:
+                return t
+        raise ResultsError(f"no threshold named {name!r}; this result has {[t.name for t in self.thresholds]}")
+
+    def by_group(self, grouping: str, threshold_name: str | None = None) -> pd.DataFrame:
+        """The two error rates (FMR and FNMR, or FPIR and FNIR) side by side for one grouping, one
+        row per threshold and group, columns ``<metric>_<value|ci_low|ci_high|errors|trials>``."""
+        df = self.rates[self.rates["grouping"] == grouping]
+        if threshold_name is not None:
+            df = df[df["threshold_name"] == threshold_name]
+        if df.empty:
+            raise ResultsError(f"no rates for grouping {grouping!r}; groupings are {list(self.groupings)}")
+        wide = df.pivot_table(
+            index=["threshold_name", "group"], columns="metric",
+            values=["value", "ci_low", "ci_high", "errors", "trials"], aggfunc="first",
+        )
+        wide.columns = [f"{m}_{v}" for v, m in wide.columns]
+        return wide.reset_index()
+
+
 @dataclass(frozen=True)
-class AuditResult:
+class AuditResult(RatesAccess):
     """The outcome of one audit of one backend on one dataset.
 
     Attributes
@@ -150,26 +177,6 @@ class AuditResult:
         check_tables(self, TABLE_COLUMNS)
 
     # ------------------------------------------------------------------ access helpers
-    def threshold(self, name: str) -> ThresholdInfo:
-        for t in self.thresholds:
-            if t.name == name:
-                return t
-        raise ResultsError(f"no threshold named {name!r}; this result has {[t.name for t in self.thresholds]}")
-
-    def by_group(self, grouping: str, threshold_name: str | None = None) -> pd.DataFrame:
-        """FMR and FNMR side by side for one grouping (one row per group and threshold)."""
-        df = self.rates[self.rates["grouping"] == grouping]
-        if threshold_name is not None:
-            df = df[df["threshold_name"] == threshold_name]
-        if df.empty:
-            raise ResultsError(f"no rates for grouping {grouping!r}; groupings are {list(self.groupings)}")
-        wide = df.pivot_table(
-            index=["threshold_name", "group"], columns="metric",
-            values=["value", "ci_low", "ci_high", "errors", "trials"], aggfunc="first",
-        )
-        wide.columns = [f"{m}_{v}" for v, m in wide.columns]
-        return wide.reset_index()
-
     def group_order(self, grouping: str) -> list[str]:
         """Groups of one grouping in report order: as they first appear in ``composition``, then in
         ``rates`` and ``fta``."""

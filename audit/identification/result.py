@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
-from ..results import SCHEMA_VERSION, AuditResult, _from_json, _jsonable, check_tables, dump_result_json
+from ..results import SCHEMA_VERSION, AuditResult, RatesAccess, _from_json, _jsonable, check_tables, dump_result_json
 
 __all__ = ["RESULT_KIND", "ID_TABLE_COLUMNS", "IdentificationThreshold", "IdentificationResult", "read_result"]
 
@@ -129,7 +129,7 @@ class IdentificationThreshold:
 
 
 @dataclass(frozen=True)
-class IdentificationResult:
+class IdentificationResult(RatesAccess):
     """The outcome of one 1:N identification audit.
 
     Attributes
@@ -177,23 +177,7 @@ class IdentificationResult:
         check_tables(self, ID_TABLE_COLUMNS)
 
     # ------------------------------------------------------------------ access helpers
-    def threshold(self, name: str) -> IdentificationThreshold:
-        for t in self.thresholds:
-            if t.name == name:
-                return t
-        raise ResultsError(f"no threshold named {name!r}; this result has {[t.name for t in self.thresholds]}")
-
-    def by_group(self, grouping: str, threshold_name: str | None = None) -> pd.DataFrame:
-        """FPIR and FNIR side by side for one grouping (one row per threshold and group)."""
-        df = self.rates[self.rates["grouping"] == grouping]
-        if threshold_name is not None:
-            df = df[df["threshold_name"] == threshold_name]
-        if df.empty:
-            raise ResultsError(f"no rates for grouping {grouping!r}; groupings are {list(self.groupings)}")
-        wide = df.pivot_table(index=["threshold_name", "group"], columns="metric",
-                              values=["value", "ci_low", "ci_high", "errors", "trials"], aggfunc="first")
-        wide.columns = [f"{m}_{v}" for v, m in wide.columns]
-        return wide.reset_index()
+    # threshold() and by_group() come from RatesAccess
 
     def aclu_table(self, grouping: str, threshold_name: str, probe_set: str = "all") -> pd.DataFrame:
         """The ACLU-style table for one grouping and threshold (one row per probe group)."""

@@ -354,6 +354,25 @@ def _boot_ci(r: Any) -> str:
     return f" ({fmt_rate(lo)}–{fmt_rate(hi)})"
 
 
+def _rate_rows(groups: list[str], names: list[str], lookup: Mapping, scale: Mapping, metrics: tuple[str, str],
+               cell_fn) -> list[dict[str, Any]]:
+    """The per-group rate table: one row per group, per threshold a cell per metric (``cell_fn``'s
+    text, interval and flag, plus an in-cell bar on that column's scale). Shared with the 1:N report."""
+    rows = []
+    for g in groups:
+        cells = []
+        for t in names:
+            cell = {}
+            for m in metrics:
+                r = lookup.get((g, t, m))
+                c = cell_fn(r, m)
+                c["bar"] = _bar(r, scale.get((t, m), 0.0)) if r is not None else None
+                cell[m] = c
+            cells.append(cell)
+        rows.append({"group": g, "cells": cells})
+    return rows
+
+
 def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[str, Any]:
     label = _label(grouping)
     rates = _sub(result.rates, grouping=grouping)
@@ -368,18 +387,7 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         if _f(r.trials) > 0:
             top = max((x for x in (_f(r.value), _f(r.ci_high)) if math.isfinite(x)), default=0.0)
             scale[(t, m)] = max(scale.get((t, m), 0.0), top)
-    rows = []
-    for g in groups:
-        cells = []
-        for t in names:
-            cell = {}
-            for m in ("fmr", "fnmr"):
-                r = lookup.get((g, t, m))
-                c = _rate_cell(r, m)
-                c["bar"] = _bar(r, scale.get((t, m), 0.0)) if r is not None else None
-                cell[m] = c
-            cells.append(cell)
-        rows.append({"group": g, "cells": cells})
+    rows = _rate_rows(groups, names, lookup, scale, ("fmr", "fnmr"), _rate_cell)
     any_flag = any(c[m]["flag"] for r in rows for c in r["cells"] for m in ("fmr", "fnmr"))
     needed = [{"name": t.name, "needed": _needed(t)} for t in result.thresholds if _needed(t)]
 

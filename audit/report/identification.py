@@ -28,6 +28,7 @@ from ..identification.result import IdentificationResult, IdentificationThreshol
 from . import plots
 from .html import (
     FIGURE_DPI,
+    _rate_rows,
     SMALL_GROUP_SUBJECTS,
     _SUMMARIES,
     _bar,
@@ -296,20 +297,8 @@ def _section(result: IdentificationResult, index: int, grouping: str) -> dict[st
         if math.isfinite(hi):
             scale[(t, m)] = max(scale.get((t, m), 0.0), hi)
     order = group_order(result, grouping)
-    rows = []
-    for g in order:
-        if not any((g, t, m) in lookup for t in names for m in ("fpir", "fnir")):
-            continue
-        cells = []
-        for t in names:
-            cell = {}
-            for m in ("fpir", "fnir"):
-                r = lookup.get((g, t, m))
-                c = _rate_cell(r, m)
-                c["bar"] = _bar(r, scale.get((t, m), 0.0)) if r is not None else None
-                cell[m] = c
-            cells.append(cell)
-        rows.append({"group": g, "cells": cells})
+    groups = [g for g in order if any((g, t, m) in lookup for t in names for m in ("fpir", "fnir"))]
+    rows = _rate_rows(groups, names, lookup, scale, ("fpir", "fnir"), _rate_cell)
     any_flag = any(c[m]["flag"] for r in rows for c in r["cells"] for m in ("fpir", "fnir"))
 
     # ACLU-style tables, one per threshold
