@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "threads", "hist_and_tail", "count_at"]
+__all__ = ["available", "hist_and_tail", "count_at"]
 
 
 def _compile():
@@ -28,11 +28,9 @@ def _compile():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def kernel(S, diag, row_base, col_off, top, hist, floor, out, counts):  # pragma: no cover - compiled
+    def kernel(S, diag, row_base, col_off, top, hist, floor, out):  # pragma: no cover - compiled
         nr, nc = S.shape
-        cap = out.shape[1]
-        h = hist[0]
-        o = out[0]
+        cap = out.shape[0]
         k = 0
         for i in range(nr):
             base = row_base[i]
@@ -44,15 +42,15 @@ def _compile():
                     b = 0
                 elif b > top:
                     b = top
-                h[base + col_off[j] + b] += 1
+                hist[base + col_off[j] + b] += 1
                 if v >= floor:
                     if k < cap:
-                        o[k] = i * nc + j
+                        out[k] = i * nc + j
                     k += 1
-        counts[0] = k
+        return k
 
     @numba.njit(cache=True, nogil=True)
-    def count(S, diag, r0, c0, grp, hi, lo, fm, out, counts):  # pragma: no cover - compiled
+    def count(S, diag, r0, c0, grp, hi, lo, fm, out):  # pragma: no cover - compiled
         nr, nc = S.shape
         cap = out.shape[0]
         k = 0
@@ -68,45 +66,38 @@ def _compile():
                     if k < cap:
                         out[k] = i * nc + j
                     k += 1
-        counts[0] = k
+        return k
 
-    return (kernel, count), numba
+    return kernel, count
 
 
 _UNSET = object()
 _KERNEL = _UNSET  # compiled on first use: importing numba takes a while, and most commands never scan
-_NUMBA = None
 _COUNT = None
 
 
 def available() -> bool:
-    """Whether the compiled kernel is in use (numba importable and not turned off)."""
-    global _KERNEL, _NUMBA, _COUNT
+    """Whether the compiled kernels are in use (numba importable and not turned off)."""
+    global _KERNEL, _COUNT
     if _KERNEL is _UNSET:
-        got = _compile()
-        (_KERNEL, _COUNT), _NUMBA = ((None, None), None) if got is None else got
+        _KERNEL, _COUNT = _compile() or (None, None)
     return _KERNEL is not None
 
 
-def threads() -> int:
-    """How many bands of rows (histograms, candidate buffers) the compiled pass uses: one."""
-    return 1
-
-
 def hist_and_tail(S: np.ndarray, diag: bool, row_base: np.ndarray, col_off: np.ndarray, top: int,
-                  hist: np.ndarray, floor: np.float32, out: np.ndarray, counts: np.ndarray) -> None:
-    """Add tile ``S``'s pairs to ``hist[0]`` (shape (1, H): a flat histogram; pair (i, j) goes to
-    ``row_base[i] + col_off[j] + bin``, the bin clipped to 0..top) and write the flat positions of
-    values ``>= floor`` into ``out[0]`` (as many as fit). ``counts[0]`` gets how many values are
-    ``>= floor`` (more than ``out[0]`` holds means the positions must be found again). Diagonal
-    tiles count their strict upper triangle."""
-    _KERNEL(S, diag, row_base, col_off, top, hist, floor, out, counts)
+                  hist: np.ndarray, floor: np.float32, out: np.ndarray) -> int:
+    """Add tile ``S``'s pairs to the flat histogram ``hist`` (pair (i, j) goes to ``row_base[i] +
+    col_off[j] + bin``, the bin clipped to 0..top) and write the flat positions of values
+    ``>= floor`` into ``out`` (as many as fit). Returns how many values are ``>= floor`` (more
+    than ``out`` holds means the positions must be found again). Diagonal tiles count their
+    strict upper triangle."""
+    return int(_KERNEL(S, diag, row_base, col_off, top, hist, floor, out))
 
 
 def count_at(S: np.ndarray, diag: bool, r0: int, c0: int, grp: np.ndarray, hi: np.float32, lo: np.float32,
-             fm: np.ndarray, out: np.ndarray, counts: np.ndarray) -> None:
+             fm: np.ndarray, out: np.ndarray) -> int:
     """Count tile ``S``'s pairs with values ``>= hi`` into ``fm`` (N, G): row ``r0 + i`` against
     the group of column ``c0 + j`` and the other way round; write the flat positions of values in
-    ``[lo, hi)`` (to be rescored) into ``out`` (as many as fit) and their number into ``counts[0]``.
+    ``[lo, hi)`` (to be rescored) into ``out`` (as many as fit) and return their number.
     Diagonal tiles count their strict upper triangle."""
-    _COUNT(S, diag, r0, c0, grp, hi, lo, fm, out, counts)
+    return int(_COUNT(S, diag, r0, c0, grp, hi, lo, fm, out))

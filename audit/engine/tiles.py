@@ -823,11 +823,8 @@ class _Kernel:
         self.fm = np.zeros((len(self.thresholds), n, geo.n_groups), dtype=np.int64)
         self.mated = mated  # (ma, mb, in_scan, by_tile) in scan order
         self.on_tile = _no_progress  # called with each finished tile's pair count
-        self.idx_buf: np.ndarray | None = None  # (bands, cap): tail candidate positions from the compiled pass
-        self.idx_counts: np.ndarray | None = None
+        self.idx_buf: np.ndarray | None = None  # tail candidate positions from the compiled pass
         self.band_buf: np.ndarray | None = None  # band positions from the compiled counting pass
-        self.band_count: np.ndarray | None = None
-        self.hist_parts: np.ndarray | None = None  # (bands, G·G·(bins+2)): the compiled pass's histograms
         self.seconds_matmul = 0.0
         self.rescored = 0
         # windows (lo32, hi32, n_sub, collect) of screening values: per window the impostor pairs
@@ -957,26 +954,19 @@ class _Kernel:
         geo = self.geo
         nr, nc = S.shape
         g_all, nb2 = geo.n_groups, geo.hist_bins + 2
-        if self.hist_parts is None:
-            parts = _fused.threads()
-            self.hist_parts = np.zeros((parts, g_all * g_all * nb2), dtype=np.int64)
-            self.idx_counts = np.zeros(parts, dtype=np.int64)
-        parts = self.hist_parts.shape[0]
         if self.idx_buf is None:
-            self.idx_buf = np.empty((parts, max(1, min(S.size, _IDX_BUF) // parts)), dtype=np.int64)
+            self.idx_buf = np.empty(min(S.size, _IDX_BUF), dtype=np.int64)
         row_base = geo.grp[r0:r0 + nr].astype(np.int64) * (g_all * nb2)
         col_off = geo.grp[c0:c0 + nc].astype(np.int64) * nb2
         floor = self.tail.floor32 if self.tail is not None else np.float32(np.inf)
-        _fused.hist_and_tail(S, diag, row_base, col_off, nb2 - 1, self.hist_parts, floor, self.idx_buf, self.idx_counts)
+        k = _fused.hist_and_tail(S, diag, row_base, col_off, nb2 - 1, self.hist.reshape(-1), floor, self.idx_buf)
         if self.tail is None:
             return None
-        cap = self.idx_buf.shape[1]
-        most = int(self.idx_counts.max())
-        if most <= cap:
-            return np.concatenate([self.idx_buf[p, :k] for p, k in enumerate(self.idx_counts.tolist())])
-        # more candidates than a band's buffer holds (early tiles, before the floor rises): find
-        # them with numpy (the histogram is already counted) and keep a larger buffer
-        self.idx_buf = np.empty((parts, min(S.size, 2 * most)), dtype=np.int64)
+        if k <= self.idx_buf.size:
+            return self.idx_buf[:k]
+        # more candidates than the buffer holds (early tiles, before the floor rises): find them
+        # with numpy (the histogram is already counted) and keep a larger buffer
+        self.idx_buf = np.empty(min(S.size, 2 * k), dtype=np.int64)
         m = self.m1[: S.size].reshape(S.shape)
         np.greater_equal(S, floor, out=m)  # (the sentinel below the diagonal is under every floor)
         return np.flatnonzero(m)
@@ -1050,9 +1040,7 @@ class _Kernel:
         if _fused.available():  # one compiled pass: the counts and the band to rescore
             if self.band_buf is None:
                 self.band_buf = np.empty(min(S.size, _IDX_BUF), dtype=np.int64)
-                self.band_count = np.zeros(1, dtype=np.int64)
-            _fused.count_at(S, r0 == c0, r0, c0, geo.grp, hi32, lo32, fm, self.band_buf, self.band_count)
-            nb = int(self.band_count[0])
+            nb = _fused.count_at(S, r0 == c0, r0, c0, geo.grp, hi32, lo32, fm, self.band_buf)
             if nb <= self.band_buf.size:
                 idx = self.band_buf[:nb]
             else:  # a crowded band (ties at the threshold): find it with numpy, keep a larger buffer
@@ -1097,9 +1085,6 @@ class _Kernel:
             np.add.at(fm, (cols, geo.grp[rows]), 1)
 
     def result(self) -> dict:
-        if self.hist is not None and self.hist_parts is not None:
-            self.hist += self.hist_parts.sum(axis=0).reshape(self.hist.shape)
-            self.hist_parts = None
         out = {
             "hist": self.hist,
             "fm": self.fm,
