@@ -273,7 +273,8 @@ def _select_side(samples: pd.DataFrame, selector, which: str, config: AuditConfi
 
 def _apply_sides(acq: _Acquired, config: AuditConfig, log) -> tuple[_Acquired, np.ndarray | None, list[str]]:
     """For a two-sided protocol: keep the probe and reference images only, and give each acquired
-    row its side (0: probe, 1: reference). Other protocols pass through (side None)."""
+    row its side (0: probe, 1: reference). Other protocols pass through (the side of a two-sided
+    scores file, else None)."""
     p = config.protocol
     if not p.two_sided:
         return acq, acq.side, []
@@ -298,6 +299,15 @@ def _apply_sides(acq: _Acquired, config: AuditConfig, log) -> tuple[_Acquired, n
     side = np.where(probe[keep][ok_rows], 0, 1).astype(np.int64)
     log(f"two-sided protocol: {int(probe.sum())} probe and {int(ref.sum())} reference image(s)")
     return replace(acq, samples=samples, ok_rows=ok_rows, embeddings=emb), side, warnings
+
+
+def _side_count(acq: _Acquired, side: np.ndarray, which: int) -> int:
+    """Acquired images on one side: of a scores file, those its pairs name on that side."""
+    if acq.pairs is None:
+        return int(np.sum(side == which))
+    p = acq.pairs
+    rows = (p.mated_a, p.impostor_a) if which == 0 else (p.mated_b, p.impostor_b)
+    return int(np.unique(np.concatenate(rows)).size)
 
 
 @dataclass(frozen=True)
@@ -414,7 +424,7 @@ def run_audit(
             **({"sides": {
                 "probe": {c: list(v) for c, v in config.protocol.probe} if config.protocol.two_sided else "sample_a of the scores file",
                 "reference": {c: list(v) for c, v in config.protocol.reference} if config.protocol.two_sided else "sample_b of the scores file",
-                "probe_images_acquired": int(np.sum(side == 0)), "reference_images_acquired": int(np.sum(side == 1)),
+                "probe_images_acquired": _side_count(acq, side, 0), "reference_images_acquired": _side_count(acq, side, 1),
                 "cross_fmr": "directional: group_a is the probe's group, group_b the reference image's",
             }} if side is not None else {}),
         },

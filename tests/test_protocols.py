@@ -187,7 +187,9 @@ def test_two_sided_scores_file_equals_the_two_sided_engine_run(tmp_path):
     rows = [(p, r, float(TWO_SIDED_EMB[ids.index(p)] @ TWO_SIDED_EMB[ids.index(r)])) for p in probes for r in refs]
     from_scores = _two_sided_scores(tmp_path, rows)
     from_engine = _run_two_sided(tmp_path, {"probe": {"side": "probe"}, "reference": {"side": "enrol"}})
-    assert from_scores.provenance["protocol"]["sides"]["probe"] == "sample_a of the scores file"
+    sides = from_scores.provenance["protocol"]["sides"]
+    assert sides["probe"] == "sample_a of the scores file"
+    assert (sides["probe_images_acquired"], sides["reference_images_acquired"]) == (2, 3)  # x is in no pair
     cols = ["grouping", "group_a", "group_b", "false_matches", "comparisons"]
     pd.testing.assert_frame_equal(from_scores.cross_fmr[cols].reset_index(drop=True), from_engine.cross_fmr[cols].reset_index(drop=True))
     rcols = ["grouping", "group", "metric", "errors", "trials"]
