@@ -77,6 +77,26 @@ def test_london_subset_end_to_end_with_dlib_and_cached_rerun(tmp_path, shared_di
     assert two.threshold("default 0.6").false_matches <= one_fm
     assert int(c2.false_matches.sum()) == two.threshold("default 0.6").false_matches
 
+    # the same real embeddings (from the run's store) through the engine with a tail capped at 2
+    # pairs: the thresholds at 1e-2 and 1e-3 then come from narrowing passes, and must not move
+    from audit.backends.registry import create_backend
+    from audit.datasets import load_dataset
+    from audit.engine.tiles import score_tiles
+    from audit.pipeline import embed_table
+
+    table = load_dataset("london", data_dir=shared_dir).subset_subjects(14, seed=0)
+    samples, ok_rows, emb, stats = embed_table(table, create_backend("dlib", upsample=1), store_dir=tmp_path / "cache" / "embeddings",
+                                               progress=False)
+    assert stats.computed == 0 and emb.shape == (28, 128)
+    subj = samples["subject"].to_numpy()[ok_rows]
+    grp = np.zeros(len(ok_rows), int)
+    full = score_tiles(emb, subj, grp, metric="euclidean", max_fmr=1e-2)
+    capped = score_tiles(emb, subj, grp, metric="euclidean", max_fmr=1e-2, max_tail_pairs=2)
+    th = full.thresholds_at_fmr([1e-2, 1e-3])
+    np.testing.assert_array_equal(capped.thresholds_at_fmr([1e-2, 1e-3]), th)
+    assert capped.stats.passes >= 2
+    assert th[0] == pytest.approx(res.threshold("FMR=1e-2").value)  # the pipeline's own threshold
+
 
 def _bad_images_dataset(root: Path, mdir: Path, shared_dir: Path) -> Path:
     """Six subjects, each with a good London photo and one bad or unusual variant of it."""
