@@ -37,9 +37,9 @@ from .comparisons import PairScores
 from .datasets.table import GROUP_SEP, group_labels, grouping_id
 from .engine.tiles import coarsen_cells
 from .metrics.bootstrap import bootstrap_disparity, subject_bootstrap
+from .metrics.uncertainty import check_interval_method
 from .errors import MetricError
 from .metrics import (
-    CI_METHODS,
     fairness_discrepancy_rate,
     garbe,
     inequity_rate,
@@ -296,10 +296,7 @@ def analyse_verification(
 
 
 def _check_interval(interval: str) -> str:
-    if interval not in CI_METHODS:
-        raise MetricError(f"interval must be one of {CI_METHODS}; got {interval!r}. Use 'wilson' (the default) "
-                          "or 'clopper-pearson' for the exact, wider interval.")
-    return interval
+    return check_interval_method(interval, "interval")
 
 
 def finest_cells(samples: pd.DataFrame, ok_rows: np.ndarray, groupings: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[tuple[str, ...]], tuple[str, ...]]:

@@ -1418,8 +1418,8 @@ def score_tiles(
     max_tail_pairs : int, default 2**23
         The most impostor pairs the exact tail keeps (12 bytes each; with the candidates and
         temporaries of its upkeep a worker peaks at several times that). When ``max_fmr ×
-        impostors`` is larger (from about 1.3·10⁵ images at ``max_fmr=1e-3``), the tail keeps the top ``max_tail_pairs`` and a threshold deeper than
-        that is found by narrowing passes instead: the per-cell histograms locate its bin, a
+        impostors`` is larger (from about 1.3·10⁵ images at ``max_fmr=1e-3``), the tail keeps the
+        top ``max_tail_pairs`` and a threshold deeper than that is found by narrowing passes instead: the per-cell histograms locate its bin, a
         sub-histogram pass narrows the bin while it holds more pairs than this, and a last pass
         collects the few pairs left; counts at such thresholds take a counting pass. Memory then
         stays O(N·d + cells × bins + max_tail_pairs), whatever N.
@@ -1559,6 +1559,15 @@ def score_tiles(
     )
     scan._stats = ScanStats(passes=passes, seconds=time.perf_counter() - t_start, **stats)
     return scan
+
+
+def _kth_in_band(geo: _Geometry, rows: np.ndarray, cols: np.ndarray, rank: int) -> float:
+    """The canonical score of rank ``rank`` (0-based, from the top) among the band's pairs: the
+    (k+1)-th largest impostor score, when ``rank = k`` minus the pairs certainly above the band."""
+    band = _canonical(geo.e32, rows.astype(np.int64), cols.astype(np.int64), geo.metric)
+    if not (0 <= rank < band.size):
+        raise RuntimeError("threshold band does not hold the (k+1)-th largest impostor score; this is a bug")
+    return float(np.partition(band, band.size - 1 - rank)[band.size - 1 - rank])
 
 
 class TileScan:
@@ -1748,12 +1757,7 @@ class TileScan:
             lo = int(np.searchsorted(v, _f32_down(pivot - w), side="left"))
             hi = int(np.searchsorted(v, _f32_up(pivot + w), side="right"))
             above = size - hi
-            band = _canonical(geo.e32, r[lo:hi].astype(np.int64), c[lo:hi].astype(np.int64), geo.metric)
-            rank = k - above  # 0-based rank from the top within the band
-            if not (0 <= rank < band.size):
-                raise RuntimeError("threshold band does not hold the (k+1)-th largest impostor score; this is a bug")
-            value = np.partition(band, band.size - 1 - rank)[band.size - 1 - rank]
-            out[j] = _just_above(float(value), np.dtype(np.float64))
+            out[j] = _just_above(_kth_in_band(geo, r[lo:hi], c[lo:hi], k - above), np.dtype(np.float64))
         if deep:
             for (j, _), value in zip(deep, self._deep_thresholds([k for _, k in deep])):
                 out[j] = _just_above(value, np.dtype(np.float64))
@@ -1800,14 +1804,7 @@ class TileScan:
                 state[i] = (windows[i][0], windows[i][1], h, above)
                 # the new window's own histogram: the next round picks a sub-bin of it
         got = self._window_pass([(*windows[i], 0, True) for i in range(len(ks))], "collecting pairs at the thresholds")
-        out = []
-        for k, (above, _, (v, r, c)) in zip(ks, got):
-            band = _canonical(geo.e32, r.astype(np.int64), c.astype(np.int64), geo.metric)
-            rank = k - above
-            if not (0 <= rank < band.size):
-                raise RuntimeError("threshold window does not hold the (k+1)-th largest impostor score; this is a bug")
-            out.append(float(np.partition(band, band.size - 1 - rank)[band.size - 1 - rank]))
-        return out
+        return [_kth_in_band(geo, r, c, k - above) for k, (above, _, (_v, r, c)) in zip(ks, got)]
 
     def _window_pass(self, windows: list[tuple], desc: str) -> list[tuple]:
         """One pass over the tiles for ``windows``; per window (impostors above, histogram, pairs)."""
@@ -1905,6 +1902,7 @@ class TileScan:
     def _assemble(self, th: np.ndarray, fm_row: np.ndarray, rescanned: bool) -> CellCounts:
         geo = self._geo
         g = geo.n_groups
+        base = geo.base_groups or g  # group code modulo the side
         n_subj = self._subject_labels.shape[0]
         t = th.size
         fm_cells = np.stack([self._cells(fm_row[k]) for k in range(t)]) if t else np.zeros((0, g, g), np.int64)
@@ -1938,7 +1936,7 @@ class TileScan:
             subject_impostors=sub_imp,
             subject_false_non_matches=sub_fnm.astype(np.int64),
             subject_mated=np.bincount(msubj, minlength=n_subj).astype(np.int64),
-            mated_cross_group=int(np.sum((geo.grp[ma] % (geo.base_groups or g)) != (geo.grp[mb] % (geo.base_groups or g)))),
+            mated_cross_group=int(np.sum(geo.grp[ma] % base != geo.grp[mb] % base)),
             rescanned=rescanned,
         )
 

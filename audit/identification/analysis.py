@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ..datasets.table import group_labels, grouping_id
-from ..errors import MetricError
-from ..metrics import CI_METHODS, insufficient_impostors, interval_arrays, summarize
+from ..metrics import insufficient_impostors, interval_arrays, summarize
+from ..metrics.uncertainty import check_interval_method
 from ..metrics.identification import (
     cmc as cmc_table,
     false_candidate_mask,
@@ -327,9 +327,7 @@ def analyse_identification(
         The 95% interval of every FTA, FPIR, FNIR and CMC rate (``ci_low``/``ci_high``; the method
         is in ``ci_method``): Wilson's, or Clopper–Pearson's (exact, wider).
     """
-    if interval not in CI_METHODS:
-        raise MetricError(f"interval must be one of {CI_METHODS}; got {interval!r}. Use 'wilson' (the default) "
-                          "or 'clopper-pearson' for the exact, wider interval.")
+    check_interval_method(interval, "interval")
     probes, gallery = split.probes, split.gallery
     mated, included, codes, hits = _outcomes(split, cands, rank=rank, failed_probes=failed_probes)
     warnings: list[str] = []

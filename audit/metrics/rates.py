@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike
 from audit.errors import MetricError
 
 from .uncertainty import (
+    check_interval_method,
     _REL_TOL,
     Interval,
     _check_target_fmr,
@@ -206,12 +207,7 @@ def _check_thresholds(thresholds: ArrayLike) -> np.ndarray:
 
 
 def _check_method(method: str) -> str:
-    if method not in CI_METHODS:
-        raise MetricError(
-            f"method must be one of {CI_METHODS}; got {method!r}. Use 'wilson' (the default) "
-            "or 'clopper-pearson' for the exact, wider interval."
-        )
-    return method
+    return check_interval_method(method)
 
 
 # --------------------------------------------------------------------------------------------

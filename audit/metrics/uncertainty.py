@@ -415,6 +415,17 @@ def clopper_pearson_interval_arrays(
 _ARRAY_METHODS = {"wilson": wilson_interval_arrays, "clopper-pearson": clopper_pearson_interval_arrays}
 
 
+def check_interval_method(method: object, name: str = "method") -> str:
+    """``method`` if it names a single-rate interval method (``"wilson"``, ``"clopper-pearson"``);
+    otherwise a MetricError naming the parameter ``name``."""
+    if not isinstance(method, str) or method not in _ARRAY_METHODS:
+        raise MetricError(
+            f"{name} must be one of {tuple(_ARRAY_METHODS)}; got {method!r}. Use 'wilson' (the default) "
+            "or 'clopper-pearson' for the exact, wider interval."
+        )
+    return method
+
+
 def interval_arrays(
     errors: np.ndarray, trials: np.ndarray, *, method: str = "wilson", confidence: float = 0.95
 ) -> IntervalArrays:
@@ -445,13 +456,7 @@ def interval_arrays(
     >>> interval_arrays([0], [10], method="clopper-pearson").method
     'clopper-pearson'
     """
-    fn = _ARRAY_METHODS.get(method) if isinstance(method, str) else None
-    if fn is None:
-        raise MetricError(
-            f"method must be one of {tuple(_ARRAY_METHODS)}; got {method!r}. Use 'wilson' (the "
-            "default) or 'clopper-pearson' for the exact, wider interval."
-        )
-    return fn(errors, trials, confidence=confidence)
+    return _ARRAY_METHODS[check_interval_method(method)](errors, trials, confidence=confidence)
 
 
 def rate_ratio_interval(

@@ -31,7 +31,6 @@ from .html import (
     _rate_rows,
     SMALL_GROUP_SUBJECTS,
     _SUMMARIES,
-    _bar,
     _ci_name,
     _environment,
     _label,
