@@ -398,7 +398,7 @@ def run_audit(
     n_mated, n_impostor = scored.n_mated, scored.n_impostor
     tables = analyse_cells(samples, scored.data, scored.labels, scored.columns, scored.thresholds, groupings=groupings,
                            bootstrap=config.run.bootstrap, seed=config.run.seed, interval=config.run.interval,
-                           disparity_weights=config.disparity.as_dict())
+                           disparity_weights=config.disparity.as_dict(), reference=config.analysis.reference)
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
@@ -421,6 +421,8 @@ def run_audit(
             "bootstrap_replicates": config.run.bootstrap,
             "disparity_weights": config.disparity.as_dict(),
             "interval": config.run.interval,
+            "people_interval": "people bootstrap: people resampled within groups, impostor pair (i, j) weighted w_i*w_j, mated pair w_i",
+            "reference": config.analysis.reference if config.analysis.reference is not None else "the group with the most comparisons",
             **({"sides": {
                 "probe": {c: list(v) for c, v in config.protocol.probe} if config.protocol.two_sided else "sample_a of the scores file",
                 "reference": {c: list(v) for c, v in config.protocol.reference} if config.protocol.two_sided else "sample_b of the scores file",
@@ -454,6 +456,7 @@ def run_audit(
         disparity=tables.disparity,
         score_hist=tables.score_hist,
         det=tables.det,
+        reference=tables.reference,
         warnings=tuple(warnings),
     )
     files: list[Path] = []

@@ -31,7 +31,7 @@ from .errors import ResultsError
 
 __all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: The fixed columns of each table of an AuditResult.
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -60,7 +60,17 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "score_hist": ["grouping", "group", "kind", "bin_left", "bin_right", "count"],
     # DET curve points by group
     "det": ["grouping", "group", "threshold", "fmr", "fnmr"],
+    # each group against the reference group: ratio and difference of rates, intervals
+    # simultaneous over the comparisons of one grouping, threshold and metric (people bootstrap)
+    "reference": [
+        "grouping", "threshold_name", "threshold", "metric", "group", "reference",
+        "ratio", "ratio_low", "ratio_high", "difference", "diff_low", "diff_high",
+        "p_adjusted", "shown", "comparisons", "method", "estimand",
+    ],
 }
+
+#: Tables added after schema 1.0: a results file without them reads as empty tables.
+OPTIONAL_TABLES = ("reference",)
 
 
 #: The fixed columns of :meth:`AuditResult.rates_frame`: one row per group and threshold.
@@ -170,6 +180,7 @@ class AuditResult(RatesAccess):
     disparity: pd.DataFrame
     score_hist: pd.DataFrame
     det: pd.DataFrame
+    reference: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS["reference"]}))
     schema_version: str = SCHEMA_VERSION
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -298,6 +309,8 @@ class AuditResult(RatesAccess):
         kwargs: dict[str, Any] = {}
         for name, cols in TABLE_COLUMNS.items():
             block = data.get(name)
+            if block is None and name in OPTIONAL_TABLES:
+                block = {"columns": TABLE_COLUMNS[name], "rows": []}
             if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
                 raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
             kwargs[name] = pd.DataFrame([[_from_json(v) for v in r] for r in block["rows"]], columns=block["columns"])

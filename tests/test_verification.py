@@ -259,25 +259,6 @@ def test_unknown_interval_is_refused(bad):
         analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35)], groupings=[["group"]], interval=bad)
 
 
-def test_pair_ratio_interval_holds_the_two_groups_fixed():
-    from audit.metrics.bootstrap import subject_bootstrap
-    from audit.verification import _pair_ratio_interval
-
-    # three groups of 4 subjects; C is lowest in the data, but B and C swap places in replicates
-    errors = [[3], [5], [2], [4], [1], [1], [2], [0], [1], [0], [2], [1]]
-    trials = [[100]] * 12
-    group = [0] * 4 + [1] * 4 + [2] * 4
-    boot = subject_bootstrap(errors, trials, group, group_labels=["A", "B", "C"], n_replicates=400, seed=5)
-    rep = boot.replicates[:, :, 0]
-    ratio = rep[:, 0] / rep[:, 2]  # A over C in every replicate, whichever group is lowest there
-    ratio = np.sort(np.where(rep[:, 2] == 0, np.where(rep[:, 0] > 0, np.inf, 1.0), ratio))
-    lo, hi = _pair_ratio_interval(boot, "A", "C", 0)
-    assert lo == ratio[int(np.floor(0.025 * 399))] and hi == ratio[int(np.ceil(0.975 * 399))]
-    # the max/min statistic's interval is not that of a fixed pair: its lower bound is never lower
-    from audit.metrics.bootstrap import bootstrap_disparity
-    assert bootstrap_disparity(boot, "max_min_ratio").low >= lo
-
-
 def test_pair_interval_columns(tables):
     d = tables.disparity
     mm = d[d.summary == "max_min_ratio"]
