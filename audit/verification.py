@@ -36,8 +36,15 @@ from .backends.base import BackendInfo
 from .comparisons import PairScores
 from .datasets.table import GROUP_SEP, group_labels, grouping_id
 from .engine.tiles import coarsen_cells
-from .metrics.people import PeopleCounts, people_bootstrap
-from .metrics.reference import compare_to_reference, design_effect, percentile_interval, simultaneous_rate_bounds
+from .metrics.people import PeopleCounts, people_bootstrap, people_jackknife
+from .metrics.reference import (
+    bca_interval,
+    compare_to_reference,
+    design_effect,
+    percentile_interval,
+    remove_pair_noise,
+    simultaneous_rate_bounds,
+)
 from .metrics.uncertainty import check_interval_method
 from .errors import MetricError
 from .metrics import (
@@ -422,9 +429,7 @@ def analyse_cells(
         rep = people_bootstrap(data.people, mapping, g, n_replicates=bootstrap, seed=seed) if bootstrap and data.people is not None and len(thresholds) else None
         boot = None
         if rep is not None:
-            boot = {"fmr": rep.fmr, "fnmr": rep.fnmr}  # (B, G + 1, T): last column the whole population
-            f_lo, f_hi = percentile_interval(boot["fmr"][:, :g])
-            n_lo, n_hi = percentile_interval(boot["fnmr"][:, :g])
+            boot, f_lo, f_hi, n_lo, n_hi = _people_intervals(data.people, rep, mapping, g)
         for c, name in enumerate(cats):
             n_i, n_g = int(imp[c, c]), int(gen[c])
             f_c, n_c = fm[:, c, c], fnm[:, c]
@@ -550,6 +555,25 @@ EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high", "design_effect", "effective_
 ESTIMAND_FIXED = "rate at this threshold value (threshold held fixed)"
 #: How group-vs-reference intervals are made.
 REFERENCE_METHOD = "people bootstrap, max-t simultaneous over the comparisons"
+
+
+def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int):
+    """People-level replicates ready for intervals and comparisons, and each group's BCa interval.
+
+    FMR replicates are corrected for pair-level noise counted twice
+    (:func:`audit.metrics.reference.remove_pair_noise`); intervals are BCa with the acceleration
+    from the leave-one-person-out rates of the people resampled in each group."""
+    b, t = rep.n_replicates, people.thresholds.size
+    fmr = rep.fmr
+    point_f = rep.point_fmr  # (G + 1, T)
+    fmr = remove_pair_noise(point_f.reshape(-1), np.repeat(rep.point_imp, t), fmr.reshape(b, -1)).reshape(fmr.shape)
+    fnmr = rep.fnmr
+    jf, jn = people_jackknife(people, mapping, g)
+    members = np.repeat((rep.strata[:, None] == np.arange(g)[None, :]), t, axis=1)  # (S, G*T)
+    f_lo, f_hi = bca_interval(point_f[:g].reshape(-1), fmr[:, :g].reshape(b, -1), jf[:, :g].reshape(jf.shape[0], -1), members)
+    n_lo, n_hi = bca_interval(rep.point_fnmr[:g].reshape(-1), fnmr[:, :g].reshape(b, -1), jn[:, :g].reshape(jn.shape[0], -1), members)
+    shape = (g, t)
+    return {"fmr": fmr, "fnmr": fnmr}, f_lo.reshape(shape), f_hi.reshape(shape), n_lo.reshape(shape), n_hi.reshape(shape)
 
 
 def _div(a: float, b: float) -> float:
