@@ -364,9 +364,9 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     t = table(kind)
     if "path" not in t:
         raise err(f"{kind}.path", "missing; name the CSV or Parquet file" + (" (or .npy)" if kind == "embeddings" else ""))
-    groups = t.get("groups")
-    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
-        raise err(f"{kind}.groups", f"expected a list of group label columns such as [\"ethnicity\", \"gender\"], found {groups!r}")
+    groups = t.get("groups", [])  # optional: no groups audits one population
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise err(f"{kind}.groups", f"expected a list of group label columns such as [\"ethnicity\", \"gender\"] (or none), found {groups!r}")
     if kind == "embeddings" and "samples" not in t:
         raise err("embeddings.samples", "missing; an embeddings file needs a samples table (sample_id, subject, group columns)")
     groupings_raw = t.get("groupings", [[g] for g in groups] + ([list(groups)] if len(groups) > 1 else []))

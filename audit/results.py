@@ -29,7 +29,7 @@ import pandas as pd
 
 from .errors import ResultsError
 
-__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
+__all__ = ["distinct_labels", "rate_label", "value_label", "SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
 
 SCHEMA_VERSION = "1.1"
 
@@ -80,6 +80,42 @@ RATES_FRAME_COLUMNS: list[str] = [
     "fnmr", "fnmr_ci_low", "fnmr_ci_high", "false_non_matches", "mated",
     "fta", "fta_ci_low", "fta_ci_high", "failures", "attempts",
 ]
+
+
+def rate_label(x: float, digits: int = 1) -> str:
+    """A target rate as ``1e-3`` / ``1.5e-3`` with ``digits`` significant digits."""
+    m, e = f"{x:.{digits - 1}e}".split("e")
+    if "." in m:
+        m = m.rstrip("0").rstrip(".")
+    return f"{m}e{int(e)}"
+
+
+def distinct_labels(values: Sequence[float], fmt) -> list[str]:
+    """The shortest labels ``fmt(value, digits)`` that tell the values apart (more significant
+    digits until no two different values share a label; equal values get " #2", " #3", ...).
+
+    Examples
+    --------
+    >>> distinct_labels([2e-3, 1.5e-3, 1e-4], rate_label)
+    ['2e-3', '1.5e-3', '1e-4']
+    """
+    vals = [float(v) for v in values]
+    for digits in range(1, 18):
+        labels = [fmt(v, digits) for v in vals]
+        clash = any(labels[i] == labels[j] and vals[i] != vals[j] for i in range(len(vals)) for j in range(i))
+        if not clash:
+            break
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab} #{seen[lab]}")
+    return out
+
+
+def value_label(x: float, digits: int = 1) -> str:
+    """A threshold value as ``%g`` (more digits when asked)."""
+    return f"{x:.{max(digits, 3)}g}" if digits > 1 else f"{x:g}"
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from .metrics import (
     summarize,
     threshold_at_fmr,
 )
-from .results import TABLE_COLUMNS, ThresholdInfo
+from .results import TABLE_COLUMNS, ThresholdInfo, distinct_labels, rate_label as _fmt_rate, value_label as _fmt_g
 
 __all__ = ["VerificationTables", "choose_thresholds", "analyse_verification", "OVERALL"]
 
@@ -81,10 +81,6 @@ class VerificationTables:
     warnings: tuple[str, ...]
 
 
-def _fmt_rate(x: float) -> str:
-    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e+")
-
-
 def threshold_specs(
     target_values: Sequence[tuple[float, float]],
     *,
@@ -93,11 +89,17 @@ def threshold_specs(
     backend_default: bool,
 ) -> list[tuple[str, str, float, float | None]]:
     """(name, kind, similarity value, target) of every operating threshold: one per
-    (target FMR, threshold found for it), then the fixed values, then the backend's default."""
+    (target FMR, threshold found for it), then the fixed values, then the backend's default.
+
+    Names are unique: targets and fixed values get as many significant digits as it takes to tell
+    them apart (``FMR=2e-3`` and ``FMR=1.5e-3``; ``fixed 0.6`` and ``fixed 0.6004``), so tables keyed
+    by name never merge two thresholds; every row also carries the threshold's exact value."""
+    t_names = distinct_labels([t for t, _ in target_values], _fmt_rate)
     specs: list[tuple[str, str, float, float | None]] = [
-        (f"FMR={_fmt_rate(t)}", "target_fmr", float(v), float(t)) for t, v in target_values
+        (f"FMR={n}", "target_fmr", float(v), float(t)) for n, (t, v) in zip(t_names, target_values)
     ]
-    specs += [(f"fixed {v:g}", "fixed", info.to_similarity(v), None) for v in fixed_native]
+    names = distinct_labels(fixed_native, _fmt_g)
+    specs += [(f"fixed {n}", "fixed", info.to_similarity(v), None) for n, v in zip(names, fixed_native)]
     if backend_default and info.default_threshold is not None:
         specs.append((f"default {info.default_threshold:g}", "backend_default", info.to_similarity(info.default_threshold), None))
     return specs
@@ -202,6 +204,7 @@ def cell_data_from_pairs(
     ma, mb = cells[pairs.mated_a], cells[pairs.mated_b]
     fnm = np.stack([np.bincount(ma[pairs.mated_score < t], minlength=c) for t in th]) if th.size else np.zeros((0, c), np.int64)
     every = np.concatenate([pairs.mated_score, pairs.impostor_score])
+    every = every[np.isfinite(every)]  # failed comparisons (-inf) fall in the lowest bin
     lo, hi = (float(every.min()), float(every.max())) if every.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0
@@ -390,6 +393,8 @@ def analyse_cells(
     joint = _joint_summaries(disparity_weights)
     samples = samples.reset_index(drop=True)
     warnings: list[str] = []
+    identities = data.people is not None or data.subject_cell is not None  # False: a scores file with only a mated flag
+    label = interval if identities else f"{interval} {PAIRS_INDEPENDENT}"
     failed = (samples["status"] != "ok").to_numpy()
     col_pos = {c: i for i, c in enumerate(columns)}
     all_groupings: list[tuple[str, pd.Series, list[str]]] = [(OVERALL, pd.Series(OVERALL_GROUP, index=samples.index), [])]
@@ -404,7 +409,7 @@ def analyse_cells(
         g = len(cats)
         for c, name in enumerate(cats):
             mask = codes_all == c
-            comp_rows.append((gid, name, int(samples.loc[mask, "subject"].nunique()), int(mask.sum())))
+            comp_rows.append((gid, name, int(samples.loc[mask, "subject"].nunique()) if identities else None, int(mask.sum())))
         fails = np.bincount(codes_all, weights=failed, minlength=g).astype(np.int64)
         tries = np.bincount(codes_all, minlength=g).astype(np.int64)
         ci = interval_arrays(fails, tries, method=interval)
@@ -451,9 +456,9 @@ def analyse_cells(
                 else:
                     bf = bn = (np.nan, np.nan)
                     ef = en = (np.nan, np.nan)
-                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], interval, insufficient,
+                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], label, insufficient,
                                   *bf, *ef, ESTIMAND_FIXED if boot is not None else None))
-                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], interval, n_g == 0,
+                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], label, n_g == 0,
                                   *bn, *en, ESTIMAND_FIXED if boot is not None else None))
                 if n_i:
                     fmr_by_group[t.name][name] = fmr_v
@@ -550,6 +555,9 @@ def _joint_summaries(weights: Mapping[str, float] | None) -> list:
 #: Columns the analysis adds to the schema's fixed ones (optional for readers of older results).
 EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high", "design_effect", "effective_trials", "estimand"],
                  "disparity": ["ci_low", "ci_high", "pair_ci_low", "pair_ci_high"]}
+
+#: How a single rate's interval is labelled when the input gave no identities.
+PAIRS_INDEPENDENT = "(pairs assumed independent)"
 
 #: What a people-level interval is for: the rate at the threshold's value, held fixed.
 ESTIMAND_FIXED = "rate at this threshold value (threshold held fixed)"
