@@ -87,13 +87,14 @@ def _config_for_data(args: argparse.Namespace):
     folder = Path(args.data).expanduser().resolve()
     if not folder.is_dir():
         raise ConfigError(f"--data {folder}: not a folder")
+    name = args.name or _safe_name(folder.name)
     if args.labels or args.pattern:
         from .datasets.init import init_dataset
 
         # the manifest goes to a temporary folder (removed after the run): the data folder is left as it is
         args.tmp_manifest_dir = tempfile.mkdtemp(prefix="face-audit-data-")
         labels = Path(args.labels).expanduser().resolve() if args.labels else None
-        made = init_dataset(folder, labels=labels, pattern=args.pattern, name=args.name or _safe_name(folder.name),
+        made = init_dataset(folder, labels=labels, pattern=args.pattern, name=name,
                             groups=args.groups.split(",") if args.groups else None, output_dir=args.tmp_manifest_dir)
         for w in made.warnings:
             _log(f"note: {w}")
@@ -105,10 +106,10 @@ def _config_for_data(args: argparse.Namespace):
                               f"first); found {len(found)} manifest(s) there")
         manifest = found[0]
     raw = {
-        "title": args.title or f"{args.name or folder.name}: {args.backend}",
+        "title": args.title or f"{name}: {args.backend}",
         "dataset": {"manifest": str(manifest), "data_dir": str(folder)},
         "backend": {"name": args.backend},
-        "output": {"dir": str(Path(args.output or Path("reports") / f"{args.name or folder.name}-{args.backend}").resolve())},
+        "output": {"dir": str(Path(args.output or Path("reports") / f"{name}-{args.backend}").resolve())},
     }
     if args.target_fmr:
         raw["thresholds"] = {"target_fmr": [float(x) for x in args.target_fmr.split(",")]}
