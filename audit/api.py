@@ -188,7 +188,6 @@ def identify(
     IdentificationResult
         FPIR and FNIR by group (``result.by_group``), the ACLU-style table (``result.aclu_table``).
     """
-    from .config import read_toml  # noqa: F401  (same reader as run)
     from .identification.config import identification_config_from_dict
     from .identification.runner import run_identification
 

@@ -150,3 +150,40 @@ def test_views_on_the_committed_london_result():
     cf = res.cross_fmr[(res.cross_fmr.grouping == "ethnicity+gender") & (res.cross_fmr.threshold_name == "FMR=1e-2")]
     assert svc.same_comparisons + 2 * svc.cross_comparisons == cf.comparisons.sum()
     assert svc.same_comparisons + svc.cross_comparisons == res.threshold("FMR=1e-2").impostors
+
+
+# --------------------------------------------------------------------------- run / identify with overrides
+@pytest.fixture
+def quadrant():
+    from audit.backends.registry import register_backend
+
+    register_backend("quadrant-colour", "fake_backend:QuadrantColourBackend", replace=True)
+    return "quadrant-colour"
+
+
+def test_run_and_identify_with_keyword_overrides(quadrant, shared_dir, tmp_path):
+    raw = {"title": "t", "dataset": {"name": "london"}, "backend": {"name": "dlib"}}
+    res = audit.run(raw, data_dir=shared_dir, backend=quadrant, subjects=8, workers=1, bootstrap=0,
+                    target_fmr=1e-1, groupings=["gender", ["ethnicity", "gender"]])
+    assert isinstance(res, audit.AuditResult) and res.groupings == ("gender", "ethnicity+gender")
+    assert [t.name for t in res.thresholds][0] == "FMR=1e-1"
+    assert int(res.overall["fnmr_trials"].iloc[0]) == 8
+    assert not (tmp_path / "reports").exists()  # nothing written without output_dir
+    out = tmp_path / "out"
+    audit.run(raw, data_dir=shared_dir, backend=quadrant, subjects=8, workers=1, bootstrap=0, output_dir=out)
+    assert (out / "results.json").is_file() and (out / "index.html").is_file()
+    ident = audit.identify({**raw, "identification": {"scenario": "london-half"}}, data_dir=shared_dir,
+                           backend=quadrant, subjects=12, workers=1, bootstrap=0, identification={"k": 5})
+    assert isinstance(ident, audit.IdentificationResult)
+    assert set(ident.by_group("gender")["group"]) <= {"Female", "Male"} and len(repr(ident)) < 400
+    assert {"fpir", "fnir"} <= set(ident.ratio(grouping="gender")["metric"])
+
+
+def test_overrides_are_validated_like_the_file():
+    cfg = REPO / "examples" / "london-dlib.toml"
+    with pytest.raises(audit.ConfigError, match="unknown override"):
+        audit.run(cfg, colour="blue")
+    with pytest.raises(audit.ConfigError, match="thresholds.target_fmr"):
+        audit.run(cfg, target_fmr=[2])
+    with pytest.raises(audit.ConfigError, match="field 'identification'"):
+        audit.identify(cfg)
