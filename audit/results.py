@@ -29,9 +29,9 @@ import pandas as pd
 
 from .errors import ResultsError
 
-__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
+__all__ = ["distinct_labels", "rate_label", "value_label", "SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: The fixed columns of each table of an AuditResult.
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -60,7 +60,17 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "score_hist": ["grouping", "group", "kind", "bin_left", "bin_right", "count"],
     # DET curve points by group
     "det": ["grouping", "group", "threshold", "fmr", "fnmr"],
+    # each group against the reference group: ratio and difference of rates, intervals
+    # simultaneous over the comparisons of one grouping, threshold and metric (people bootstrap)
+    "reference": [
+        "grouping", "threshold_name", "threshold", "metric", "group", "reference",
+        "ratio", "ratio_low", "ratio_high", "difference", "diff_low", "diff_high",
+        "p_adjusted", "shown", "comparisons", "method", "estimand",
+    ],
 }
+
+#: Tables added after schema 1.0: a results file without them reads as empty tables.
+OPTIONAL_TABLES = ("reference",)
 
 
 #: The fixed columns of :meth:`AuditResult.rates_frame`: one row per group and threshold.
@@ -70,6 +80,42 @@ RATES_FRAME_COLUMNS: list[str] = [
     "fnmr", "fnmr_ci_low", "fnmr_ci_high", "false_non_matches", "mated",
     "fta", "fta_ci_low", "fta_ci_high", "failures", "attempts",
 ]
+
+
+def rate_label(x: float, digits: int = 1) -> str:
+    """A target rate as ``1e-3`` / ``1.5e-3`` with ``digits`` significant digits."""
+    m, e = f"{x:.{digits - 1}e}".split("e")
+    if "." in m:
+        m = m.rstrip("0").rstrip(".")
+    return f"{m}e{int(e)}"
+
+
+def distinct_labels(values: Sequence[float], fmt) -> list[str]:
+    """The shortest labels ``fmt(value, digits)`` that tell the values apart (more significant
+    digits until no two different values share a label; equal values get " #2", " #3", ...).
+
+    Examples
+    --------
+    >>> distinct_labels([2e-3, 1.5e-3, 1e-4], rate_label)
+    ['2e-3', '1.5e-3', '1e-4']
+    """
+    vals = [float(v) for v in values]
+    for digits in range(1, 18):
+        labels = [fmt(v, digits) for v in vals]
+        clash = any(labels[i] == labels[j] and vals[i] != vals[j] for i in range(len(vals)) for j in range(i))
+        if not clash:
+            break
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab} #{seen[lab]}")
+    return out
+
+
+def value_label(x: float, digits: int = 1) -> str:
+    """A threshold value as ``%g`` (more digits when asked)."""
+    return f"{x:.{max(digits, 3)}g}" if digits > 1 else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -188,6 +234,7 @@ class AuditResult(RatesAccess):
     disparity: pd.DataFrame
     score_hist: pd.DataFrame
     det: pd.DataFrame
+    reference: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS["reference"]}))
     schema_version: str = SCHEMA_VERSION
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -333,6 +380,8 @@ class AuditResult(RatesAccess):
         kwargs: dict[str, Any] = {}
         for name, cols in TABLE_COLUMNS.items():
             block = data.get(name)
+            if block is None and name in OPTIONAL_TABLES:
+                block = {"columns": TABLE_COLUMNS[name], "rows": []}
             if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
                 raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
             kwargs[name] = pd.DataFrame([[_from_json(v) for v in r] for r in block["rows"]], columns=block["columns"])
