@@ -212,10 +212,22 @@ def _subjects(result: Any, grouping: str) -> dict[str, float]:
     return {str(g): float(s) for g, s in zip(comp["group"], comp["subjects"])}
 
 
+def _result_reference(result: Any, gid: str, tname: str, metric: str) -> str | None:
+    """The reference group the result itself compares with (its ``reference`` table), if any."""
+    ref = getattr(result, "reference", None)
+    if not isinstance(ref, pd.DataFrame) or ref.empty or "reference" not in ref.columns:
+        return None
+    rows = ref[(ref["grouping"].astype(str) == gid) & (ref["threshold_name"].astype(str) == tname)
+               & (ref["metric"].astype(str).str.lower() == metric)]
+    return str(rows["reference"].iloc[0]) if len(rows) else None
+
+
 def _references(result: Any, long: pd.DataFrame, reference: Any) -> dict[tuple[str, str, str], str]:
-    """(grouping, threshold_name, metric) -> the reference group's label."""
+    """(grouping, threshold_name, metric) -> the reference group's label (``"overall"`` for the
+    whole population)."""
     out: dict[tuple[str, str, str], str] = {}
     known_any = False
+    first_metric = _metrics(result)[0] if len(result.rates) else "fmr"
     for (gid, tname, metric), part in long.groupby(["grouping", "threshold_name", "metric"], sort=False):
         groups = part["group"].tolist()
         if isinstance(reference, Mapping):
@@ -224,7 +236,13 @@ def _references(result: Any, long: pd.DataFrame, reference: Any) -> dict[tuple[s
                 continue
         else:
             ref = reference
-        if ref in (None, "largest"):
+        if ref is None:
+            ref = _result_reference(result, gid, tname, metric)
+        if ref is None:  # as the report chooses: the group with the most (same-group impostor) comparisons
+            first = long[(long["grouping"] == gid) & (long["threshold_name"] == tname) & (long["metric"] == first_metric)]
+            first = first if len(first) else part
+            ref = str(first.loc[first["trials"].fillna(0).astype("int64").idxmax(), "group"])
+        elif ref == "largest":
             subj = _subjects(result, gid)
             with_trials = part[part["trials"].fillna(0) > 0]
             pool = with_trials["group"].tolist() or groups
@@ -234,15 +252,16 @@ def _references(result: Any, long: pd.DataFrame, reference: Any) -> dict[tuple[s
             if measured.empty:
                 continue
             ref = measured.sort_values("value", kind="stable")["group"].iloc[0]
-        if ref not in groups:
+        if ref != "overall" and ref not in groups:
             continue
         known_any = True
         out[(gid, tname, metric)] = str(ref)
-    if not known_any:
+    if not known_any and len(long):
         shown = {g: _group_order(result, g) for g in result.groupings}
         raise ResultsError(
             f"reference {reference!r} is not a group of the groupings compared; give a group label (groups: {shown}), "
-            "a dict {grouping: group}, \"largest\" (the group with most subjects) or \"lowest\" (the lowest rate)"
+            "a dict {grouping: group}, \"overall\" (the whole population), \"largest\" (the group with most people) "
+            "or \"lowest\" (the lowest rate)"
         )
     return out
 
@@ -255,6 +274,10 @@ def _compare(result: Any, reference: Any, grouping: str | None, threshold: str |
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     refs = _references(result, long, reference)
     lookup = {(r["grouping"], r["threshold_name"], r["metric"], r["group"]): r for r in long.to_dict("records")}
+    if "overall" in refs.values():  # the whole population's rates, as the reference row
+        for r in rates_long(result, "all", threshold).to_dict("records"):
+            for gid in long["grouping"].unique():
+                lookup[(gid, r["threshold_name"], r["metric"], "overall")] = r
     rows = []
     for r in long.to_dict("records"):
         key = (r["grouping"], r["threshold_name"], r["metric"])
@@ -283,12 +306,15 @@ def ratio(result: Any, reference: Any = None, *, grouping: str | None = None, th
     Parameters
     ----------
     result : AuditResult or IdentificationResult
-    reference : str, dict, "largest" or "lowest", optional
+    reference : str, dict, "overall", "largest" or "lowest", optional
         The group every other group is compared with: a group label (used in each grouping that
-        has it), ``{grouping: label}``, ``"largest"`` (default: the group with the most subjects,
-        among those with comparisons) or ``"lowest"`` (the group with the lowest rate, for each
-        metric and threshold: every ratio is then >= 1 and the largest is fairlearn's
-        ``ratio(method="between_groups")`` inverted).
+        has it), ``{grouping: label}``, ``"overall"`` (the whole population's rate),
+        ``"largest"`` (the group with the most people, among those with comparisons) or
+        ``"lowest"`` (the group with the lowest rate, for each metric and threshold: every ratio
+        is then >= 1 and the largest is fairlearn's ``ratio(method="between_groups")``
+        inverted). Default: the result's own reference group (its ``reference`` table, as the
+        report shows), else the group with the most same-group impostor comparisons (FMR; FPIR
+        for 1:N).
     grouping : str, optional
         One grouping; default: every grouping but ``"all"``.
     threshold : str, optional

@@ -186,7 +186,7 @@ class RatesAccess:
 
     def ratio(self, reference=None, *, grouping: str | None = None, threshold: str | None = None) -> pd.DataFrame:
         """Each group's rate over its reference group's (:func:`audit.frames.ratio`; default reference:
-        the group with the most subjects)."""
+        the result's own, as the report shows it)."""
         from .frames import ratio
 
         return ratio(self, reference, grouping=grouping, threshold=threshold)

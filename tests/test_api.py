@@ -144,8 +144,13 @@ def test_views_on_the_committed_london_result():
     black = r[(r.group == "Black") & (r.metric == "fmr")].iloc[0]
     assert black.ratio == pytest.approx(black.value / black.reference_value)
     assert set(r["reference"]) == {"White"}
-    # the default reference is the group with the most subjects
+    # the default reference is the result's own, else the group with the most same-group impostor comparisons
     assert set(res.ratio(grouping="ethnicity")["reference"]) == {"White"}
+    assert set(res.ratio(reference="largest", grouping="ethnicity")["reference"]) == {"White"}
+    ov = res.difference(reference="overall", grouping="gender", threshold="FMR=1e-2")
+    allrate = res.overall.set_index("threshold_name").loc["FMR=1e-2", "fmr_value"]
+    fem = ov[(ov.group == "Female") & (ov.metric == "fmr")].iloc[0]
+    assert fem.reference == "overall" and fem.difference == pytest.approx(fem.value - allrate)
     svc = res.same_vs_cross_group("ethnicity+gender", "FMR=1e-2").iloc[0]
     cf = res.cross_fmr[(res.cross_fmr.grouping == "ethnicity+gender") & (res.cross_fmr.threshold_name == "FMR=1e-2")]
     assert svc.same_comparisons + 2 * svc.cross_comparisons == cf.comparisons.sum()
