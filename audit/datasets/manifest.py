@@ -10,6 +10,9 @@ schema : int
 name, title, description, licence, licence_url, citation, homepage, label_source : str
 source.base_url : str
     Public URL prefix the files are downloaded from.
+checksums : str
+    For a local dataset with no public source (written by ``face-audit datasets init``): the
+    ``sha256sum`` file, in place of ``source``; the dataset root is then the manifest's folder.
 source.remote_paths : mapping of str to str
     Local path prefix -> path under ``base_url`` (first match wins; unmatched paths are used as is).
 source.checksums : str
@@ -211,10 +214,15 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
     if data.get("schema", 1) != 1:
         raise ManifestError(f"{where}: field 'schema' is {data.get('schema')!r}; this face-audit reads schema 1")
     name = _req(data, "name", str, where)
-    source = _req(data, "source", Mapping, where)
-    base_url = _req(source, "base_url", str, where, "source.")
-    if not base_url.endswith("/"):
-        base_url += "/"
+    # A public dataset names its `source`; a local one (`face-audit datasets init`) has none and
+    # lists its files in a top-level `checksums` file next to the manifest, in its data folder.
+    if "source" in data or "checksums" not in data:
+        source = _req(data, "source", Mapping, where)
+        base_url = _req(source, "base_url", str, where, "source.")
+        if not base_url.endswith("/"):
+            base_url += "/"
+    else:
+        source, base_url = {"checksums": _req(data, "checksums", str, where)}, ""
     remote_paths = source.get("remote_paths") or {}
     if not isinstance(remote_paths, Mapping):
         raise ManifestError(f"{where}: field 'source.remote_paths' must be a mapping of local prefix to remote path")
