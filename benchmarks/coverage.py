@@ -23,6 +23,12 @@ distribution, so no pair list needs materialising.
 
     python benchmarks/coverage.py                      # the full grid, 400 datasets a setting
     python benchmarks/coverage.py --datasets 50 --quick
+    python benchmarks/coverage.py --api-check 3        # the same intervals through audit.from_scores
+
+``--api-check N`` draws N small datasets with every score materialised, audits each through the
+public API (``audit.from_scores``, the path a user's scores file takes) and checks that its
+people-level intervals and reference comparisons are the ones this benchmark computes from counts:
+the coverage figures are the audit's own.
 """
 
 from __future__ import annotations
@@ -111,6 +117,72 @@ def one(args) -> dict:
     return out
 
 
+def materialise(rng, k: int, n: int, tau_imp: float, tau_mat: float):
+    """A dataset of the same model with every same-group pair's score (for ``--api-check``)."""
+    import pandas as pd
+
+    fmr, fnmr = np.array([FMR[0]] + [FMR[1]] * (k - 1)), np.array([FNMR[0]] + [FNMR[1]] * (k - 1))
+    mu, nu = norm.ppf(fmr), -norm.ppf(fnmr)
+    s = k * n
+    group = np.repeat(np.arange(k), n)
+    imgs = rng.integers(2, 7, size=s)
+    u = rng.normal(0, np.sqrt(tau_imp), s)
+    v = rng.normal(0, np.sqrt(tau_mat), s)
+    person = np.repeat(np.arange(s), imgs)
+    sid = np.array([f"i{x:05d}" for x in range(person.size)])
+    i, j = np.triu_indices(person.size, 1)
+    keep = group[person[i]] == group[person[j]]
+    i, j = i[keep], j[keep]
+    pi, pj = person[i], person[j]
+    mated = pi == pj
+    g = group[pi]
+    score = np.where(mated, nu[g] + v[pi] + rng.normal(0, np.sqrt(1 - tau_mat), i.size),
+                     mu[g] + u[pi] + u[pj] + rng.normal(0, np.sqrt(1 - 2 * tau_imp), i.size))
+    pairs = pd.DataFrame({"sample_a": sid[i], "sample_b": sid[j], "score": score})
+    samples = pd.DataFrame({"sample_id": sid, "subject": [f"p{x:04d}" for x in person], "group": [f"g{x}" for x in group[person]]})
+    fa, fb = pi[~mated & (score >= 0)], pj[~mated & (score >= 0)]
+    ones = np.ones(fa.size, np.int64)
+    a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(fa, fb, group[fa], group[fb], ones)
+    images = np.zeros((s, k), np.int64)
+    images[np.arange(s), group] = imgs
+    fnm = np.bincount(pi[mated & (score < 0)], minlength=s)
+    counts = PeopleCounts(np.array([0.0]), group.astype(np.int64), images, "same_cell", a, b, ca, cb, cnt,
+                          np.arange(s, dtype=np.int64), group.astype(np.int64), (imgs * (imgs - 1) // 2).astype(np.int64),
+                          fnm[:, None].astype(np.int64))
+    return pairs, samples, counts
+
+
+def api_check(n_datasets: int, replicates: int = 200, seed: int = 7) -> float:
+    """Largest difference between this benchmark's intervals and ``audit.from_scores``'s."""
+    import audit
+
+    worst = 0.0
+    for d in range(n_datasets):
+        rng = np.random.default_rng(seed + d)
+        k = 2 + 2 * (d % 2)
+        pairs, samples, counts = materialise(rng, k, 12, 0.08, 0.2)
+        res = audit.from_scores(pairs, samples, groups=["group"], target_fmr=[], fixed=[0.0], bootstrap=replicates, seed=seed + d)
+        rep = people_bootstrap(counts, np.arange(k), k, n_replicates=replicates, seed=seed + d)
+        jf, jn = people_jackknife(counts, np.arange(k), k)
+        members = rep.strata[:, None] == np.arange(k)[None, :]
+        r = res.rates[res.rates.grouping == "group"].set_index(["group", "metric"])
+        for metric, e, t, reps, jack in (("fmr", rep.point_fm[:k, 0], rep.point_imp[:k], rep.fmr[:, :k, 0], jf[:, :k, 0]),
+                                         ("fnmr", rep.point_fnm[:k, 0], rep.point_mated[:k], rep.fnmr[:, :k, 0], jn[:, :k, 0])):
+            point = np.where(t > 0, e / np.where(t > 0, t, 1), np.nan)
+            if metric == "fmr":
+                reps = remove_pair_noise(point, t, reps)
+            reps = inflate_for_few_people(point, reps, np.full(k, 12))
+            lo, hi = bca_interval(point, reps, jack, members)
+            got = r.xs(metric, level="metric").loc[[f"g{x}" for x in range(k)]]
+            assert (got.errors.to_numpy() == e).all() and (got.trials.to_numpy() == t).all(), "counts differ"
+            worst = max(worst, float(np.nanmax(np.abs(got.boot_low.to_numpy() - lo))), float(np.nanmax(np.abs(got.boot_high.to_numpy() - hi))))
+            cmp_ = compare_to_reference([f"g{x}" for x in range(k)], point, t, e, reps, int(np.argmax(t)))
+            ref = res.reference[(res.reference.grouping == "group") & (res.reference.metric == metric)].set_index("group")
+            for c in cmp_:
+                worst = max(worst, abs(ref.loc[c.group, "ratio_low"] - c.ratio_low) if np.isfinite(c.ratio_low) else 0.0)
+    return worst
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", type=int, default=400, help="datasets per setting (default 400)")
@@ -118,7 +190,14 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--quick", action="store_true", help="only 30 people per group, 2 groups")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--api-check", type=int, default=0, metavar="N",
+                    help="only check, on N materialised datasets, that audit.from_scores reports these very intervals")
     a = ap.parse_args(argv)
+    if a.api_check:
+        worst = api_check(a.api_check)
+        print(f"api check: {a.api_check} dataset(s) through audit.from_scores; largest difference from this benchmark's "
+              f"intervals: {worst:.3g}")
+        return 0 if worst < 1e-9 else 1
     people = (30,) if a.quick else (15, 30, 60)
     groups = (2,) if a.quick else (2, 4)
     print(f"# coverage: {a.datasets} datasets per setting, {a.replicates} replicates, nominal 95%; "
