@@ -1,4 +1,4 @@
-"""benchmarks/coverage.py measures the intervals the audit reports: on materialised datasets,
+"""benchmarks/interval_coverage.py measures the intervals the audit reports: on materialised datasets,
 ``audit.from_scores`` gives exactly the benchmark's people-level intervals and reference ratios."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 
 
 def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "interval_coverage.py"
     spec = importlib.util.spec_from_file_location("interval_coverage_benchmark", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

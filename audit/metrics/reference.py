@@ -337,7 +337,7 @@ def remove_pair_noise(point: np.ndarray, trials: np.ndarray, replicates: np.ndar
     (about 88% in the benchmark), so the interval errs on the safe side where comparisons are
     nearly independent (about 98-99%). With strong person effects ``V_binom`` is small beside
     ``V_boot`` and little changes. Mated rates need no correction (a mated pair belongs to one person).
-    ``benchmarks/coverage.py`` checks the result.
+    ``benchmarks/interval_coverage.py`` checks the result.
 
     Parameters
     ----------

@@ -21,9 +21,9 @@ effects, each person pair's false matches are binomial over its n_i * n_j image 
 person's false non-matches over their n_i (n_i - 1) / 2 mated pairs), which is the model's exact
 distribution, so no pair list needs materialising.
 
-    python benchmarks/coverage.py                      # the full grid, 400 datasets a setting
-    python benchmarks/coverage.py --datasets 50 --quick
-    python benchmarks/coverage.py --api-check 3        # the same intervals through audit.from_scores
+    python benchmarks/interval_coverage.py                      # the full grid, 400 datasets a setting
+    python benchmarks/interval_coverage.py --datasets 50 --quick
+    python benchmarks/interval_coverage.py --api-check 3        # the same intervals through audit.from_scores
 
 ``--api-check N`` draws N small datasets with every score materialised, audits each through the
 public API (``audit.from_scores``, the path a user's scores file takes) and checks that its
