@@ -15,14 +15,13 @@ weights 1 this is the group's pooled rate. The interval is the percentile interv
 replicates (``lower``/``higher`` order statistics at ``(1 - confidence) / 2`` and
 ``(1 + confidence) / 2``, so no interpolation crosses an infinite disparity).
 
-Impostor comparisons and the marginal approximation
-----------------------------------------------------
-An impostor comparison joins two subjects. With per-subject marginal counts (what
-:meth:`audit.engine.tiles.CellCounts.by_subject` gives) each comparison is counted for *both*
-its subjects: a group's errors and trials are then both doubled, the point estimate is unchanged,
-and resampling a subject resamples all comparisons it takes part in. This is the standard
-approximation (the exact two-sample bootstrap would resample pairs of subjects jointly); it
-captures subject-level correlation, which is what makes comparison-level intervals too narrow.
+Where it applies
+----------------
+Each unit of count here belongs to *one* subject: a 1:N search (a probe's search is one person's,
+the gallery held fixed), a mated pair, an image's failure to acquire. Impostor comparisons of a 1:1
+audit join *two* people and need pair weights ``w_i * w_j`` instead: they use
+:mod:`audit.metrics.people`, not this module (counting each impostor pair once for each of its two
+subjects, ``w_i + w_j``, gives intervals about half as wide as they should be).
 
 Everything is vectorised: a replicate is a row of a (B × S_g) weight matrix, and the replicate
 rates are ``(W @ errors) / (W @ trials)``. The same seed gives the same replicates.
