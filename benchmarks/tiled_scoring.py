@@ -138,7 +138,8 @@ def child_engine(args) -> dict:
         mapping = np.arange(GROUPS)
         people = scan.people_counts(th)
         rep = people_bootstrap(people, mapping, GROUPS, n_replicates=args.replicates, seed=1)
-        boot, f_lo, f_hi, _, _ = _people_intervals(people, rep, mapping, GROUPS)
+        pi = _people_intervals(people, rep, mapping, GROUPS)
+        boot, f_lo, f_hi = pi, pi["fmr_low"], pi["fmr_high"]
         for metric, e, n in (("fmr", rep.point_fm, rep.point_imp), ("fnmr", rep.point_fnm, rep.point_mated)):
             for k in range(len(TARGETS)):
                 pt = np.where(n[:GROUPS] > 0, e[:GROUPS, k] / np.maximum(n[:GROUPS], 1), np.nan)
