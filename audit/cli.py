@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="put audits of one dataset by several backends side by side in one HTML report")
     add_compare_arguments(c).set_defaults(func=compare_command)
 
+    # issue 14 (classifier audits, skin tone, mitigation): each handler imports its module lazily
+    cls = sub.add_parser("classify", help="audit a gender/age classifier by group: error rates, confusion matrices, Gender Shades' table")
+    cls.add_argument("config", help="classifier-audit config (TOML), e.g. examples/fairface-gender-classifier.toml")
+    cls.add_argument("--data-dir", help="folder holding the dataset")
+    cls.add_argument("--output", help="output folder (default: the config's output.dir)")
+    cls.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cls.set_defaults(func=lambda a: __import__("audit.attributes.runner", fromlist=["_"]).classify_command(a))
+
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")
     rep.add_argument("--output")
