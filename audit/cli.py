@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--output", help="output folder (default: the config's output.dir)")
     cls.add_argument("--no-progress", action="store_true", help="no progress bar")
     cls.set_defaults(func=lambda a: __import__("audit.attributes.runner", fromlist=["_"]).classify_command(a))
+    sk = sub.add_parser("skintone", help="measure skin tone (ITA) from the photos: a per-person label file and a report")
+    sk.add_argument("config", help="skin-tone config (TOML), e.g. examples/london-skintone.toml")
+    sk.add_argument("--data-dir", help="folder holding the dataset")
+    sk.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sk.set_defaults(func=lambda a: __import__("audit.skintone.runner", fromlist=["_"]).skintone_command(a))
 
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")

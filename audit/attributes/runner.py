@@ -162,13 +162,18 @@ def audit_predictions(
         if len(small):
             warnings.append(f"{attr}: {len(small)} group(s) have fewer than 30 classified images "
                             f"(e.g. {small['grouping'].iloc[0]} = {small['group'].iloc[0]!r}, {int(small['classified'].iloc[0])}); read their rates with their intervals")
+    if "n_faces" in df.columns:
+        whole = int(((df["status"].astype(str) == "ok") & (pd.to_numeric(df["n_faces"], errors="coerce") == 0)).sum())
+        if whole:
+            warnings.append(f"{whole} of {len(df)} image(s) had no face the detector found and were classified as whole-image "
+                            "crops (classifier option undetected = \"whole_image\")")
     failed = int((df["status"].astype(str) != "ok").sum())
     if failed:
         warnings.append(f"{failed} of {len(df)} image(s) were not classified (no face found or unreadable); "
                         "they count as failures to acquire in the 'failed' column, not as errors")
     ct = crosstab(df, *crosstab_columns) if crosstab_columns else pd.DataFrame(columns=CLASSIFY_TABLES["crosstab"])
     keep = [c for c in dict.fromkeys(["sample_id", "subject", "status", *attributes, *(f"predicted_{a}" for a in attributes),
-                                      *[c for g in groupings for c in g], *(crosstab_columns or ())]) if c in df.columns]
+                                      *[c for g in groupings for c in g], *(crosstab_columns or ()), "n_faces"]) if c in df.columns]
     return ClassifierResult(
         title=title, provenance=dict(provenance or {}), attributes=tuple(attributes),
         groupings=tuple("+".join(g) for g in groupings),
@@ -180,9 +185,9 @@ def audit_predictions(
 
 
 # ------------------------------------------------------------------------------ predictions
-def _cache_file(cache_root: Path, info) -> Path:
+def _cache_file(cache_root: Path, info, tag: str = "") -> Path:
     key = "-".join(sorted(v[:12] for v in info.weights_sha256.values()))
-    return cache_root / "predictions" / f"{info.name}-{info.version}-{key}.csv"
+    return cache_root / "predictions" / f"{info.name}-{info.version}-{key}{'-' + tag if tag else ''}.csv"
 
 
 def predict_images(samples: pd.DataFrame, predictor, *, cache_root: Path | None = None, progress: bool = True) -> tuple[pd.DataFrame, int, int]:
@@ -199,7 +204,7 @@ def predict_images(samples: pd.DataFrame, predictor, *, cache_root: Path | None 
     info = predictor.info()
     cols = ["sha256", "status", "predicted_gender", "predicted_gender_confidence", "predicted_age", "n_faces"]
     cached: dict[str, tuple] = {}
-    cache = _cache_file(cache_root, info) if cache_root else None
+    cache = _cache_file(cache_root, info, getattr(predictor, "cache_tag", "")) if cache_root else None
     if cache and cache.is_file():
         c = pd.read_csv(cache, dtype={"sha256": str, "status": str, "predicted_gender": str}, keep_default_na=False, na_values=[""])
         cached = {r[0]: tuple(r[1:]) for r in c[cols].itertuples(index=False)}
