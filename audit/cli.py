@@ -199,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--data-dir", help="folder holding the dataset")
     sk.add_argument("--no-progress", action="store_true", help="no progress bar")
     sk.set_defaults(func=lambda a: __import__("audit.skintone.runner", fromlist=["_"]).skintone_command(a))
+    mi = sub.add_parser("mitigate", help="mitigation what-ifs (per-group thresholds, FSN, FairCal) on held-out people: before/after by group")
+    mi.add_argument("config", help="mitigation config (TOML with a [mitigation] table), e.g. examples/lfw-mitigation-dlib.toml")
+    mi.add_argument("--data-dir", help="folder holding the dataset")
+    mi.add_argument("--workers", type=int, help="processes for embedding images not in the cache")
+    mi.add_argument("--output", help="output folder (default: the config's output.dir)")
+    mi.add_argument("--no-progress", action="store_true", help="no progress bars")
+    mi.set_defaults(func=lambda a: __import__("audit.mitigation.runner", fromlist=["_"]).mitigate_command(a))
 
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")
