@@ -1,4 +1,4 @@
-"""Import rules for the issue-14 modules, as tests/test_layers.py states them for the older ones."""
+"""Import rules for the issue-14 modules (classifier audits, skin tone, mitigation), as tests/test_layers.py states them for the older ones."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ FORBIDDEN = {
     "attributes/predictors.py": {"metrics", "report", "datasets", "pipeline", "cli", "attributes.runner"},
     "attributes/result.py": {"report", "pipeline", "backends", "datasets", "cli"},
     "report/classify.py": {"backends", "datasets", "pipeline", "store", "engine", "cli", "config", "inputs", "attributes.runner", "attributes.predictors"},
+    "report/skintone.py": {"backends", "datasets", "pipeline", "store", "engine", "cli", "config", "inputs", "skintone.runner", "skintone.landmarks"},
+    "report/mitigation.py": {"backends", "datasets", "pipeline", "store", "engine", "cli", "config", "inputs", "mitigation.runner"},
+    "skintone/measure.py": {"backends", "datasets", "report", "pipeline", "store", "engine", "cli", "config"},
+    "skintone/people.py": {"backends", "datasets", "report", "pipeline", "store", "engine", "cli", "config"},
+    "mitigation/methods.py": {"backends", "datasets", "report", "pipeline", "store", "engine", "cli", "config"},
+    "mitigation/evaluate.py": {"backends", "datasets", "report", "pipeline", "store", "cli", "config"},
+    "labelfile.py": {"backends", "metrics", "report", "pipeline", "engine", "cli"},
 }
 
 
