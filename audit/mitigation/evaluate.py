@@ -263,7 +263,8 @@ def evaluate_mitigations(
                      "fmr": overall_fm[m] / overall_imp if overall_imp else np.nan, "fnmr": fnmr,
                      "fnmr_change": fnmr - base_fnmr if mated_total else np.nan,
                      "fmr_max_min": ratio(fmr_g), "fnmr_max_min": ratio(fnmr_g),
-                     "fmr_max_group": str(fmr_g.idxmax()) if len(fmr_g) else "", "fnmr_max_group": str(fnmr_g.idxmax()) if len(fnmr_g) else ""})
+                     "fmr_max_group": str(fmr_g.idxmax()) if len(fmr_g) and fmr_g.max() > 0 else "",
+                     "fnmr_max_group": str(fnmr_g.idxmax()) if len(fnmr_g) and fnmr_g.max() > 0 else ""})
     settings = {"target_fmr": target_fmr, "folds": folds, "clusters": clusters, "train_impostors": train_impostors,
                 "seed": seed, "bootstrap": bootstrap, "metric": metric, "methods": list(all_methods), "groups": group_names}
     return MitigationTables(rates=rates, summary=pd.DataFrame(summ, columns=SUMMARY_COLUMNS), folds=pd.DataFrame(fold_rows), settings=settings)
