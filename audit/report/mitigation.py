@@ -60,7 +60,14 @@ def before_after_plot(result) -> Any:
             ax.errorbar(xs[ok], v[ok], yerr=[np.maximum(v[ok] - lo[ok], 0), np.maximum(hi[ok] - v[ok], 0)], fmt=MARKERS[gi % len(MARKERS)],
                         color=PALETTE[gi % len(PALETTE)], capsize=2, lw=1, ms=5, label=_t(g))
         if metric == "fmr":
-            ax.set_yscale("symlog", linthresh=1e-4)
+            vals = r.loc[r["metric"] == "fmr", "rate"].to_numpy(float)
+            if np.nanmin(vals, initial=np.inf) > 0:
+                from matplotlib.ticker import LogFormatterSciNotation
+
+                ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+            else:
+                ax.set_yscale("symlog", linthresh=1e-4)
             target = result.provenance.get("settings", {}).get("target_fmr")
             if target:
                 ax.axhline(float(target), color="#555", ls=(0, (4, 2)), lw=1)
