@@ -366,6 +366,28 @@ def _add_compare(sub, full: bool) -> None:
         add_compare_arguments(c).set_defaults(func=compare_command)
 
 
+def _add_issue14(sub) -> None:
+    # issue 14 (classifier audits, skin tone, mitigation): each handler imports its module lazily
+    cls = sub.add_parser("classify", help="audit a gender/age classifier by group: error rates, confusion matrices, Gender Shades' table")
+    cls.add_argument("config", help="classifier-audit config (TOML), e.g. examples/fairface-gender-classifier.toml")
+    cls.add_argument("--data-dir", help="folder holding the dataset")
+    cls.add_argument("--output", help="output folder (default: the config's output.dir)")
+    cls.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cls.set_defaults(func=lambda a: __import__("audit.attributes.runner", fromlist=["_"]).classify_command(a))
+    sk = sub.add_parser("skintone", help="measure skin tone (ITA) from the photos: a per-person label file and a report")
+    sk.add_argument("config", help="skin-tone config (TOML), e.g. examples/london-skintone.toml")
+    sk.add_argument("--data-dir", help="folder holding the dataset")
+    sk.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sk.set_defaults(func=lambda a: __import__("audit.skintone.runner", fromlist=["_"]).skintone_command(a))
+    mi = sub.add_parser("mitigate", help="mitigation what-ifs (per-group thresholds, FSN, FairCal) on held-out people: before/after by group")
+    mi.add_argument("config", help="mitigation config (TOML with a [mitigation] table), e.g. examples/lfw-mitigation-dlib.toml")
+    mi.add_argument("--data-dir", help="folder holding the dataset")
+    mi.add_argument("--workers", type=int, help="processes for embedding images not in the cache")
+    mi.add_argument("--output", help="output folder (default: the config's output.dir)")
+    mi.add_argument("--no-progress", action="store_true", help="no progress bars")
+    mi.set_defaults(func=lambda a: __import__("audit.mitigation.runner", fromlist=["_"]).mitigate_command(a))
+
+
 def _add_report(sub) -> None:
     rep = sub.add_parser("report", help="re-render index.html from a results.json")
     rep.add_argument("results")
@@ -396,6 +418,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _add_identify(sub, only in (None, "identify"))
     _add_compare(sub, only in (None, "compare"))
     _add_report(sub)
+    _add_issue14(sub)
     return p
 
 

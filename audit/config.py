@@ -54,6 +54,7 @@ class DatasetConfig:
     hf_subject_column: str = "subject"
     hf_split: str = "train"
     hf_revision: str | None = None
+    labels: Path | None = None  # extra label columns (audit.labelfile), e.g. a skin-tone bin per person
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ _ALLOWED = {
     "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors", "probe", "reference"},
     "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name", "two_sided"},
     "embeddings": {"path", "samples", "metric", "groups", "groupings", "name"},
-    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision"},
+    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision", "labels"},
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
     "run": {"workers", "batch_size", "seed", "cache_dir", "progress", "bootstrap", "interval"},
@@ -288,6 +289,7 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         data_dir=rel(ds["data_dir"], "dataset.data_dir") if "data_dir" in ds else None,
         groupings=groupings,
         subjects=pos_int(ds["subjects"], "dataset.subjects", 2) if "subjects" in ds else None,
+        labels=rel(ds["labels"], "dataset.labels") if "labels" in ds else None,
     )
 
     be = table("backend")
