@@ -88,7 +88,10 @@ class SampleTable:
 
     def subset_subjects(self, n: int, *, seed: int = 0) -> "SampleTable":
         """Keep ``n`` subjects drawn at random (seeded), stratified so every group of the first
-        group column keeps at least one subject where possible. Used for quick runs and tests."""
+        group column keeps at least one subject where possible. Used for quick runs and tests.
+        ``n`` must be at least 2: an audit compares people."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise DatasetError(f"--subjects / dataset.subjects: expected an integer >= 2 (an audit compares people), found {n!r}")
         subjects = self.data.drop_duplicates("subject")
         if n >= len(subjects):
             return self
