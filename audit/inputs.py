@@ -51,7 +51,7 @@ from .comparisons import PairScores
 from .errors import DataError
 from .images import sha256_file
 
-__all__ = ["ScoredInput", "read_table", "read_scores", "read_embeddings", "check_subject_labels", "single_subject_groups"]
+__all__ = ["ScoredInput", "read_table", "read_scores", "read_embeddings", "check_subject_labels", "check_numeric_text", "single_subject_groups"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,50 @@ def single_subject_groups(samples: pd.DataFrame, group_columns: Sequence[str]) -
     return out
 
 
+_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none"})
+
+
+def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    """Raise a DataError naming row and column for a cell of a numeric column that holds text
+    which is not a number (``"abc"``, ``"1,5"``). Empty and NaN-like cells are left to the caller."""
+    for col in columns:
+        if col not in df.columns or df[col].dtype != object:
+            continue
+        text = df[col].map(lambda v: isinstance(v, str) and v.strip().lower() not in _MISSING_TEXT)
+        bad = text & pd.to_numeric(df[col], errors="coerce").isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path}: row {i + 2}, column {col!r}: {str(df[col].iloc[i])[:40]!r} is not a number "
+                f"({int(bad.sum())} cell(s) like it); write scores as plain numbers such as 0.83 or 1e-3"
+            )
+
+
+def _blank(col: pd.Series) -> pd.Series:
+    return col.map(lambda v: isinstance(v, str) and v.strip() == "")
+
+
+def _load_npy(path: Path, n_rows: int, samples_path) -> np.ndarray:
+    """A 2-D numeric ``.npy`` array with one row per samples-table row (never a pickle)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    if head != b"\x93NUMPY":
+        kind = "a .npz archive" if head[:2] == b"PK" else ("empty" if not head else "not a .npy array")
+        raise DataError(f"{path}: the file is {kind}; save one 2-D float array with numpy.save(path, array)")
+    try:
+        emb = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+    if not isinstance(emb, np.ndarray) or emb.dtype.kind not in "fiu":
+        raise DataError(f"{path}: expected a numeric array, found dtype {getattr(emb, 'dtype', type(emb).__name__)}")
+    if emb.ndim != 2 or emb.shape[0] != n_rows or emb.shape[1] == 0:
+        raise DataError(f"{path}: expected an array of shape ({n_rows}, d), one row per row of {samples_path}; found {emb.shape}")
+    return emb
+
+
 def _file_identity(path: Path) -> str:
     return sha256_file(path)
 
@@ -120,6 +164,15 @@ def _load_samples(samples_path: Path, group_columns: Sequence[str]) -> pd.DataFr
     s = read_table(samples_path)
     _need(s, ["sample_id", "subject", *group_columns], samples_path, "the samples table")
     s = s.copy()
+    for col in ("sample_id", "subject", *group_columns):
+        empty = s[col].isna() | _blank(s[col])
+        if empty.any():
+            i = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(
+                f"{samples_path}: row {i + 2}: column {col!r} is empty ({int(empty.sum())} row(s) like it); "
+                f"give every image its {'label' if col in group_columns else col}"
+                + (" (use a value such as \"unknown\" for a missing label)" if col in group_columns else "")
+            )
     s["sample_id"] = s["sample_id"].astype(str)
     s["subject"] = s["subject"].astype(str)
     dup = s["sample_id"].duplicated()
@@ -165,6 +218,7 @@ def read_scores(
     df = read_table(path)
     _need(df, ["sample_a", "sample_b", "score"], path, "the scores file")
     df = df.reset_index(drop=True)
+    check_numeric_text(df, ["score"], path)
     a = df["sample_a"].astype(str).to_numpy()
     b = df["sample_b"].astype(str).to_numpy()
     score = pd.to_numeric(df["score"], errors="coerce").to_numpy(np.float64)
@@ -288,27 +342,73 @@ def read_embeddings(
         raise DataError(f"{path}: metric must be 'cosine' or 'euclidean', got {metric!r}")
     samples = _load_samples(Path(samples_path), group_columns)
     if path.suffix.lower() == ".npy":
-        try:
-            emb = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
-        if emb.ndim != 2 or emb.shape[0] != len(samples):
-            raise DataError(f"{path}: expected an array of shape ({len(samples)}, d), one row per row of {samples_path}; found {emb.shape}")
+        emb = _load_npy(path, len(samples), samples_path)
+        where = lambda r, c: f"{path}: row index {r} (sample {samples['sample_id'].iloc[r]!r}), column {c}"  # noqa: E731
     else:
         t = read_table(path)
         _need(t, ["sample_id"], path, "the embeddings table")
-        t = t.set_index(t["sample_id"].astype(str))
-        missing = samples.loc[~samples["sample_id"].isin(t.index), "sample_id"]
+        ids = t["sample_id"].astype(str)
+        empty_id = t["sample_id"].isna() | (ids.str.strip() == "")
+        if empty_id.any():
+            i = int(np.flatnonzero(empty_id.to_numpy())[0])
+            raise DataError(f"{path}: row {i + 2}: column 'sample_id' is empty; every embedding needs its sample's id")
+        dup = ids.duplicated(keep=False)
+        if dup.any():
+            rows = np.flatnonzero(dup.to_numpy())
+            first = ids.iloc[rows[0]]
+            again = [int(r) + 2 for r in rows if ids.iloc[r] == first]
+            raise DataError(
+                f"{path}: sample_id {first!r} appears on rows {again[:5]} ({int(ids.duplicated().sum())} duplicate row(s)); "
+                "each sample needs exactly one embedding"
+            )
+        extra = ids[~ids.isin(samples["sample_id"])]
+        if len(extra):
+            i = int(extra.index[0])
+            raise DataError(
+                f"{path}: row {i + 2}: sample_id {extra.iloc[0]!r} is not in the samples table {samples_path} "
+                f"({len(extra)} row(s) like it; the file has {len(t)} rows, the samples table {len(samples)})"
+            )
+        missing = samples.loc[~samples["sample_id"].isin(ids), "sample_id"]
         if len(missing):
             raise DataError(f"{path}: no embedding for sample {missing.iloc[0]!r} ({len(missing)} missing)")
-        emb = t.drop(columns=["sample_id"]).loc[samples["sample_id"]].to_numpy(np.float64)
+        vec = t.drop(columns=["sample_id"])
+        if vec.shape[1] == 0:
+            raise DataError(f"{path}: the embeddings table has a sample_id column but no dimension columns")
+        line = pd.Series(np.arange(len(t)) + 2, index=ids.to_numpy())
+        for col in vec.columns:
+            num = pd.to_numeric(vec[col], errors="coerce")
+            bad = num.isna() & ~_blank(vec[col]) if vec[col].dtype == object else pd.Series(False, index=vec.index)
+            blank = vec[col].isna() | _blank(vec[col])
+            for kind, mask in (("not a number", bad), ("empty", blank)):
+                if mask.any():
+                    i = int(np.flatnonzero(mask.to_numpy())[0])
+                    raise DataError(
+                        f"{path}: row {i + 2}, column {str(col)!r}: {kind} ({str(vec[col].iloc[i])[:40]!r}); "
+                        f"{int(mask.sum())} cell(s) in that column like it. Every embedding value must be a finite number"
+                    )
+            vec[col] = num
+        vec.index = ids.to_numpy()
+        emb = vec.loc[samples["sample_id"]].to_numpy(np.float64)
+        order = line.loc[samples["sample_id"]].to_numpy()
+        cols = list(vec.columns)
+        where = lambda r, c: f"{path}: row {int(order[r])} (sample {samples['sample_id'].iloc[r]!r}), column {cols[c]!r}"  # noqa: E731
     emb = np.asarray(emb, dtype=np.float64)
     status = samples["status"].astype(str).to_numpy()
     ok_rows = np.flatnonzero(status == "ok")
-    bad = ~np.all(np.isfinite(emb[ok_rows]), axis=1)
-    if bad.any():
-        r = int(ok_rows[np.flatnonzero(bad)[0]])
-        raise DataError(f"{path}: row {r} (sample {samples['sample_id'].iloc[r]!r}) has NaN or infinite values")
+    finite = np.isfinite(emb[ok_rows])
+    if not finite.all():
+        k, c = (int(x) for x in np.argwhere(~finite)[0])
+        r = int(ok_rows[k])
+        raise DataError(f"{where(r, c)}: {emb[r, c]!r} is not a finite number ({int((~finite.all(axis=1)).sum())} row(s) like it)")
+    zero = ~np.any(emb[ok_rows] != 0, axis=1)
+    if zero.any():
+        # an all-zero vector has no direction: a failure to acquire, not an embedding
+        samples = samples.copy()
+        rows = ok_rows[zero]
+        samples.loc[rows, "status"] = "error"
+        samples.loc[rows, "detail"] = "all-zero embedding in the embeddings file"
+        status = samples["status"].astype(str).to_numpy()
+        ok_rows = np.flatnonzero(status == "ok")
     check_subject_labels(samples, group_columns, str(samples_path))
     info = BackendInfo(
         backend="embeddings-file", model=name or path.stem, version="",

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .errors import ResultsError
 
-__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
+__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult", "csv_safe", "decode_table", "load_result_json"]
 
 SCHEMA_VERSION = "1.0"
 
@@ -297,15 +297,10 @@ class AuditResult(RatesAccess):
             )
         kwargs: dict[str, Any] = {}
         for name, cols in TABLE_COLUMNS.items():
-            block = data.get(name)
-            if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
-                raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
-            kwargs[name] = pd.DataFrame([[_from_json(v) for v in r] for r in block["rows"]], columns=block["columns"])
-            if kwargs[name].empty:
-                kwargs[name] = pd.DataFrame({c: pd.Series(dtype=object) for c in block["columns"]})
+            kwargs[name] = decode_table(data.get(name), name, source)
         try:
-            thresholds = tuple(ThresholdInfo(**{k: _from_json(v) for k, v in t.items()}) for t in data["thresholds"])
-        except (KeyError, TypeError) as exc:
+            thresholds = tuple(ThresholdInfo(**decode_record(t, _THRESHOLD_TEXT)) for t in data["thresholds"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ResultsError(f"{source}: field 'thresholds' is malformed ({exc})") from exc
         return cls(
             title=str(data.get("title", "")),
@@ -319,14 +314,7 @@ class AuditResult(RatesAccess):
 
     @classmethod
     def from_json(cls, path: str | Path) -> "AuditResult":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ResultsError(f"{path}: no such results file") from exc
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(load_result_json(path), source=str(path))
 
     # ------------------------------------------------------------------ tables
     def write_tables(self, folder: str | Path) -> list[Path]:
@@ -336,10 +324,10 @@ class AuditResult(RatesAccess):
         written = []
         for name in TABLE_COLUMNS:
             p = folder / f"{name}.csv"
-            getattr(self, name).to_csv(p, index=False)
+            csv_safe(getattr(self, name)).to_csv(p, index=False)
             written.append(p)
         p = folder / "thresholds.csv"
-        pd.DataFrame([t.to_dict() for t in self.thresholds]).to_csv(p, index=False)
+        csv_safe(pd.DataFrame([t.to_dict() for t in self.thresholds])).to_csv(p, index=False)
         written.append(p)
         return written
 
@@ -428,8 +416,106 @@ def dump_result_json(data: Mapping[str, Any], path: str | Path | None = None) ->
     return text
 
 
-# NaN and infinity are not JSON: encode them as strings and decode them back.
+# NaN and infinity are not JSON: encode them as strings and decode them back -- in numeric
+# columns only, so that a group label "NaN" or "Infinity" stays the text it was.
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+#: Columns of result tables (either kind) that hold text: labels, names, notes. Their values are
+#: never decoded as numbers.
+TEXT_COLUMNS = frozenset({
+    "grouping", "group", "threshold_name", "metric", "ci_method", "group_a", "group_b", "summary", "group_high",
+    "group_low", "note", "kind", "sample_id", "subject", "path", "status", "detail", "dataset", "role", "probe_set",
+    "probe_group", "candidate_group", "top_subject", "name",
+})
+#: The numeric columns of the per-image tables; their other columns are labels (text).
+_PER_IMAGE_NUMERIC = {"samples": frozenset({"n_faces"}), "searches": frozenset({"top_score", "mate_rank", "mate_score"})}
+#: Columns a gate reads as rates and counts: a value there must be a number (NaN allowed), never text or null.
+_STRICT = {"rates": ("value", "errors", "trials"), "fta": ("value", "failures", "attempts")}
+_THRESHOLD_TEXT = frozenset({"name", "kind", "metric"})
+
+#: A CSV cell starting with one of these is run as a formula by spreadsheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _numeric_columns(table: str, columns) -> set[str]:
+    if table in _PER_IMAGE_NUMERIC:
+        return {c for c in columns if c in _PER_IMAGE_NUMERIC[table]}
+    return {c for c in columns if c not in TEXT_COLUMNS}
+
+
+def decode_record(record: Mapping[str, Any], text: frozenset = TEXT_COLUMNS) -> dict[str, Any]:
+    """A JSON object's fields, with "NaN"/"Infinity" decoded in the fields that are not text."""
+    return {k: (v if k in text else _from_json(v)) for k, v in record.items()}
+
+
+def decode_table(block: Any, name: str, source: str) -> pd.DataFrame:
+    """One ``{"columns", "rows"}`` table of a results file as a DataFrame.
+
+    Special numbers ("NaN", "Infinity", "-Infinity") are decoded in numeric columns only; text
+    columns keep any string. Raises ResultsError naming the table, row and column for a malformed
+    table or a numeric cell that is not a number."""
+    if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
+        raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
+    columns, rows = block["columns"], block["rows"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
+        raise ResultsError(f"{source}: field '{name}.columns' must be a list of distinct column names")
+    if not isinstance(rows, list):
+        raise ResultsError(f"{source}: field '{name}.rows' must be a list of rows")
+    numeric = _numeric_columns(name, columns)
+    strict = set(_STRICT.get(name, ()))
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, list) or len(r) != len(columns):
+            raise ResultsError(f"{source}: field '{name}.rows' row {i}: expected a list of {len(columns)} values, found {str(r)[:60]!r}")
+        row = []
+        for c, v in zip(columns, r):
+            if c in numeric:
+                v = _from_json(v)
+                bad = isinstance(v, str) or isinstance(v, (list, dict)) or (v is None and c in strict)
+                if bad:
+                    raise ResultsError(
+                        f"{source}: field '{name}' row {i} column {c!r} is {v!r}, not a number; "
+                        "the results file was edited or damaged: run the audit again"
+                    )
+            row.append(v)
+        out.append(row)
+    df = pd.DataFrame(out, columns=columns)
+    if df.empty:
+        df = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return df
+
+
+def load_result_json(path: str | Path) -> Any:
+    """Parse a results file; any unreadable file (absent, a folder, binary, not JSON) is a ResultsError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path}: no such results file") from exc
+    except IsADirectoryError as exc:
+        raise ResultsError(f"{path}: is a folder; give the path of a results.json") from exc
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read the results file ({exc.strerror or exc})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not a results.json (not UTF-8 text: byte {exc.start} is not valid)") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except RecursionError as exc:
+        raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from exc
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` in which text cells that a spreadsheet would run as a formula (starting
+    with ``= + - @``, tab or carriage return) are prefixed with a single quote. Numbers are kept."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return out
 
 
 def _jsonable(v: Any) -> Any:

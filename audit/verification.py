@@ -34,7 +34,7 @@ import pandas as pd
 
 from .backends.base import BackendInfo
 from .comparisons import PairScores
-from .datasets.table import GROUP_SEP, group_labels, grouping_id
+from .datasets.table import group_labels, grouping_id, join_group_values
 from .engine.tiles import coarsen_cells
 from .metrics.bootstrap import bootstrap_disparity, subject_bootstrap
 from .metrics.uncertainty import check_interval_method
@@ -387,7 +387,7 @@ def analyse_cells(
             fta_rows.append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c] if tries[c] else np.nan, ci.low[c], ci.high[c], interval))
 
         lookup = {n: i for i, n in enumerate(cats)}
-        base_mapping = np.array([lookup[GROUP_SEP.join(lab[col_pos[c]] for c in cols) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
+        base_mapping = np.array([lookup[join_group_values([lab[col_pos[c]] for c in cols]) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
         mapping = np.tile(base_mapping, data.n_sides)  # two-sided: probe codes, then reference codes
         present = np.zeros(g, bool)
         present[np.unique(mapping)] = True
