@@ -343,7 +343,7 @@ def read_embeddings(
     samples = _load_samples(Path(samples_path), group_columns)
     if path.suffix.lower() == ".npy":
         emb = _load_npy(path, len(samples), samples_path)
-        where = lambda r, c: f"{path}: row index {r} (sample {samples['sample_id'].iloc[r]!r}), column {c}"  # noqa: E731
+        where = lambda r, c: (f"{path}: row {r} (sample {samples['sample_id'].iloc[r]!r})", f"column {c}")  # noqa: E731
     else:
         t = read_table(path)
         _need(t, ["sample_id"], path, "the embeddings table")
@@ -391,7 +391,7 @@ def read_embeddings(
         emb = vec.loc[samples["sample_id"]].to_numpy(np.float64)
         order = line.loc[samples["sample_id"]].to_numpy()
         cols = list(vec.columns)
-        where = lambda r, c: f"{path}: row {int(order[r])} (sample {samples['sample_id'].iloc[r]!r}), column {cols[c]!r}"  # noqa: E731
+        where = lambda r, c: (f"{path}: row {int(order[r])} (sample {samples['sample_id'].iloc[r]!r})", f"column {cols[c]!r}")  # noqa: E731
     emb = np.asarray(emb, dtype=np.float64)
     status = samples["status"].astype(str).to_numpy()
     ok_rows = np.flatnonzero(status == "ok")
@@ -399,7 +399,8 @@ def read_embeddings(
     if not finite.all():
         k, c = (int(x) for x in np.argwhere(~finite)[0])
         r = int(ok_rows[k])
-        raise DataError(f"{where(r, c)}: {emb[r, c]!r} is not a finite number ({int((~finite.all(axis=1)).sum())} row(s) like it)")
+        row, col = where(r, c)
+        raise DataError(f"{row} has NaN or infinite values: {col} is {float(emb[r, c])} ({int((~finite.all(axis=1)).sum())} row(s) like it)")
     zero = ~np.any(emb[ok_rows] != 0, axis=1)
     if zero.any():
         # an all-zero vector has no direction: a failure to acquire, not an embedding
