@@ -298,14 +298,23 @@ class AuditResult(RatesAccess):
         kwargs: dict[str, Any] = {}
         for name, cols in TABLE_COLUMNS.items():
             kwargs[name] = decode_table(data.get(name), name, source)
+        if not isinstance(data.get("thresholds"), list):
+            raise ResultsError(f"{source}: field 'thresholds' must be a list of threshold objects")
         try:
             thresholds = tuple(ThresholdInfo(**decode_record(t, _THRESHOLD_TEXT)) for t in data["thresholds"])
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ResultsError(f"{source}: field 'thresholds' is malformed ({exc})") from exc
+        groupings = data.get("groupings", [])
+        if not isinstance(groupings, list) or not all(isinstance(g, str) for g in groupings):
+            raise ResultsError(f"{source}: field 'groupings' must be a list of grouping ids, found {str(groupings)[:80]!r}")
+        if not isinstance(data.get("provenance", {}), Mapping):
+            raise ResultsError(f"{source}: field 'provenance' must be an object")
+        if not isinstance(data.get("warnings", []), list) or not isinstance(data.get("thresholds"), list):
+            raise ResultsError(f"{source}: fields 'warnings' and 'thresholds' must be lists")
         return cls(
             title=str(data.get("title", "")),
             provenance=data.get("provenance", {}),
-            groupings=tuple(data.get("groupings", ())),
+            groupings=tuple(groupings),
             thresholds=thresholds,
             schema_version=str(version),
             warnings=tuple(data.get("warnings", ())),
