@@ -69,14 +69,15 @@ class ScoredInput:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (by extension) with string ids."""
+    """Read a CSV or Parquet file (by extension); CSV cells are read as text (empty cells as NaN)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"sample_id": str, "sample_a": str, "sample_b": str, "subject": str, "subject_a": str, "subject_b": str})
+        # every cell as text: a label "NaN", "Infinity" or "007" stays what it says; numeric columns are converted by their readers
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
     except (ValueError, OSError, ImportError) as exc:
         raise DataError(f"{path}: cannot read it as {'Parquet' if path.suffix.lower() in ('.parquet', '.pq') else 'CSV'} ({exc})") from exc
 
@@ -184,6 +185,14 @@ def _load_samples(samples_path: Path, group_columns: Sequence[str]) -> pd.DataFr
     for col, default in (("n_faces", 1), ("detail", ""), ("path", "")):
         if col not in s.columns:
             s[col] = default
+    n_faces = pd.to_numeric(s["n_faces"], errors="coerce")
+    if n_faces.isna().any():
+        i = int(np.flatnonzero(n_faces.isna().to_numpy())[0])
+        raise DataError(f"{samples_path}: row {i + 2}, column 'n_faces': {str(s['n_faces'].iloc[i])!r} is not a number")
+    s["n_faces"] = n_faces.astype(np.int64)
+    s["detail"] = s["detail"].fillna("").astype(str)
+    s["path"] = s["path"].fillna("").astype(str)
+    s["status"] = s["status"].astype(str).str.strip()
     for col in group_columns:
         s[col] = s[col].astype(str)
     return s.reset_index(drop=True)
