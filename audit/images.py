@@ -116,7 +116,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise
     except (Image.DecompressionBombError, MemoryError) as exc:
         raise UnreadableImageError(
-            f"{path}: too large to decode ({type(exc).__name__}); a corrupt file or a decompression bomb."
+            f"{path}: too large to decode ({type(exc).__name__}: {exc}); a corrupt file or a decompression bomb."
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise UnreadableImageError(
