@@ -120,9 +120,9 @@ def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> 
     """Raise a DataError naming row and column for a cell of a numeric column that holds text
     which is not a number (``"abc"``, ``"1,5"``). Empty and NaN-like cells are left to the caller."""
     for col in columns:
-        if col not in df.columns or df[col].dtype != object:
+        if col not in df.columns or pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
             continue
-        text = df[col].map(lambda v: isinstance(v, str) and v.strip().lower() not in _MISSING_TEXT)
+        text = df[col].map(lambda v: isinstance(v, str) and v.strip().lower() not in _MISSING_TEXT).astype(bool)
         bad = text & pd.to_numeric(df[col], errors="coerce").isna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -133,7 +133,7 @@ def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> 
 
 
 def _blank(col: pd.Series) -> pd.Series:
-    return col.map(lambda v: isinstance(v, str) and v.strip() == "")
+    return col.map(lambda v: isinstance(v, str) and v.strip() == "").astype(bool)
 
 
 def _load_npy(path: Path, n_rows: int, samples_path) -> np.ndarray:
@@ -386,7 +386,7 @@ def read_embeddings(
         line = pd.Series(np.arange(len(t)) + 2, index=ids.to_numpy())
         for col in vec.columns:
             num = pd.to_numeric(vec[col], errors="coerce")
-            bad = num.isna() & ~_blank(vec[col]) if vec[col].dtype == object else pd.Series(False, index=vec.index)
+            bad = num.isna() & ~_blank(vec[col]) if not pd.api.types.is_numeric_dtype(vec[col]) else pd.Series(False, index=vec.index)
             blank = vec[col].isna() | _blank(vec[col])
             for kind, mask in (("not a number", bad), ("empty", blank)):
                 if mask.any():

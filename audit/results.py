@@ -522,7 +522,7 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     with ``= + - @``, tab or carriage return) are prefixed with a single quote. Numbers are kept."""
     out = df.copy()
     for c in out.columns:
-        if out[c].dtype == object:
+        if not pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
             out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
     return out
 
