@@ -311,6 +311,13 @@ class AuditResult(RatesAccess):
             raise ResultsError(f"{source}: field 'provenance' must be an object")
         if not isinstance(data.get("warnings", []), list) or not isinstance(data.get("thresholds"), list):
             raise ResultsError(f"{source}: fields 'warnings' and 'thresholds' must be lists")
+        try:
+            return cls._build(data, source, groupings, thresholds, version, kwargs)
+        except ResultsError as exc:
+            raise ResultsError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def _build(cls, data, source, groupings, thresholds, version, kwargs) -> "AuditResult":  # noqa: ANN001
         return cls(
             title=str(data.get("title", "")),
             provenance=data.get("provenance", {}),

@@ -45,9 +45,13 @@ def join_group_values(values: Sequence[str]) -> str:
 
     A value that itself contains ``" / "`` (or starts with a double quote) is written as a JSON
     string (``"a / b" / female``), so two different cells never get the same label and any label
-    text survives. Ordinary values are joined as they are (``Black / female``)."""
+    text survives. Ordinary values are joined as they are (``Black / female``); a single value is
+    its own label."""
     import json
 
+    values = [str(v) for v in values]
+    if len(values) == 1:  # a single column's label is its value, as it is
+        return values[0]
     return GROUP_SEP.join(json.dumps(v, ensure_ascii=False) if (GROUP_SEP in v or v.startswith('"')) else v for v in map(str, values))
 
 
