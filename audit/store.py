@@ -106,7 +106,7 @@ class EmbeddingStore:
         self.read_only = True
         self._why = why
         if not self.path.is_file():
-            self._conn = sqlite3.connect(":memory:")
+            self._conn = sqlite3.connect("file::memory:", uri=True)
             self._conn.executescript(_SCHEMA)
             return
         uri = self.path.resolve().as_uri()
