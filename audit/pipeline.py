@@ -402,8 +402,11 @@ def _direction_warning(pairs: PairScores, info: BackendInfo, config: AuditConfig
     distance given as a similarity (or the reverse)."""
     if pairs.n_mated == 0 or pairs.n_impostor == 0:
         return []
-    m = float(np.median(pairs.mated_score))
-    i = float(np.median(pairs.impostor_score))
+    mated, impostor = np.asarray(pairs.mated_score, float), np.asarray(pairs.impostor_score, float)
+    mated, impostor = mated[np.isfinite(mated)], impostor[np.isfinite(impostor)]  # failed comparisons have no score
+    if mated.size == 0 or impostor.size == 0:
+        return []
+    m, i = float(np.median(mated)), float(np.median(impostor))
     if m >= i:
         return []
     field = "scores.higher_is_similar" if config.input is not None else "the backend's metric"
