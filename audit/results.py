@@ -427,8 +427,12 @@ def dump_result_json(data: Mapping[str, Any], path: str | Path | None = None) ->
     if path is not None:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not leave results.json.tmp behind
+            raise
     return text
 
 
