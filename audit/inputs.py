@@ -116,11 +116,28 @@ def single_subject_groups(samples: pd.DataFrame, group_columns: Sequence[str]) -
 _MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
 
+#: The largest magnitude accepted for a score: far beyond any system's scale, small enough that
+#: score ranges, histogram bins and their widths stay finite.
+MAX_ABS_SCORE = 1e12
+
+
 def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
     """Raise a DataError naming row and column for a cell of a numeric column that holds text
-    which is not a number (``"abc"``, ``"1,5"``). Empty and NaN-like cells are left to the caller."""
+    which is not a number (``"abc"``, ``"1,5"``), or a finite number beyond ±:data:`MAX_ABS_SCORE`.
+    Empty and NaN-like cells are left to the caller."""
     for col in columns:
-        if col not in df.columns or pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+        if col not in df.columns:
+            continue
+        num = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(num) & (np.abs(num) > MAX_ABS_SCORE)
+        if huge.any():
+            i = int(np.flatnonzero(huge)[0])
+            raise DataError(
+                f"{path}: row {i + 2}, column {col!r}: {num[i]:.6g} is beyond ±{MAX_ABS_SCORE:.0e}, the range accepted for "
+                f"scores ({int(huge.sum())} cell(s) like it); rescale the scores"
+            )
+        if pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
             continue
         text = df[col].map(lambda v: isinstance(v, str) and v.strip().lower() not in _MISSING_TEXT).astype(bool)
         bad = text & pd.to_numeric(df[col], errors="coerce").isna()
@@ -410,6 +427,12 @@ def read_embeddings(
         r = int(ok_rows[k])
         row, col = where(r, c)
         raise DataError(f"{row} has NaN or infinite values: {col} is {float(emb[r, c])} ({int((~finite.all(axis=1)).sum())} row(s) like it)")
+    huge = np.abs(emb[ok_rows]) > MAX_ABS_SCORE
+    if huge.any():
+        k, c = (int(x) for x in np.argwhere(huge)[0])
+        r = int(ok_rows[k])
+        row, col = where(r, c)
+        raise DataError(f"{row}: {col} is {float(emb[r, c]):.6g}, beyond ±{MAX_ABS_SCORE:.0e}; rescale the embeddings")
     zero = ~np.any(emb[ok_rows] != 0, axis=1)
     if zero.any():
         # an all-zero vector has no direction: a failure to acquire, not an embedding

@@ -60,6 +60,7 @@ EMB_CSV_CASES = {
     "inf_cell": (_cell(0, "d1", "inf"), "row 2 (sample 'x0_0') has NaN or infinite values: column 'd1'"),
     "nan_cell": (_cell(6, "d5", "NaN"), "row 8, column 'd5'"),
     "huge_overflow": (_cell(4, "d4", "1e999"), "row 6 (sample 'x2_0') has NaN or infinite values"),
+    "huge_finite": (_cell(4, "d4", "1e300"), "row 6 (sample 'x2_0'): column 'd4' is 1e+300, beyond"),
     "empty_sample_id": (_cell(2, "sample_id", ""), "row 4: column 'sample_id' is empty"),
     "unknown_sample_id": (_cell(2, "sample_id", "zzz"), "row 4: sample_id 'zzz' is not in the samples table"),
     "missing_row": (lambda df: df.drop(index=5), "no embedding for sample 'x2_1'"),
@@ -176,6 +177,8 @@ SCORES_CASES = {
     "duplicate_pair": (lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True), "row 30"),
     "reversed_duplicate": (lambda df: pd.concat([df, df.iloc[[4]].rename(columns={"sample_a": "sample_b", "sample_b": "sample_a"})], ignore_index=True), "row 30"),
     "unknown_sample": (_cell(6, "sample_a", "ghost"), "'ghost'"),
+    "huge_score": (_cell(3, "score", "1.7e308"), "row 5, column 'score': 1.7e+308 is beyond"),
+    "huge_negative_score": (_cell(7, "score", "-1e200"), "row 9, column 'score': -1e+200 is beyond"),
 }
 
 
