@@ -74,7 +74,7 @@ EMB_CSV_CASES = {
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_bad_embeddings_table(case, fmt, files, capsys):
     mutate, expected = EMB_CSV_CASES[case]
-    if fmt == "parquet" and case in ("comma_decimal", "empty_cell", "space_cell", "string_cell", "inf_cell", "nan_cell", "huge_overflow"):
+    if fmt == "parquet" and case in ("comma_decimal", "empty_cell", "space_cell", "string_cell", "inf_cell", "nan_cell", "huge_overflow", "huge_finite"):
         mutate_ = mutate
 
         def mutate(df):  # parquet keeps text cells as text
