@@ -149,6 +149,20 @@ class AuditConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     include_face_images: bool = False
     disparity: "DisparityConfig" = field(default_factory=lambda: DisparityConfig())
+    analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How groups are compared (``[analysis]``).
+
+    ``reference``: the group every other group is compared with, as ``{ column = "value" }`` (for
+    example ``{ ethnicity = "White" }``; a grouping whose columns it names in full uses that group,
+    other groupings use the default), or ``"overall"`` (each group against the whole population).
+    Default: in each grouping, the group with the most same-group impostor comparisons.
+    """
+
+    reference: Mapping[str, str] | str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +187,8 @@ class DisparityConfig:
 
 
 _ALLOWED = {
-    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity"},
+    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity", "analysis"},
+    "analysis": {"reference"},
     "disparity": {"fdr_alpha", "garbe_alpha", "inequity_alpha", "inequity_beta"},
     "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors", "probe", "reference"},
     "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name", "two_sided"},
@@ -300,7 +315,7 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
     return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int),
-                       _face_images(out, err), _disparity(table, err))
+                       _face_images(out, err), _disparity(table, err), _analysis(table, err))
 
 
 #: Configs larger than this are refused before parsing.
@@ -373,9 +388,9 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     t = table(kind)
     if "path" not in t:
         raise err(f"{kind}.path", "missing; name the CSV or Parquet file" + (" (or .npy)" if kind == "embeddings" else ""))
-    groups = t.get("groups")
-    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
-        raise err(f"{kind}.groups", f"expected a list of group label columns such as [\"ethnicity\", \"gender\"], found {groups!r}")
+    groups = t.get("groups", [])  # optional: no groups audits one population
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise err(f"{kind}.groups", f"expected a list of group label columns such as [\"ethnicity\", \"gender\"] (or none), found {groups!r}")
     if kind == "embeddings" and "samples" not in t:
         raise err("embeddings.samples", "missing; an embeddings file needs a samples table (sample_id, subject, group columns)")
     groupings_raw = t.get("groupings", [[g] for g in groups] + ([list(groups)] if len(groups) > 1 else []))
@@ -408,7 +423,18 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     if kind == "scores" and protocol != ProtocolConfig():
         raise err("protocol", "a scores file already lists its pairs: [protocol] only applies to images and embeddings")
     return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol, _face_images(out, err),
-                       _disparity(table, err))
+                       _disparity(table, err), _analysis(table, err))
+
+
+def _analysis(table, err) -> AnalysisConfig:
+    ref = table("analysis").get("reference")
+    if ref is None:
+        return AnalysisConfig()
+    if ref == "overall":
+        return AnalysisConfig("overall")
+    if isinstance(ref, Mapping) and ref and all(isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool) for k, v in ref.items()):
+        return AnalysisConfig({k: str(v) for k, v in ref.items()})
+    raise err("analysis.reference", f'expected "overall" or a table such as {{ ethnicity = "White" }}, found {ref!r}')
 
 
 def _disparity(table, err) -> DisparityConfig:

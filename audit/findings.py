@@ -2,16 +2,23 @@
 
 For each grouping, at each target-FMR threshold (every threshold when there is none), and for
 FMR and FNMR, the summary compares the group with the **highest** rate to the group with the
-**lowest** one: the ratio of their rates, with a 95% interval
-(:func:`audit.metrics.uncertainty.rate_ratio_interval`: Katz's log interval when both groups have
-at least 5 errors and 5 non-errors, else the exact conditional interval, which stays honest with
-one or two errors), written out as one sentence a non-specialist can read. Those intervals treat
-every comparison as independent, but one person's images take part in many comparisons; where
-the result has the subject bootstrap's interval for the same two groups' ratio (``pair_ci_low``/
-``pair_ci_high`` of the disparity table: people resampled), the stated interval spans both
-(the lower of the two lower bounds, the higher of the two upper bounds), so neither way of
-counting is overclaimed. Failure to acquire (FTA) gets the same treatment, once per grouping,
-when any group has a failure.
+**lowest** one: the ratio of their rates, with an interval written out as one sentence a
+non-specialist can read. The two groups are picked *because* they are the extremes, so an ordinary
+95% interval for their ratio would overclaim (with equal true rates, the highest of K groups is
+above the lowest by chance). The interval stated is therefore one that holds for every pair of
+groups at once:
+
+- with people-level results (the usual case), the disparity table's ``pair_ci_low``/``pair_ci_high``
+  for the max/min row: ``low(high group) / high(low group)`` to ``high(high group) / low(low group)``
+  from intervals of every group's rate that hold simultaneously (people resampled, max-t over the
+  groups; :func:`audit.metrics.reference.simultaneous_rate_bounds`), so "difference shown" holds at
+  a family-wise 5% whichever two groups the data make extreme;
+- without them (a scores file with no identities, or the bootstrap turned off), the ratio's interval
+  from :func:`audit.metrics.uncertainty.rate_ratio_interval` (Katz's, or the exact conditional one
+  with few errors) at the Bonferroni level over the ``K (K - 1) / 2`` pairs of groups, which
+  assumes independent comparisons and says so.
+
+Failure to acquire (FTA) is one image per attempt, so its pairs of groups use the second rule.
 
 Wording rules (never overclaim)
 -------------------------------
@@ -353,27 +360,30 @@ def _finding(grouping: str, metric: str, t: ThresholdInfo | None, obs: list[_Obs
 
     high = max(obs, key=lambda o: (o.rate, o.trials, -o.order))
     low = min(obs, key=lambda o: (o.rate, -o.trials, o.order))
-    ci = rate_ratio_interval(high.errors, high.trials, low.errors, low.trials)
-    method, c_low, c_high = ci.method, ci.low, ci.high
+    n_pairs = len(obs) * (len(obs) - 1) // 2
+    ci = rate_ratio_interval(high.errors, high.trials, low.errors, low.trials, confidence=1 - 0.05 / max(1, n_pairs))
+    method, c_low, c_high = (ci.method if n_pairs <= 1 else f"{ci.method}, Bonferroni over {n_pairs} pairs"), ci.low, ci.high
     if pair is not None and pair[0] == high.group and pair[1] == low.group:
-        # people take part in many comparisons: span the subject bootstrap's interval too
-        method = f"{ci.method}+subject-bootstrap"
-        c_low, c_high = min(c_low, pair[2]), max(c_high, pair[3])
+        # people take part in many comparisons: the people-level interval, simultaneous over the groups
+        method = "people bootstrap, simultaneous over the groups"
+        c_low, c_high = pair[2], pair[3]
     flagged = [o for o in (high, low) if o.insufficient]
     small = bool(flagged)
     if low.errors == 0:
         ratio, ci_low, ci_high = math.inf, c_low, math.inf
+        ci_low = 0.0 if math.isnan(ci_low) else ci_low
         ub = f"at most {pct(low.ci_high)}, 95% upper bound" if math.isfinite(low.ci_high) else "no upper bound recorded"
         text = _lead(t, f"{_zero_phrase(metric, high, low)} ({ub}).")
         if ci_low > 1:
-            text += f" That is at least {times(ci_low)}× as often (95% lower bound of the ratio)."
+            text += (f" That is at least {times(ci_low)}× as often (95% lower bound of the ratio"
+                     + (", holding for every pair of groups at once)." if n_pairs > 1 else ")."))
         else:
             text += (f" No difference shown: the interval for the ratio, from {times(ci_low)}× upward, "
                      "includes parity.")
     else:
         ratio, ci_low, ci_high = ci.ratio, c_low, c_high
         text = _lead(t, f"{_phrase(metric, high.group, low.group, times(ratio))} "
-                        f"(95% CI {times(ci_low)}–{times(ci_high)}×): {_count(high.errors)} of "
+                        f"(95% {'simultaneous ' if n_pairs > 1 else ''}CI {times(ci_low)}–{times(ci_high)}×): {_count(high.errors)} of "
                         f"{_count(high.trials)} {_UNITS[metric]} ({pct(high.rate)}) versus {_count(low.errors)} "
                         f"of {_count(low.trials)} ({pct(low.rate)}).")
         if not ci_low > 1:

@@ -20,7 +20,7 @@ A samples table (CSV or Parquet) has ``sample_id``, ``subject``, the group colum
 Decisions on bad input (each raises :class:`~audit.errors.DataError` naming the file, the row and
 the column, before anything is computed):
 
-- a NaN or infinite score; a pair that compares an image with itself;
+- a score that is text but not a number, or infinite; a pair that compares an image with itself;
 - the same pair twice (in either order): duplicates would count one comparison twice;
 - a pair naming a sample the samples table lacks; a pair involving a sample whose status is not ok;
 - ``mated`` contradicting the subjects;
@@ -28,6 +28,18 @@ the column, before anything is computed):
 
 A group with a single subject is allowed and reported as a warning in the result: its same-group
 FMR then comes from one person's images only.
+
+A missing score (an empty cell or NaN) is a *failed comparison* (a vendor's comparison that
+returned nothing): following NIST, it counts as a non-match, so a failed mated pair is a false
+non-match at every threshold and a failed impostor pair is never a false match; the result reports
+how many there were.
+
+Scores without identities: most published score dumps only say, per pair, genuine or impostor. A
+scores file with a ``mated`` (or ``genuine``) column and no ``subject_a/_b`` (and no samples table)
+is accepted; each sample then stands for its own person, joined with the samples it is mated with.
+These stand-ins are not people, so the result assumes independent pairs (its intervals are
+labelled so, and no people-level interval is given) and does not report subject counts. The group
+columns are optional (none: one population).
 
 Two-sided scores (``two_sided=True``, ``[scores] two_sided = true``): ``sample_a`` is always the
 probe and ``sample_b`` the reference image (a search of new photos against enrolled ones), so the
@@ -66,6 +78,12 @@ class ScoredInput:
     group_columns: tuple[str, ...]
     embeddings: np.ndarray | None = None
     side: np.ndarray | None = None  # two-sided scores: 0 (probe) or 1 (reference) per acquired row
+    # False when the file gave no identities (only a mated/genuine flag per pair): intervals then
+    # assume independent pairs, and the subjects in `samples` are stand-ins (each mated pair's two
+    # samples joined), not people
+    identities: bool = True
+    failed_mated: int = 0      # pairs whose score is missing (a failed comparison), per kind
+    failed_impostor: int = 0
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -134,7 +152,7 @@ def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> 
         if huge.any():
             i = int(np.flatnonzero(huge)[0])
             raise DataError(
-                f"{path}: row {i + 2}, column {col!r}: {num[i]:.6g} is beyond ±{MAX_ABS_SCORE:.0e}, the range accepted for "
+                f"{path}: row {i + 2}: column {col!r} is {num[i]:.6g}, beyond ±{MAX_ABS_SCORE:.0e}, the range accepted for "
                 f"scores ({int(huge.sum())} cell(s) like it); rescale the scores"
             )
         if pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
@@ -144,7 +162,7 @@ def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> 
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{path}: row {i + 2}, column {col!r}: {str(df[col].iloc[i])[:40]!r} is not a number "
+                f"{path}: row {i + 2}: column {col!r} is {str(df[col].iloc[i])[:40]!r}, not a number "
                 f"({int(bad.sum())} cell(s) like it); write scores as plain numbers such as 0.83 or 1e-3"
             )
 
@@ -248,12 +266,15 @@ def read_scores(
     a = df["sample_a"].astype(str).to_numpy()
     b = df["sample_b"].astype(str).to_numpy()
     score = pd.to_numeric(df["score"], errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(score)
+    # A missing score (empty cell, NaN) is a failed comparison: per NIST it counts as a non-match,
+    # for mated and impostor pairs alike. Text that is not a number, and infinite scores, are errors.
+    missing = df["score"].isna().to_numpy() | (df["score"].astype(str).str.strip().str.lower().isin(["", "nan"])).to_numpy()
+    bad = ~np.isfinite(score) & ~missing
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path}: row {i + 2}: column 'score' is {str(df['score'].iloc[i])!r}, not a finite number "
-            f"({int(bad.sum())} row(s) like it); fix or drop those pairs"
+            f"({int(bad.sum())} row(s) like it); fix those cells (an empty cell or NaN marks a failed comparison)"
         )
     same = a == b
     if same.any():
@@ -279,6 +300,7 @@ def read_scores(
             f"({int(dup.sum())} duplicate row(s)); keep one score per pair"
         )
 
+    identities = True
     if samples_path is not None:
         samples = _load_samples(Path(samples_path), group_columns)
         index = pd.Index(samples["sample_id"])
@@ -293,10 +315,17 @@ def read_scores(
             )
         source = str(samples_path)
     else:
-        cols = ["subject_a", "subject_b", *[f"{g}_{s}" for g in group_columns for s in "ab"]]
-        _need(df, cols, path, "a scores file without a samples table")
-        side_a = pd.DataFrame({"sample_id": a, "subject": df["subject_a"].astype(str), **{g: df[f"{g}_a"].astype(str) for g in group_columns}})
-        side_b = pd.DataFrame({"sample_id": b, "subject": df["subject_b"].astype(str), **{g: df[f"{g}_b"].astype(str) for g in group_columns}})
+        flag_col = "mated" if "mated" in df.columns else ("genuine" if "genuine" in df.columns else None)
+        identities = "subject_a" in df.columns or "subject_b" in df.columns or flag_col is None
+        if identities:
+            cols = ["subject_a", "subject_b", *[f"{g}_{s}" for g in group_columns for s in "ab"]]
+            _need(df, cols, path, "a scores file without a samples table (or give only a 'mated' column: pairs are then assumed independent)")
+            subj_a, subj_b = df["subject_a"].astype(str), df["subject_b"].astype(str)
+        else:
+            _need(df, [f"{g}_{s}" for g in group_columns for s in "ab"], path, "a scores file without a samples table")
+            subj_a, subj_b = _stand_in_subjects(a, b, _flag(df[flag_col], path, flag_col))
+        side_a = pd.DataFrame({"sample_id": a, "subject": subj_a, **{g: df[f"{g}_a"].astype(str) for g in group_columns}})
+        side_b = pd.DataFrame({"sample_id": b, "subject": subj_b, **{g: df[f"{g}_b"].astype(str) for g in group_columns}})
         both = pd.concat([side_a, side_b], ignore_index=True)
         conflict = both.groupby("sample_id")[["subject", *group_columns]].nunique().gt(1).any(axis=1)
         if conflict.any():
@@ -319,16 +348,18 @@ def read_scores(
         )
     subj = samples["subject"].to_numpy()
     mated = subj[ia] == subj[ib]
-    if "mated" in df.columns:
-        given = df["mated"].astype(str).str.lower().isin(["true", "1", "yes", "t", "y"]).to_numpy()
+    if "mated" in df.columns or "genuine" in df.columns:
+        col = "mated" if "mated" in df.columns else "genuine"
+        given = _flag(df[col], path, col)
         wrong = given != mated
         if wrong.any():
             i = int(np.flatnonzero(wrong)[0])
             raise DataError(
-                f"{path}: row {i + 2}: column 'mated' says {bool(given[i])} but the subjects are "
+                f"{path}: row {i + 2}: column {col!r} says {bool(given[i])} but the subjects are "
                 f"{subj[ia[i]]!r} and {subj[ib[i]]!r}; fix the flag or the subjects"
             )
     sim = score if higher_is_similar else -score
+    sim = np.where(missing, -np.inf, sim)  # a failed comparison never matches: a false non-match when mated
     ok_rows = np.flatnonzero(status == "ok")
     pos = np.full(len(samples), -1, dtype=np.int64)
     pos[ok_rows] = np.arange(len(ok_rows))
@@ -349,7 +380,46 @@ def read_scores(
         metric="similarity" if higher_is_similar else "distance",
         options={"path": str(path), "samples": str(samples_path) if samples_path else None},
     )
-    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns), side=side)
+    return ScoredInput(samples, ok_rows, pairs, info, tuple(group_columns), side=side, identities=identities,
+                       failed_mated=int(np.sum(missing & mated)), failed_impostor=int(np.sum(missing & ~mated)))
+
+
+_TRUE = {"true", "1", "yes", "t", "y", "genuine", "mated"}
+_FALSE = {"false", "0", "no", "f", "n", "impostor", "non-mated", "nonmated"}
+
+
+def _flag(col: pd.Series, path: Path, name: str) -> np.ndarray:
+    """A genuine/impostor column as booleans; anything unrecognised is an error naming the row."""
+    text = col.astype(str).str.strip().str.lower()
+    known = text.isin(_TRUE | _FALSE).to_numpy()
+    if not known.all():
+        i = int(np.flatnonzero(~known)[0])
+        raise DataError(f"{path}: row {i + 2}: column {name!r} is {str(col.iloc[i])!r}; expected true/false "
+                        "(or 1/0, yes/no, genuine/impostor)")
+    return text.isin(_TRUE).to_numpy()
+
+
+def _stand_in_subjects(a: np.ndarray, b: np.ndarray, mated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stand-in subjects for a file without identities: each sample its own, mated pairs joined
+    (connected components), so that the mated flag and the subjects agree. They are not people:
+    the result says identities are unknown and assumes independent pairs."""
+    ids = pd.Index(pd.unique(np.concatenate([a, b])))
+    parent = np.arange(len(ids))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    ia, ib = ids.get_indexer(a), ids.get_indexer(b)
+    for x, y in zip(ia[mated], ib[mated]):
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    root = np.array([find(x) for x in range(len(ids))])
+    label = np.array([f"~{r}" for r in root], dtype=object)
+    return label[ia], label[ib]
 
 
 def read_embeddings(

@@ -143,6 +143,8 @@ class _Acquired:
     score_seconds: float
     embeddings: np.ndarray | None = None  # acquired rows, scored all-pairs by the tiled engine
     side: np.ndarray | None = None  # two-sided scores file: 0 probe / 1 reference per acquired row
+    identities: bool = True  # False: a scores file with only a mated flag (pairs assumed independent)
+    failed_comparisons: tuple[int, int] = (0, 0)  # (mated, impostor) pairs without a score
 
 
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
@@ -199,10 +201,11 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
         "label_source": f"columns {list(inp.group_columns)} of " + (str(inp.samples.name) if inp.samples else inp.path.name),
         "licence": "as supplied",
     }
-    log(f"{len(got.samples)} samples of {got.samples['subject'].nunique()} subjects")
+    log(f"{len(got.samples)} samples" + (f" of {got.samples['subject'].nunique()} subjects" if got.identities else " (no identities given)"))
     return _Acquired(
         got.samples, got.ok_rows, got.pairs, got.info, inp.groupings, inp.group_columns, dataset,
         protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0, got.embeddings, got.side,
+        got.identities, (got.failed_mated, got.failed_impostor),
     )
 
 
@@ -335,7 +338,8 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
         targets, notes = _usable_targets(config, pairs.n_mated, pairs.n_impostor, acq.info)
         notes += _direction_warning(pairs, acq.info, config)
         thresholds = choose_thresholds(pairs, target_fmr=targets, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
-        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects, side=side)
+        data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds],
+                                    subjects=subjects if acq.identities else None, side=side)
         return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor, tuple(notes))
     from .engine.tiles import score_tiles
 
@@ -473,7 +477,7 @@ def run_audit(
     n_mated, n_impostor = scored.n_mated, scored.n_impostor
     tables = analyse_cells(samples, scored.data, scored.labels, scored.columns, scored.thresholds, groupings=groupings,
                            bootstrap=config.run.bootstrap, seed=config.run.seed, interval=config.run.interval,
-                           disparity_weights=config.disparity.as_dict())
+                           disparity_weights=config.disparity.as_dict(), reference=config.analysis.reference)
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
@@ -482,6 +486,13 @@ def run_audit(
     n_fail = int((samples["status"] != "ok").sum())
     if n_fail:
         warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")
+    f_mated, f_imp = acq.failed_comparisons
+    if f_mated or f_imp:
+        warnings.append(f"{f_mated} of {n_mated} mated and {f_imp} of {n_impostor} impostor comparison(s) have no score (failed "
+                        "comparisons): counted as non-matches, so each failed mated pair is a false non-match at every threshold")
+    if not acq.identities:
+        warnings.append("the scores file gives no identities (only a mated flag per pair): intervals assume every comparison is "
+                        "independent, which understates uncertainty when people recur across pairs; subject counts are not known")
     provenance = {
         "tool": "face-audit",
         "tool_version": __version__,
@@ -496,6 +507,12 @@ def run_audit(
             "bootstrap_replicates": config.run.bootstrap,
             "disparity_weights": config.disparity.as_dict(),
             "interval": config.run.interval,
+            "identities": "given" if acq.identities else "unknown: pairs assumed independent",
+            "failed_comparisons": {"mated": acq.failed_comparisons[0], "impostor": acq.failed_comparisons[1],
+                                   "mated_rate": acq.failed_comparisons[0] / n_mated if n_mated else None,
+                                   "impostor_rate": acq.failed_comparisons[1] / n_impostor if n_impostor else None},
+            "people_interval": "people bootstrap: people resampled within groups, impostor pair (i, j) weighted w_i*w_j, mated pair w_i",
+            "reference": config.analysis.reference if config.analysis.reference is not None else "the group with the most comparisons",
             **({"sides": {
                 "probe": {c: list(v) for c, v in config.protocol.probe} if config.protocol.two_sided else "sample_a of the scores file",
                 "reference": {c: list(v) for c, v in config.protocol.reference} if config.protocol.two_sided else "sample_b of the scores file",
@@ -529,6 +546,7 @@ def run_audit(
         disparity=tables.disparity,
         score_hist=tables.score_hist,
         det=tables.det,
+        reference=tables.reference,
         warnings=tuple(warnings),
     )
     files: list[Path] = []

@@ -29,9 +29,10 @@ import pandas as pd
 
 from .errors import ResultsError
 
-__all__ = ["SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult", "csv_safe", "decode_table", "load_result_json"]
+__all__ = ["distinct_labels", "rate_label", "value_label", "SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo",
+           "AuditResult", "csv_safe", "decode_table", "load_result_json"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: The fixed columns of each table of an AuditResult.
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -60,7 +61,17 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "score_hist": ["grouping", "group", "kind", "bin_left", "bin_right", "count"],
     # DET curve points by group
     "det": ["grouping", "group", "threshold", "fmr", "fnmr"],
+    # each group against the reference group: ratio and difference of rates, intervals
+    # simultaneous over the comparisons of one grouping, threshold and metric (people bootstrap)
+    "reference": [
+        "grouping", "threshold_name", "threshold", "metric", "group", "reference",
+        "ratio", "ratio_low", "ratio_high", "difference", "diff_low", "diff_high",
+        "p_adjusted", "shown", "comparisons", "method", "estimand",
+    ],
 }
+
+#: Tables added after schema 1.0: a results file without them reads as empty tables.
+OPTIONAL_TABLES = ("reference",)
 
 
 #: The fixed columns of :meth:`AuditResult.rates_frame`: one row per group and threshold.
@@ -70,6 +81,42 @@ RATES_FRAME_COLUMNS: list[str] = [
     "fnmr", "fnmr_ci_low", "fnmr_ci_high", "false_non_matches", "mated",
     "fta", "fta_ci_low", "fta_ci_high", "failures", "attempts",
 ]
+
+
+def rate_label(x: float, digits: int = 1) -> str:
+    """A target rate as ``1e-3`` / ``1.5e-3`` with ``digits`` significant digits."""
+    m, e = f"{x:.{digits - 1}e}".split("e")
+    if "." in m:
+        m = m.rstrip("0").rstrip(".")
+    return f"{m}e{int(e)}"
+
+
+def distinct_labels(values: Sequence[float], fmt) -> list[str]:
+    """The shortest labels ``fmt(value, digits)`` that tell the values apart (more significant
+    digits until no two different values share a label; equal values get " #2", " #3", ...).
+
+    Examples
+    --------
+    >>> distinct_labels([2e-3, 1.5e-3, 1e-4], rate_label)
+    ['2e-3', '1.5e-3', '1e-4']
+    """
+    vals = [float(v) for v in values]
+    for digits in range(1, 18):
+        labels = [fmt(v, digits) for v in vals]
+        clash = any(labels[i] == labels[j] and vals[i] != vals[j] for i in range(len(vals)) for j in range(i))
+        if not clash:
+            break
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab} #{seen[lab]}")
+    return out
+
+
+def value_label(x: float, digits: int = 1) -> str:
+    """A threshold value as ``%g`` (more digits when asked)."""
+    return f"{x:.{max(digits, 3)}g}" if digits > 1 else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +217,7 @@ class AuditResult(RatesAccess):
     disparity: pd.DataFrame
     score_hist: pd.DataFrame
     det: pd.DataFrame
+    reference: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS["reference"]}))
     schema_version: str = SCHEMA_VERSION
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -297,7 +345,10 @@ class AuditResult(RatesAccess):
             )
         kwargs: dict[str, Any] = {}
         for name, cols in TABLE_COLUMNS.items():
-            kwargs[name] = decode_table(data.get(name), name, source)
+            block = data.get(name)
+            if block is None and name in OPTIONAL_TABLES:
+                block = {"columns": TABLE_COLUMNS[name], "rows": []}
+            kwargs[name] = decode_table(block, name, source)
         if not isinstance(data.get("thresholds"), list):
             raise ResultsError(f"{source}: field 'thresholds' must be a list of threshold objects")
         try:
@@ -445,7 +496,7 @@ _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 TEXT_COLUMNS = frozenset({
     "grouping", "group", "threshold_name", "metric", "ci_method", "group_a", "group_b", "summary", "group_high",
     "group_low", "note", "kind", "sample_id", "subject", "path", "status", "detail", "dataset", "role", "probe_set",
-    "probe_group", "candidate_group", "top_subject", "name",
+    "probe_group", "candidate_group", "top_subject", "name", "reference", "method", "estimand",
 })
 #: The numeric columns of the per-image tables; their other columns are labels (text).
 _PER_IMAGE_NUMERIC = {"samples": frozenset({"n_faces"}), "searches": frozenset({"top_score", "mate_rank", "mate_score"})}

@@ -36,7 +36,15 @@ from .backends.base import BackendInfo
 from .comparisons import PairScores
 from .datasets.table import group_labels, grouping_id, join_group_values
 from .engine.tiles import coarsen_cells
-from .metrics.bootstrap import bootstrap_disparity, subject_bootstrap
+from .metrics.people import PeopleCounts, people_bootstrap, people_jackknife
+from .metrics.reference import (
+    bca_interval,
+    compare_to_reference,
+    design_effect,
+    percentile_interval,
+    remove_pair_noise,
+    simultaneous_rate_bounds,
+)
 from .metrics.uncertainty import check_interval_method
 from .errors import MetricError
 from .metrics import (
@@ -48,7 +56,7 @@ from .metrics import (
     summarize,
     threshold_at_fmr,
 )
-from .results import TABLE_COLUMNS, ThresholdInfo
+from .results import TABLE_COLUMNS, ThresholdInfo, distinct_labels, rate_label as _fmt_rate, value_label as _fmt_g
 
 __all__ = ["VerificationTables", "choose_thresholds", "analyse_verification", "OVERALL"]
 
@@ -69,11 +77,8 @@ class VerificationTables:
     disparity: pd.DataFrame
     score_hist: pd.DataFrame
     det: pd.DataFrame
+    reference: pd.DataFrame
     warnings: tuple[str, ...]
-
-
-def _fmt_rate(x: float) -> str:
-    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def threshold_specs(
@@ -84,11 +89,17 @@ def threshold_specs(
     backend_default: bool,
 ) -> list[tuple[str, str, float, float | None]]:
     """(name, kind, similarity value, target) of every operating threshold: one per
-    (target FMR, threshold found for it), then the fixed values, then the backend's default."""
+    (target FMR, threshold found for it), then the fixed values, then the backend's default.
+
+    Names are unique: targets and fixed values get as many significant digits as it takes to tell
+    them apart (``FMR=2e-3`` and ``FMR=1.5e-3``; ``fixed 0.6`` and ``fixed 0.6004``), so tables keyed
+    by name never merge two thresholds; every row also carries the threshold's exact value."""
+    t_names = distinct_labels([t for t, _ in target_values], _fmt_rate)
     specs: list[tuple[str, str, float, float | None]] = [
-        (f"FMR={_fmt_rate(t)}", "target_fmr", float(v), float(t)) for t, v in target_values
+        (f"FMR={n}", "target_fmr", float(v), float(t)) for n, (t, v) in zip(t_names, target_values)
     ]
-    specs += [(f"fixed {v:g}", "fixed", info.to_similarity(v), None) for v in fixed_native]
+    names = distinct_labels(fixed_native, _fmt_g)
+    specs += [(f"fixed {n}", "fixed", info.to_similarity(v), None) for n, v in zip(names, fixed_native)]
     if backend_default and info.default_threshold is not None:
         specs.append((f"default {info.default_threshold:g}", "backend_default", info.to_similarity(info.default_threshold), None))
     return specs
@@ -162,6 +173,9 @@ class CellData:
     # 2: a two-sided scan (probe vs reference): the cell axes hold 2C codes, c for a probe image
     # of cell c and C + c for a reference image; block [:C, C:] is the directional matrix
     n_sides: int = 1
+    # per-person counts for the people-level bootstrap (None: identities unknown, or too many
+    # false matches to list; see audit.metrics.people)
+    people: PeopleCounts | None = None
 
 
 def cell_data_from_pairs(
@@ -190,6 +204,7 @@ def cell_data_from_pairs(
     ma, mb = cells[pairs.mated_a], cells[pairs.mated_b]
     fnm = np.stack([np.bincount(ma[pairs.mated_score < t], minlength=c) for t in th]) if th.size else np.zeros((0, c), np.int64)
     every = np.concatenate([pairs.mated_score, pairs.impostor_score])
+    every = every[np.isfinite(every)]  # failed comparisons (-inf) fall in the lowest bin
     lo, hi = (float(every.min()), float(every.max())) if every.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0
@@ -209,7 +224,17 @@ def cell_data_from_pairs(
             return (np.bincount(sa[m] * c + ib[m], minlength=n_s * c) + np.bincount(sb[m] * c + ia[m], minlength=n_s * c)).reshape(n_s, c)
 
         sm = scode[pairs.mated_a]
-        subj_parts = dict(
+        fm_any = np.stack([pairs.impostor_score >= t for t in th], axis=1).astype(np.int64) if th.size else np.zeros((sa.size, 0), np.int64)
+        hit = fm_any.any(axis=1)
+        fa, fb, fca, fcb, fcnt = PeopleCounts.aggregate_pairs(sa[hit], sb[hit], ia[hit], ib[hit], fm_any[hit])
+        la, lb, lca, lcb, ln = PeopleCounts.aggregate_pairs(sa, sb, ia, ib, np.ones(sa.size, np.int64))
+        miss = np.stack([pairs.mated_score < t for t in th], axis=1).astype(np.int64) if th.size else np.zeros((sm.size, 0), np.int64)
+        mp, _, mc, _, magg = PeopleCounts.aggregate_pairs(sm, sm, ma, ma, np.concatenate([np.ones((sm.size, 1), np.int64), miss], axis=1))
+        images = np.bincount(scode * c + cells, minlength=n_s * c).reshape(n_s, c)
+        subj_parts["people"] = PeopleCounts(th.copy(), cells[first_row].astype(np.int64), images.astype(np.int64), "listed",
+                                            fa, fb, fca, fcb, fcnt, mp, mc, magg[:, 0].copy(), magg[:, 1:].copy(),
+                                            imp_a=la, imp_b=lb, imp_ca=lca, imp_cb=lcb, imp_n=ln[:, 0].copy())
+        subj_parts.update(
             subject_cell=cells[first_row].astype(np.int64),
             subject_false_matches=np.stack([per_subject(pairs.impostor_score >= t) for t in th]) if th.size else np.zeros((0, n_s, c), np.int64),
             subject_impostors=per_subject(None),
@@ -233,6 +258,7 @@ def cell_data_from_scan(scan, counts) -> CellData:
         subject_cell=counts.subject_group.astype(np.int64), subject_false_matches=counts.subject_false_matches,
         subject_impostors=counts.subject_impostors, subject_false_non_matches=counts.subject_false_non_matches,
         subject_mated=counts.subject_mated, n_sides=2 if getattr(scan, "base_groups", 0) else 1,
+        people=scan.people_counts(counts.thresholds) if hasattr(scan, "people_counts") else None,
     )
 
 
@@ -267,6 +293,7 @@ def analyse_verification(
     seed: int = 0,
     interval: str = "wilson",
     disparity_weights: Mapping[str, float] | None = None,
+    reference: Mapping[str, str] | str | None = None,
 ) -> VerificationTables:
     """Compute every table from materialised pair scores (see :func:`analyse_cells`).
 
@@ -292,7 +319,7 @@ def analyse_verification(
     subjects = samples["subject"].to_numpy()[ok_rows]
     data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
     return analyse_cells(samples, data, labels, columns, thresholds, groupings=groupings, bootstrap=bootstrap, seed=seed,
-                         interval=interval, disparity_weights=disparity_weights)
+                         interval=interval, disparity_weights=disparity_weights, reference=reference)
 
 
 def _check_interval(interval: str) -> str:
@@ -340,6 +367,7 @@ def analyse_cells(
     seed: int = 0,
     interval: str = "wilson",
     disparity_weights: Mapping[str, float] | None = None,
+    reference: Mapping[str, str] | str | None = None,
 ) -> VerificationTables:
     """Per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves, summed
     from the finest cells for every grouping (and the whole population, grouping ``"all"``).
@@ -365,11 +393,13 @@ def analyse_cells(
     joint = _joint_summaries(disparity_weights)
     samples = samples.reset_index(drop=True)
     warnings: list[str] = []
+    identities = data.people is not None or data.subject_cell is not None  # False: a scores file with only a mated flag
+    label = interval if identities else f"{interval} {PAIRS_INDEPENDENT}"
     failed = (samples["status"] != "ok").to_numpy()
     col_pos = {c: i for i, c in enumerate(columns)}
     all_groupings: list[tuple[str, pd.Series, list[str]]] = [(OVERALL, pd.Series(OVERALL_GROUP, index=samples.index), [])]
     all_groupings += [(grouping_id(cols), group_labels(samples, cols), list(cols)) for cols in groupings]
-    comp_rows, fta_rows, rate_rows, cross_rows, disp_rows, hist_rows, det_rows = [], [], [], [], [], [], []
+    comp_rows, fta_rows, rate_rows, cross_rows, disp_rows, hist_rows, det_rows, ref_rows = [], [], [], [], [], [], [], []
     if data.mated_cross_cell:
         warnings.append(f"{data.mated_cross_cell} mated pair(s) join images with different group labels; counted in the first image's group")
 
@@ -379,7 +409,7 @@ def analyse_cells(
         g = len(cats)
         for c, name in enumerate(cats):
             mask = codes_all == c
-            comp_rows.append((gid, name, int(samples.loc[mask, "subject"].nunique()), int(mask.sum())))
+            comp_rows.append((gid, name, int(samples.loc[mask, "subject"].nunique()) if identities else None, int(mask.sum())))
         fails = np.bincount(codes_all, weights=failed, minlength=g).astype(np.int64)
         tries = np.bincount(codes_all, minlength=g).astype(np.int64)
         ci = interval_arrays(fails, tries, method=interval)
@@ -401,7 +431,10 @@ def analyse_cells(
         mated_group = mapping[data.mated_cell] if data.mated_cell.size else np.zeros(0, np.int64)
         fmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
         fnmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
-        boot = _bootstrap(data, mapping, g, cats, bootstrap, seed) if bootstrap and data.subject_cell is not None and len(thresholds) else None
+        rep = people_bootstrap(data.people, mapping, g, n_replicates=bootstrap, seed=seed) if bootstrap and data.people is not None and len(thresholds) else None
+        boot = None
+        if rep is not None:
+            boot, f_lo, f_hi, n_lo, n_hi = _people_intervals(data.people, rep, mapping, g)
         for c, name in enumerate(cats):
             n_i, n_g = int(imp[c, c]), int(gen[c])
             f_c, n_c = fm[:, c, c], fnm[:, c]
@@ -412,10 +445,21 @@ def analyse_cells(
                 fnmr_v = n_c[k] / n_g if n_g else np.nan
                 basis = t.target_fmr if t.target_fmr is not None else t.achieved_fmr
                 insufficient = bool(n_i == 0 or (basis is not None and basis > 0 and insufficient_impostors(n_i, basis)))
-                bf = (boot["fmr"].low[c, k], boot["fmr"].high[c, k]) if boot else (np.nan, np.nan)
-                bn = (boot["fnmr"].low[c, k], boot["fnmr"].high[c, k]) if boot else (np.nan, np.nan)
-                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], interval, insufficient, *bf))
-                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], interval, n_g == 0, *bn))
+                if boot is not None:
+                    bf, bn = (f_lo[c, k], f_hi[c, k]), (n_lo[c, k], n_hi[c, k])
+                    deff_f, neff_f = design_effect(np.array([fmr_v]), np.array([n_i]), boot["fmr"][:, c, k:k + 1])
+                    deff_n, neff_n = design_effect(np.array([fnmr_v]), np.array([n_g]), boot["fnmr"][:, c, k:k + 1])
+                    ef, en = (float(deff_f[0]), float(neff_f[0])), (float(deff_n[0]), float(neff_n[0]))
+                    # the "too few comparisons" flag counts effective comparisons (people recur across pairs)
+                    if basis is not None and basis > 0 and np.isfinite(ef[1]):
+                        insufficient = bool(insufficient or insufficient_impostors(int(np.floor(ef[1])), basis))
+                else:
+                    bf = bn = (np.nan, np.nan)
+                    ef = en = (np.nan, np.nan)
+                rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], label, insufficient,
+                                  *bf, *ef, ESTIMAND_FIXED if boot is not None else None))
+                rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], label, n_g == 0,
+                                  *bn, *en, ESTIMAND_FIXED if boot is not None else None))
                 if n_i:
                     fmr_by_group[t.name][name] = fmr_v
                 if n_g:
@@ -439,23 +483,41 @@ def analyse_cells(
                     n = int(cross_imp[a, b])
                     cross_rows.append((gid, t.name, t.value, cats[a], cats[b], int(cross_fm[k, a, b]), n, cross_fm[k, a, b] / n if n else np.nan))
         if gid != OVERALL:
+            counts_of = {"fmr": (np.stack([fm[:, c, c] for c in range(g)], axis=1), np.diag(imp)),
+                         "fnmr": (fnm, gen)}  # errors (T, G), trials (G,)
+            ref_index = _reference_index(reference, cols, cats, np.diag(imp))
             for k, t in enumerate(thresholds):
                 for metric, by in (("fmr", fmr_by_group[t.name]), ("fnmr", fnmr_by_group[t.name])):
+                    errs, trials = counts_of[metric][0][k], counts_of[metric][1]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        point = np.where(trials > 0, errs / np.where(trials > 0, trials, 1), np.nan)
+                    sim = simultaneous_rate_bounds(point, trials, errs, boot[metric][:, :g, k]) if boot is not None else None
                     for d in summarize(by):
                         lo_hi = (np.nan, np.nan)
                         pair = (np.nan, np.nan)
-                        if boot and d.summary in ("max_min_ratio", "max_geomean_ratio") and d.groups_used >= 2:
-                            di = bootstrap_disparity(boot[metric], d.summary, column=k)
-                            lo_hi = (di.low, di.high)
+                        if sim is not None and d.summary in ("max_min_ratio", "max_geomean_ratio") and d.groups_used >= 2:
+                            lo_hi = _summary_bounds(d.summary, sim, [cats.index(x) for x in by])
                             if d.summary == "max_min_ratio" and d.group_high and d.group_low:
-                                pair = _pair_ratio_interval(boot[metric], d.group_high, d.group_low, k)
+                                h, lw = cats.index(d.group_high), cats.index(d.group_low)
+                                pair = (_div(sim[0][h], sim[1][lw]), _div(sim[1][h], sim[0][lw]))
                         disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note,
                                           *lo_hi, *pair))
+                    if boot is not None and ref_index is not None:
+                        ref_kw = {}
+                        if ref_index == "overall":
+                            tot_e = rep.point_fm[g, k] if metric == "fmr" else rep.point_fnm[g, k]
+                            tot_n = rep.point_imp[g] if metric == "fmr" else rep.point_mated[g]
+                            ref_kw = dict(reference_point=(tot_e / tot_n if tot_n else np.nan, tot_n, tot_e),
+                                          reference_replicates=boot[metric][:, g, k])
+                        for cmp_ in compare_to_reference(cats, point, trials, errs, boot[metric][:, :g, k], ref_index, **ref_kw):
+                            ref_rows.append((gid, t.name, t.value, metric, cmp_.group, cmp_.reference, cmp_.ratio, cmp_.ratio_low,
+                                             cmp_.ratio_high, cmp_.difference, cmp_.diff_low, cmp_.diff_high, cmp_.p_adjusted,
+                                             cmp_.shown, cmp_.comparisons, REFERENCE_METHOD, ESTIMAND_FIXED))
                 # summaries of FMR and FNMR together (over groups that have both)
                 fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
                 for fn in joint:
                     d = fn(fm_by, fn_by)
-                    lo_hi = _joint_interval(fn, boot, cats, k) if boot and d.groups_used >= 2 else (np.nan, np.nan)
+                    lo_hi = _joint_interval(fn, boot, g, k) if boot is not None and d.groups_used >= 2 else (np.nan, np.nan)
                     disp_rows.append((gid, t.name, "fmr+fnmr", d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note,
                                       *lo_hi, np.nan, np.nan))
 
@@ -471,6 +533,7 @@ def analyse_cells(
         disparity=frame("disparity", disp_rows),
         score_hist=frame("score_hist", hist_rows),
         det=frame("det", det_rows),
+        reference=frame("reference", ref_rows),
         warnings=tuple(warnings),
     )
 
@@ -490,61 +553,140 @@ def _joint_summaries(weights: Mapping[str, float] | None) -> list:
 
 
 #: Columns the analysis adds to the schema's fixed ones (optional for readers of older results).
-EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high"], "disparity": ["ci_low", "ci_high", "pair_ci_low", "pair_ci_high"]}
+EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high", "design_effect", "effective_trials", "estimand"],
+                 "disparity": ["ci_low", "ci_high", "pair_ci_low", "pair_ci_high"]}
+
+#: How a single rate's interval is labelled when the input gave no identities.
+PAIRS_INDEPENDENT = "(pairs assumed independent)"
+
+#: What a people-level interval is for: the rate at the threshold's value, held fixed.
+ESTIMAND_FIXED = "rate at this threshold value (threshold held fixed)"
+#: How group-vs-reference intervals are made.
+REFERENCE_METHOD = "people bootstrap, max-t simultaneous over the comparisons"
 
 
-def _pair_ratio_interval(boot, high: str, low: str, k: int) -> tuple[float, float]:
-    """Subject-bootstrap interval of the ratio of two named groups' rates (the max/min row's
-    highest and lowest group, held fixed in every replicate: the ratio a sentence about those two
-    groups states, unlike the max/min statistic, whose groups may change between replicates)."""
+def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int):
+    """People-level replicates ready for intervals and comparisons, and each group's BCa interval.
 
-    def pair_ratio(rates):
-        h, lo = rates.get(high, np.nan), rates.get(low, np.nan)
-        if np.isnan(h) or np.isnan(lo):
-            return np.nan
-        if lo == 0:
-            return np.inf if h > 0 else 1.0
-        return h / lo
+    FMR replicates are corrected for pair-level noise counted twice
+    (:func:`audit.metrics.reference.remove_pair_noise`); intervals are BCa with the acceleration
+    from the leave-one-person-out rates of the people resampled in each group."""
+    b, t = rep.n_replicates, people.thresholds.size
+    fmr = rep.fmr
+    point_f = rep.point_fmr  # (G + 1, T)
+    fmr = remove_pair_noise(point_f.reshape(-1), np.repeat(rep.point_imp, t), fmr.reshape(b, -1)).reshape(fmr.shape)
+    fnmr = rep.fnmr
+    jf, jn = people_jackknife(people, mapping, g)
+    members = np.repeat((rep.strata[:, None] == np.arange(g)[None, :]), t, axis=1)  # (S, G*T)
+    f_lo, f_hi = bca_interval(point_f[:g].reshape(-1), fmr[:, :g].reshape(b, -1), jf[:, :g].reshape(jf.shape[0], -1), members)
+    n_lo, n_hi = bca_interval(rep.point_fnmr[:g].reshape(-1), fnmr[:, :g].reshape(b, -1), jn[:, :g].reshape(jn.shape[0], -1), members)
+    shape = (g, t)
+    return {"fmr": fmr, "fnmr": fnmr}, f_lo.reshape(shape), f_hi.reshape(shape), n_lo.reshape(shape), n_hi.reshape(shape)
 
-    di = bootstrap_disparity(boot, pair_ratio, column=k)
-    return di.low, di.high
+
+def _div(a: float, b: float) -> float:
+    if not (np.isfinite(a) or np.isinf(a)) or np.isnan(b):
+        return np.nan
+    if b == 0:
+        return np.inf if a > 0 else np.nan
+    return float(a / b)
 
 
-def _bootstrap(data: CellData, mapping: np.ndarray, g: int, cats: list[str], replicates: int, seed: int) -> dict:
-    """Subject bootstrap of every group's FMR (same-group impostors) and FNMR for one grouping."""
-    subj_group = mapping[data.subject_cell]
-    p = np.zeros((mapping.size, g), dtype=np.int64)
-    p[np.arange(mapping.size), mapping] = 1
-    s = np.arange(subj_group.size)
-    fm = (data.subject_false_matches @ p)[:, s, subj_group].T        # (S, T) against own group
-    trials = (data.subject_impostors @ p)[s, subj_group]             # (S,)
-    out = {
-        "fmr": subject_bootstrap(fm, trials, subj_group, n_groups=g, group_labels=cats, n_replicates=replicates, seed=seed),
-        "fnmr": subject_bootstrap(data.subject_false_non_matches.T, data.subject_mated, subj_group, n_groups=g, group_labels=cats,
-                                  n_replicates=replicates, seed=seed),
-    }
+def _summary_bounds(summary: str, sim: tuple[np.ndarray, np.ndarray], used: list[int]) -> tuple[float, float]:
+    """Bounds for max/min or max/geometric mean implied by simultaneous per-group intervals."""
+    low, high = sim[0][used], sim[1][used]
+    if np.isnan(low).any() or np.isnan(high).any():
+        return (np.nan, np.nan)
+    if summary == "max_min_ratio":
+        lo, hi = _div(low.max(), high.min()), _div(high.max(), low.min())
+    else:
+        with np.errstate(divide="ignore"):
+            gm_hi, gm_lo = float(np.exp(np.mean(np.log(high)))), float(np.exp(np.mean(np.log(low))))
+        lo, hi = _div(low.max(), gm_hi), _div(high.max(), gm_lo)
+    return (max(1.0, lo) if np.isfinite(lo) else lo, hi)
+
+
+def _reference_index(reference, cols: Sequence[str], cats: list[str], trials: np.ndarray):
+    """The reference group of a grouping: ``"overall"``, the group a ``{column: value}`` mapping
+    names (when it names every column of the grouping), else the group with the most comparisons.
+    ``None`` when the grouping has fewer than two groups with comparisons."""
+    if int(np.sum(trials > 0)) < 2 and reference != "overall":
+        return None
+    if reference == "overall":
+        return "overall"
+    if isinstance(reference, Mapping) and cols and all(c in reference for c in cols):
+        name = GROUP_SEP.join(str(reference[c]) for c in cols)
+        if name in cats:
+            return cats.index(name)
+        raise MetricError(f"analysis.reference names group {name!r}, which grouping {grouping_id(cols)!r} does not have; "
+                          f"its groups are {cats}. Fix [analysis] reference in the config.")
+    return int(np.argmax(trials))
+
+
+def joint_replicates(summary: str, fmr: np.ndarray, fnmr: np.ndarray, weights: Mapping[str, float]) -> np.ndarray:
+    """FDR, Inequity Rate or GARBE of every replicate at once (vectorised over replicates).
+
+    Parameters
+    ----------
+    summary : {"fairness_discrepancy_rate", "inequity_rate", "garbe"}
+    fmr, fnmr : ndarray, shape (B, G)
+        Replicate rates; a group is used in a replicate where both are defined (as the dict-based
+        functions of :mod:`audit.metrics.disparity` use the groups that have both).
+    weights : mapping
+        ``fdr_alpha``, ``inequity_alpha``, ``inequity_beta``, ``garbe_alpha``.
+
+    Returns
+    -------
+    ndarray of float64, shape (B,)
+        ``nan`` where fewer than two groups are used. Equal to the scalar functions replicate by
+        replicate (tested).
+    """
+    ok = ~np.isnan(fmr) & ~np.isnan(fnmr)
+    m = ok.sum(axis=1)
+    fm = np.where(ok, fmr, np.nan)
+    fn = np.where(ok, fnmr, np.nan)
+    out = np.full(fm.shape[0], np.nan)
+    use = m >= 2
+    if not use.any():
+        return out
+    fm, fn, mu = fm[use], fn[use], m[use]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fmax, fmin = np.nanmax(fm, axis=1), np.nanmin(fm, axis=1)
+        nmax, nmin = np.nanmax(fn, axis=1), np.nanmin(fn, axis=1)
+        if summary == "fairness_discrepancy_rate":
+            a = weights["fdr_alpha"]
+            val = 1.0 - (a * (fmax - fmin) + (1.0 - a) * (nmax - nmin))
+        elif summary == "inequity_rate":
+            def ratio(hi, lo):
+                return np.where(lo > 0, hi / np.where(lo > 0, lo, 1), np.where(hi > 0, np.inf, 1.0))
+            a, b = weights["inequity_alpha"], weights["inequity_beta"]
+            val = (1.0 if a == 0 else ratio(fmax, fmin) ** a) * (1.0 if b == 0 else ratio(nmax, nmin) ** b)
+        elif summary == "garbe":
+            def gini(x):
+                xs = np.sort(x, axis=1)  # nan last
+                i = np.arange(1, x.shape[1] + 1)[None, :]
+                coef = np.where(i <= mu[:, None], 2 * i - mu[:, None] - 1, 0)
+                num = np.nansum(coef * np.nan_to_num(xs), axis=1)
+                tot = np.nansum(x, axis=1)
+                return np.where(tot > 0, num / ((mu - 1) * np.where(tot > 0, tot, 1)), 0.0)
+            a = weights["garbe_alpha"]
+            val = a * gini(fm) + (1.0 - a) * gini(fn)
+        else:
+            raise MetricError(f"unknown joint summary {summary!r}")
+    out[use] = val
     return out
 
 
-def _joint_interval(fn, boot: dict, cats: list[str], k: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of a summary of FMR and FNMR together over the bootstrap replicates.
-
-    Both rates' replicates resample the same subjects (the bootstrap's per-group seed streams are
-    shared), so replicate ``r`` of FMR and of FNMR describe one resampled population."""
-    fm_rep, fn_rep = boot["fmr"].replicates[:, :, k], boot["fnmr"].replicates[:, :, k]
-    vals = []
-    for r in range(fm_rep.shape[0]):
-        fm = {c: float(v) for c, v in zip(cats, fm_rep[r]) if not np.isnan(v)}
-        fn_ = {c: float(v) for c, v in zip(cats, fn_rep[r]) if not np.isnan(v)}
-        v = fn(fm, fn_).value
-        if not np.isnan(v):
-            vals.append(v)
-    if not vals:
-        return (np.nan, np.nan)
-    a = np.sort(np.asarray(vals))
-    lo_i = int(np.floor((1 - confidence) / 2 * (len(a) - 1)))
-    hi_i = int(np.ceil((1 + confidence) / 2 * (len(a) - 1)))
-    return float(a[lo_i]), float(a[hi_i])
+def _joint_interval(fn, boot: dict, g: int, k: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of a summary of FMR and FNMR together over the people-bootstrap
+    replicates (FMR and FNMR of replicate ``r`` come from the same resampled people)."""
+    kw = dict(fn.keywords)
+    name = fn.func.__name__
+    weights = {"fdr_alpha": kw.get("alpha", 0.5), "garbe_alpha": kw.get("alpha", 0.5),
+               "inequity_alpha": kw.get("alpha", 1.0), "inequity_beta": kw.get("beta", 1.0)}
+    vals = joint_replicates(name, boot["fmr"][:, :g, k], boot["fnmr"][:, :g, k], weights)
+    lo, hi = percentile_interval(vals[:, None], confidence)
+    return float(lo[0]), float(hi[0])
 
 
 def _det_from_hist(gid: str, name: str, hist: np.ndarray, edges: np.ndarray, gen_sorted: np.ndarray, n_imp: int, max_points: int = 200) -> list:

@@ -64,7 +64,7 @@ def test_scores_file_carrying_its_own_labels(tmp_path):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda r: r.__setitem__(3, {**r[3], "score": float("nan")}), r"row 5: column 'score' is 'nan'"),
+        (lambda r: r.__setitem__(3, {**r[3], "score": "n/a"}), r"row 5: column 'score' is 'n/a'"),
         (lambda r: r.__setitem__(3, {**r[3], "score": "inf"}), r"row 5: column 'score'"),
         (lambda r: r.append({"sample_a": "b1", "sample_b": "a1", "score": 51}), r"row 17: the pair \('b1', 'a1'\) was already scored on row 4"),
         (lambda r: r.append({"sample_a": "a1", "sample_b": "zz", "score": 1}), r"row 17: sample 'zz' is not in the samples table"),
@@ -204,3 +204,59 @@ def test_run_interval_reaches_the_rates_and_the_provenance(tmp_path):
     assert default.provenance["protocol"]["interval"] == "wilson" and set(default.rates.ci_method) == {"wilson"}
     keys = ["grouping", "group", "threshold_name", "metric", "errors", "trials", "value"]
     pd.testing.assert_frame_equal(res.rates[keys], default.rates[keys])
+
+
+def _run_scores(tmp_path, rows, scores_cfg, **extra):
+    from audit.config import config_from_dict
+    from audit.pipeline import run_audit
+
+    pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
+    cfg = config_from_dict({"scores": {"path": "s.csv", **scores_cfg}, "thresholds": {"target_fmr": [], "fixed": [50]},
+                            "run": {"bootstrap": 100}, **extra}, path=tmp_path / "c.toml")
+    return run_audit(cfg, write=False).result
+
+
+def test_scores_without_identities_are_accepted_as_independent_pairs(tmp_path):
+    """Most published score dumps only say genuine or impostor: no subjects, no groups."""
+    rows = [{"sample_a": f"x{i}", "sample_b": f"y{i}", "score": s, "mated": m}
+            for i, (s, m) in enumerate([(90, True), (40, True), (80, False), (10, False), (20, False), (60, False)])]
+    res = _run_scores(tmp_path, rows, {})
+    assert res.groupings == ()
+    r = res.rates.set_index(["metric"])
+    assert (r.loc["fnmr", "errors"], r.loc["fnmr", "trials"]) == (1, 2)   # 40 < 50
+    assert (r.loc["fmr", "errors"], r.loc["fmr", "trials"]) == (2, 4)     # 80 and 60 >= 50
+    assert set(res.rates.ci_method) == {"wilson (pairs assumed independent)"}
+    assert res.rates.boot_low.isna().all()                                 # no people-level interval to give
+    assert res.composition.subjects.isna().all()                           # stand-ins are not counted as people
+    assert res.provenance["protocol"]["identities"] == "unknown: pairs assumed independent"
+    assert any("no identities" in w for w in res.warnings)
+
+
+def test_a_missing_score_is_a_failed_comparison_counted_as_a_non_match(tmp_path):
+    rows = [{"sample_a": a, "sample_b": b, "score": s} for (a, b), s in SCORES.items()]
+    rows[0]["score"] = None            # mated a1-a2 (90): now a false non-match
+    rows[2]["score"] = float("nan")    # impostor a1-b1 (50): never a false match
+    sp, samp = _write(tmp_path, rows)
+    got = read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+    assert (got.failed_mated, got.failed_impostor) == (1, 1)
+    res = _run_scores(tmp_path, rows, {"samples": str(samp), "groups": ["group"]})
+    r = res.rates[(res.rates.grouping == "all")].set_index("metric")
+    assert (r.loc["fnmr", "errors"], r.loc["fnmr", "trials"]) == (2, 2)   # 40 < 50, and the failed one
+    assert (r.loc["fmr", "errors"], r.loc["fmr", "trials"]) == (1, 13)    # only 60 >= 50 now
+    assert res.provenance["protocol"]["failed_comparisons"]["mated"] == 1
+    assert any("failed" in w and "non-match" in w for w in res.warnings)
+
+
+def test_a_score_that_is_text_is_still_an_error(tmp_path):
+    rows = [{"sample_a": a, "sample_b": b, "score": s} for (a, b), s in SCORES.items()]
+    rows[3]["score"] = "abc"
+    sp, samp = _write(tmp_path, rows)
+    with pytest.raises(DataError, match="row 5: column 'score' is 'abc'"):
+        read_scores(sp, higher_is_similar=True, group_columns=["group"], samples_path=samp)
+
+
+def test_a_bad_genuine_flag_is_named(tmp_path):
+    rows = [{"sample_a": "x", "sample_b": "y", "score": 1, "genuine": "perhaps"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError, match="row 2: column 'genuine' is 'perhaps'"):
+        read_scores(tmp_path / "s.csv", higher_is_similar=True, group_columns=[])

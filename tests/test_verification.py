@@ -259,28 +259,40 @@ def test_unknown_interval_is_refused(bad):
         analyse_verification(SAMPLES, OK_ROWS, _pairs(), [_th(0.35)], groupings=[["group"]], interval=bad)
 
 
-def test_pair_ratio_interval_holds_the_two_groups_fixed():
-    from audit.metrics.bootstrap import subject_bootstrap
-    from audit.verification import _pair_ratio_interval
-
-    # three groups of 4 subjects; C is lowest in the data, but B and C swap places in replicates
-    errors = [[3], [5], [2], [4], [1], [1], [2], [0], [1], [0], [2], [1]]
-    trials = [[100]] * 12
-    group = [0] * 4 + [1] * 4 + [2] * 4
-    boot = subject_bootstrap(errors, trials, group, group_labels=["A", "B", "C"], n_replicates=400, seed=5)
-    rep = boot.replicates[:, :, 0]
-    ratio = rep[:, 0] / rep[:, 2]  # A over C in every replicate, whichever group is lowest there
-    ratio = np.sort(np.where(rep[:, 2] == 0, np.where(rep[:, 0] > 0, np.inf, 1.0), ratio))
-    lo, hi = _pair_ratio_interval(boot, "A", "C", 0)
-    assert lo == ratio[int(np.floor(0.025 * 399))] and hi == ratio[int(np.ceil(0.975 * 399))]
-    # the max/min statistic's interval is not that of a fixed pair: its lower bound is never lower
-    from audit.metrics.bootstrap import bootstrap_disparity
-    assert bootstrap_disparity(boot, "max_min_ratio").low >= lo
-
-
 def test_pair_interval_columns(tables):
     d = tables.disparity
     mm = d[d.summary == "max_min_ratio"]
     assert mm[["pair_ci_low", "pair_ci_high"]].notna().all().all()
     assert (mm.pair_ci_low <= mm.pair_ci_high).all()
     assert d[d.summary != "max_min_ratio"][["pair_ci_low", "pair_ci_high"]].isna().all().all()
+
+
+def test_thresholds_that_round_alike_keep_their_own_numbers_in_every_table():
+    """target_fmr = [2e-3, 1.5e-3] and fixed values 0.6 / 0.6004 once shared names, so tables keyed
+    by name showed the second threshold's numbers for the first."""
+    rng = np.random.default_rng(0)
+    n = 120
+    subj = np.repeat(np.arange(40), 3)
+    grp = np.where(subj % 2 == 0, "A", "B")
+    samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "subject": subj.astype(str), "group": grp, "status": "ok"})
+    i, j = np.triu_indices(n, 1)
+    score = rng.normal(size=i.size) * 0.2 + 0.3 + 0.5 * (subj[i] == subj[j])
+    mated = subj[i] == subj[j]
+    pairs = PairScores(score[mated], i[mated], j[mated], score[~mated], i[~mated], j[~mated])
+    info = BackendInfo("toy", "m", "1", "0" * 64, 2, "cosine")
+    th = choose_thresholds(pairs, target_fmr=[2e-3, 1.5e-3], fixed_native=[0.6, 0.6004], info=info, backend_default=False)
+    names = [t.name for t in th]
+    assert names == ["FMR=2e-3", "FMR=1.5e-3", "fixed 0.6", "fixed 0.6004"]
+    assert len({t.value for t in th}) == 4
+    tables = analyse_verification(samples, np.arange(n), pairs, th, groupings=[["group"]], bootstrap=50)
+    imp = pairs.impostor_score
+    for t in th:
+        r = tables.rates[(tables.rates.grouping == "all") & (tables.rates.threshold_name == t.name) & (tables.rates.metric == "fmr")]
+        assert len(r) == 1 and r.threshold.iloc[0] == t.value
+        assert r.errors.iloc[0] == int(np.sum(imp >= t.value))  # this threshold's own count
+        for name in ("rates", "cross_fmr", "reference"):
+            df = getattr(tables, name)
+            rows = df[df.threshold_name == t.name]
+            assert len(rows) and (rows.threshold == t.value).all(), name
+        d = tables.disparity[tables.disparity.threshold_name == t.name]
+        assert len(d) == len(tables.disparity) // 4

@@ -1881,6 +1881,73 @@ class TileScan:
             rescanned = True
         return self._assemble(th, fm_row, rescanned)
 
+    def false_match_rows(self, threshold: float, *, max_pairs: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every impostor pair scoring at or above ``threshold``, as (row, row) in scan order.
+
+        From the tail when the threshold is at or above :attr:`tail_floor`; otherwise by a pass
+        that collects them, when the scan's counts show at most ``max_pairs`` (default
+        ``max_tail_pairs``) of them. Returns ``None`` when there are more (nothing is collected)."""
+        geo = self._geo
+        t = float(threshold)
+        lo32, hi32 = _raw_band(geo, t)
+        if self._tail is not None and lo32 >= self._tail[3]:
+            v, r, c, _ = self._tail
+            i_lo = int(np.searchsorted(v, lo32, side="left"))
+            i_hi = int(np.searchsorted(v, hi32, side="left"))
+            br, bc = r[i_lo:i_hi].astype(np.int64), c[i_lo:i_hi].astype(np.int64)
+            hit = _canonical(geo.e32, br, bc, geo.metric) >= t if br.size else np.zeros(0, bool)
+            rows = np.concatenate([r[i_hi:].astype(np.int64), br[hit]])
+            cols = np.concatenate([c[i_hi:].astype(np.int64), bc[hit]])
+            return rows, cols
+        if self._n_imp == 0 or not np.isfinite(t) and t > 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        cap = self._max_tail if max_pairs is None else int(max_pairs)
+        n_fm = int(self.counts_at([t]).false_matches_total[0])
+        if n_fm > cap:
+            return None
+        if n_fm == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        top = np.float32(np.finfo(np.float32).max)
+        ((_above, _h, (_v, r, c)),) = self._window_pass([(float(lo32), float(top), 0, True)], "collecting false-match pairs")
+        r, c = r.astype(np.int64), c.astype(np.int64)
+        hit = _canonical(geo.e32, r, c, geo.metric) >= t if r.size else np.zeros(0, bool)
+        return r[hit], c[hit]
+
+    def people_counts(self, thresholds: Sequence[float], *, max_pairs: int | None = None):
+        """Per-person counts for the people-level bootstrap (:class:`audit.metrics.people.PeopleCounts`),
+        or ``None`` when some threshold has more false matches than ``max_pairs`` to list.
+
+        Cells are the scan's group codes (two-sided: side-coded). A mated pair belongs to the cell
+        of its first image in the caller's order (the probe's in a two-sided scan)."""
+        from audit.metrics.people import PeopleCounts
+
+        geo = self._geo
+        th = np.asarray(thresholds, np.float64).reshape(-1)
+        g = geo.n_groups
+        n_subj = self._subject_labels.shape[0]
+        lists = [self.false_match_rows(float(t), max_pairs=max_pairs) for t in th]
+        if any(x is None for x in lists):
+            return None
+        rows = np.concatenate([x[0] for x in lists]) if lists else np.zeros(0, np.int64)
+        cols = np.concatenate([x[1] for x in lists]) if lists else np.zeros(0, np.int64)
+        which = np.repeat(np.arange(th.size), [x[0].size for x in lists]) if lists else np.zeros(0, np.int64)
+        onehot = np.zeros((rows.size, th.size), np.int64)
+        onehot[np.arange(rows.size), which] = 1
+        a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(geo.subj[rows], geo.subj[cols], geo.grp[rows], geo.grp[cols], onehot)
+        images = np.bincount(geo.subj * g + geo.grp, minlength=n_subj * g).reshape(n_subj, g)
+        first_row = np.full(n_subj, np.iinfo(np.int64).max)
+        np.minimum.at(first_row, geo.subj, self._order)
+        inv = np.empty_like(self._order)
+        inv[self._order] = np.arange(self._order.size)
+        first_cell = geo.grp[inv[first_row]] if n_subj else np.zeros(0, np.int64)
+        mg = self._mated_first_group()
+        msubj = geo.subj[self._mated[0]]
+        miss = (self._mated_scores[:, None] < th[None, :]).astype(np.int64)  # (m, T)
+        mp, _, mc, _, agg = PeopleCounts.aggregate_pairs(msubj, msubj, mg, mg, np.concatenate([np.ones((msubj.size, 1), np.int64), miss], axis=1))
+        mode = "two_sided" if geo.base_groups else ("same_cell" if self._impostor_mode == "same_group" else "all")
+        return PeopleCounts(th.copy(), first_cell.astype(np.int64), images.astype(np.int64), mode, a, b, ca, cb, cnt,
+                            mp, mc, agg[:, 0].copy(), agg[:, 1:].copy())
+
     def _tail_counts(self, t: float, lo32, hi32) -> np.ndarray:
         v, r, c, _ = self._tail
         geo = self._geo

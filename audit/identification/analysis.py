@@ -39,6 +39,7 @@ from ..metrics.identification import (
     share_tests,
     threshold_at_fpir,
 )
+from ..results import distinct_labels, rate_label as _fmt_rate, value_label as _fmt_g
 from .result import ID_TABLE_COLUMNS, IdentificationThreshold
 from .search import SearchBackend
 from .split import GalleryProbeSplit, IdentificationError
@@ -188,10 +189,6 @@ def search_split(
 
 
 # ------------------------------------------------------------------------------ thresholds
-def _fmt_rate(x: float) -> str:
-    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e+")
-
-
 def _outcomes(split: GalleryProbeSplit, cands: CandidateLists, *, rank: int, failed_probes: str):
     if failed_probes not in FAILED_PROBES:
         raise IdentificationError(f"failed_probes must be one of {list(FAILED_PROBES)}, got {failed_probes!r}")
@@ -227,13 +224,13 @@ def choose_identification_thresholds(
     to_sim = info.to_similarity if info is not None else float
     to_native = info.to_native if info is not None else float
     specs: list[tuple[str, str, float, float | None]] = []
-    for t in target_fpir:
+    for name, t in zip(distinct_labels(target_fpir, _fmt_rate), target_fpir):
         if n_nm == 0:
             raise IdentificationError("a threshold at a target FPIR needs non-mated searches; this probe set has none "
                                       "(give fixed thresholds, or leave some subjects out of the gallery)")
-        specs.append((f"FPIR={_fmt_rate(t)}", "target_fpir", threshold_at_fpir(top_nm, t), float(t)))
-    for v in fixed_native:
-        specs.append((f"fixed {v:g}", "fixed", to_sim(v), None))
+        specs.append((f"FPIR={name}", "target_fpir", threshold_at_fpir(top_nm, t), float(t)))
+    for name, v in zip(distinct_labels(fixed_native, _fmt_g), fixed_native):
+        specs.append((f"fixed {name}", "fixed", to_sim(v), None))
     if backend_default and info is not None and getattr(info, "default_threshold", None) is not None:
         specs.append((f"default {info.default_threshold:g}", "backend_default", to_sim(info.default_threshold), None))
     out = []

@@ -128,7 +128,7 @@ class ErrorCounts:
 # validation
 
 
-def _as_scores(x: ArrayLike, name: str, *, allow_empty: bool) -> tuple[np.ndarray, np.dtype]:
+def _as_scores(x: ArrayLike, name: str, *, allow_empty: bool, allow_failed: bool = False) -> tuple[np.ndarray, np.dtype]:
     """Return ``(scores as float64, the floating dtype the scores came in)``.
 
     The second item is float16/float32 for such inputs and float64 otherwise; thresholds are
@@ -159,6 +159,8 @@ def _as_scores(x: ArrayLike, name: str, *, allow_empty: bool) -> tuple[np.ndarra
     dtype = a.dtype if a.dtype in (np.float16, np.float32) else np.dtype(np.float64)
     s = a.astype(np.float64, copy=False)
     finite = np.isfinite(s)
+    if allow_failed:
+        finite |= s == -np.inf  # a failed comparison: never a match
     if not finite.all():
         bad = np.flatnonzero(~finite)
         n_nan = int(np.isnan(s[bad]).sum())
@@ -498,12 +500,13 @@ def threshold_at_fmr(impostor_scores: ArrayLike, target_fmr: float) -> float:
     >>> fmr(scores, t).value
     0.2
     """
-    s, dtype = _as_scores(impostor_scores, "impostor_scores", allow_empty=False)
+    s, dtype = _as_scores(impostor_scores, "impostor_scores", allow_empty=False, allow_failed=True)
     target = _check_target_fmr(target_fmr)
     n = s.size
     k = _allowed_false_matches(target, n)
     if k >= n:
-        return float(s.min())
+        fin = s[np.isfinite(s)]
+        return float(fin.min()) if fin.size else float(np.finfo(np.float64).max)
     pos = n - k - 1  # ascending index of s_{k+1}
     value = np.partition(s, pos)[pos]
     return _just_above(float(value), dtype)
@@ -535,7 +538,7 @@ def thresholds_at_fmr(impostor_scores: ArrayLike, targets: Sequence[float]) -> n
     >>> [fmr(scores, t).value for t in thresholds_at_fmr(scores, [0.1, 0.5, 1.0])]
     [0.1, 0.5, 1.0]
     """
-    s, dtype = _as_scores(impostor_scores, "impostor_scores", allow_empty=False)
+    s, dtype = _as_scores(impostor_scores, "impostor_scores", allow_empty=False, allow_failed=True)
     try:
         tg = np.asarray(targets, dtype=np.float64)
     except (TypeError, ValueError):
@@ -564,7 +567,8 @@ def thresholds_at_fmr(impostor_scores: ArrayLike, targets: Sequence[float]) -> n
         ordered = np.sort(s) if kth.size > 16 else np.partition(s, kth)
         out[below] = [_just_above(float(v), dtype) for v in ordered[positions]]
     if not below.all():
-        out[~below] = float(s.min())
+        fin = s[np.isfinite(s)]
+        out[~below] = float(fin.min()) if fin.size else float(np.finfo(np.float64).max)
     return out
 
 

@@ -274,7 +274,9 @@ def _tested(result: AuditResult) -> dict[str, Any]:
 
 
 #: Single-rate interval methods (the tables' ``ci_method`` values) as the report names them.
-CI_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper–Pearson (exact)"}
+CI_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper–Pearson (exact)",
+            "wilson (pairs assumed independent)": "Wilson (pairs assumed independent: no identities given)",
+            "clopper-pearson (pairs assumed independent)": "Clopper–Pearson (pairs assumed independent: no identities given)"}
 
 
 def _ci_name(*tables: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> str:

@@ -168,17 +168,17 @@ def _scores(files, mutate=None):
 
 
 SCORES_CASES = {
-    "text_score": (_cell(3, "score", "abc"), "row 5, column 'score': 'abc' is not a number"),
-    "comma_score": (_cell(10, "score", "0,75"), "row 12, column 'score': '0,75' is not a number"),
-    "percent_score": (_cell(0, "score", "85%"), "row 2, column 'score'"),
+    "text_score": (_cell(3, "score", "abc"), "row 5: column 'score' is 'abc', not a number"),
+    "comma_score": (_cell(10, "score", "0,75"), "row 12: column 'score' is '0,75', not a number"),
+    "percent_score": (_cell(0, "score", "85%"), "row 2: column 'score'"),
     "missing_score_column": (lambda df: df.drop(columns=["score"]), "score"),
     "missing_sample_b": (lambda df: df.drop(columns=["sample_b"]), "sample_b"),
     "self_pair": (_cell(2, "sample_b", "x0_0"), "row 4"),
     "duplicate_pair": (lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True), "row 30"),
     "reversed_duplicate": (lambda df: pd.concat([df, df.iloc[[4]].rename(columns={"sample_a": "sample_b", "sample_b": "sample_a"})], ignore_index=True), "row 30"),
     "unknown_sample": (_cell(6, "sample_a", "ghost"), "'ghost'"),
-    "huge_score": (_cell(3, "score", "1.7e308"), "row 5, column 'score': 1.7e+308 is beyond"),
-    "huge_negative_score": (_cell(7, "score", "-1e200"), "row 9, column 'score': -1e+200 is beyond"),
+    "huge_score": (_cell(3, "score", "1.7e308"), "row 5: column 'score' is 1.7e+308, beyond"),
+    "huge_negative_score": (_cell(7, "score", "-1e200"), "row 9: column 'score' is -1e+200, beyond"),
 }
 
 

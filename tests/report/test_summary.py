@@ -70,20 +70,21 @@ def test_ratio_and_katz_interval_by_hand():
     # A: 10/100 = 10%, B: 5/200 = 2.5%, C: 30/1000 = 3% (the largest group, neither highest nor lowest)
     # ratio = 0.10 / 0.025 = 4
     # SE(ln RR) = sqrt(1/10 - 1/100 + 1/5 - 1/200) = sqrt(0.285) = 0.533854
-    # z * SE = 1.959964 * 0.533854 = 1.046335; exp(-1.046335) = 0.351223, exp(1.046335) = 2.847195
-    # interval = 4 * (0.351223, 2.847195) = (1.404891, 11.388782)
+    # A and B are the extremes of 3 groups, so the interval is Bonferroni-adjusted over the 3 pairs:
+    # z = Phi^-1(1 - 0.05 / 6) = 2.393980; z * SE = 1.278035; exp(-1.278035) = 0.278584, exp(1.278035) = 3.589581
+    # interval = 4 * (0.278584, 3.589581) = (1.114336, 14.358324)
     res = _result({("FMR=1e-2", "fmr"): {"A": (10, 100), "B": (5, 200), "C": (30, 1000)}})
     f = _one(res, metric="fmr")
     assert (f.grouping, f.threshold_name, f.group_high, f.group_low) == ("ethnicity", "FMR=1e-2", "A", "B")
     assert f.ratio == pytest.approx(4.0)
-    assert f.ci_low == pytest.approx(1.404891, abs=1e-5)
-    assert f.ci_high == pytest.approx(11.388782, abs=1e-4)
-    assert f.ci_method == "katz-log"
+    assert f.ci_low == pytest.approx(1.114336, abs=1e-5)
+    assert f.ci_high == pytest.approx(14.358324, abs=1e-4)
+    assert f.ci_method == "katz-log, Bonferroni over 3 pairs"
     assert f.conclusive and f.status == "difference" and not f.small_sample
     c_lo, c_hi = wilson(30, 1000)[1:]
     assert f.text == (
         "At the threshold where 1 in 100 impostor comparisons match overall (FMR=1e-2), A faces are falsely "
-        "matched with one another 4.0× as often as B faces (95% CI 1.4–11×): 10 of 100 same-group impostor "
+        "matched with one another 4.0× as often as B faces (95% simultaneous CI 1.1–14×): 10 of 100 same-group impostor "
         "comparisons (10%) versus 5 of 200 (2.5%). For context, the largest group, C (1,000 same-group impostor "
         f"comparisons), has an FMR of 3.0% (95% CI {pct(c_lo)}–{pct(c_hi)})."
     )
@@ -245,17 +246,17 @@ def _with_pair_interval(res: AuditResult, high: str, low: str, lo: float, hi: fl
     return replace(res, disparity=pd.DataFrame([row], columns=cols))
 
 
-def test_subject_bootstrap_interval_widens_the_ratio_interval():
+def test_people_level_simultaneous_interval_leads_the_ratio():
     res = _result({("FMR=1e-2", "fmr"): {"A": (10, 100), "B": (5, 200), "C": (30, 1000)}})
-    # people shared by many comparisons: the bootstrap interval (0.9-30) is wider at both ends than Katz's (1.40-11.4)
+    # people shared by many comparisons: the people-level interval (simultaneous over the groups) is used
     f = _one(_with_pair_interval(res, "A", "B", 0.9, 30.0), metric="fmr")
-    assert (f.ci_low, f.ci_high) == (0.9, 30.0) and f.ci_method == "katz-log+subject-bootstrap"
+    assert (f.ci_low, f.ci_high) == (0.9, 30.0) and f.ci_method == "people bootstrap, simultaneous over the groups"
     assert not f.conclusive and f.status == "no_difference"
-    assert "(95% CI 0.90–30×)" in f.text and "No difference shown" in f.text
-    # narrower at one end: each end keeps the more cautious bound
+    assert "(95% simultaneous CI 0.90–30×)" in f.text and "No difference shown" in f.text
+    # also when it is narrower than the independence-based one: it is the valid one for shared people
     g = _one(_with_pair_interval(res, "A", "B", 2.0, 12.0), metric="fmr")
-    assert g.ci_low == pytest.approx(1.404891, abs=1e-5) and g.ci_high == 12.0 and g.conclusive
+    assert (g.ci_low, g.ci_high) == (2.0, 12.0) and g.conclusive
     # an interval for other groups, or another metric, is not used
     for other in (_with_pair_interval(res, "C", "B", 0.5, 30.0), _with_pair_interval(res, "A", "B", 0.5, 30.0, metric="fnmr")):
         h = _one(other, metric="fmr")
-        assert h.ci_method == "katz-log" and h.ci_low == pytest.approx(1.404891, abs=1e-5)
+        assert h.ci_method.startswith("katz-log, Bonferroni") and h.ci_low == pytest.approx(1.114336, abs=1e-5)

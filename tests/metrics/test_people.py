@@ -1,0 +1,179 @@
+"""The people-level bootstrap: replicates equal an explicit resample-and-recount, and the point
+estimate's counts equal the cell counts, on every impostor protocol."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from audit.comparisons import PairScores
+from audit.engine.tiles import score_tiles
+from audit.errors import MetricError
+from audit.metrics.people import PeopleCounts, people_bootstrap, people_weights
+from audit.verification import cell_data_from_pairs, cell_data_from_scan
+
+
+def _dataset(seed=3, people=9, cells=3):
+    """People with 1-3 images; an image's cell is usually its person's, sometimes another (an
+    image-level label such as an age band)."""
+    rng = np.random.default_rng(seed)
+    subj, cell = [], []
+    for p in range(people):
+        home = p % cells
+        for _ in range(rng.integers(1, 4)):
+            subj.append(p)
+            cell.append(home if rng.random() < 0.8 else (home + 1) % cells)
+    subj, cell = np.array(subj), np.array(cell)
+    emb = rng.normal(size=(subj.size, 8)) + 1.5 * rng.normal(size=(people, 8))[subj]
+    return subj, cell, emb
+
+
+def _all_pairs(subj, emb):
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    i, j = np.triu_indices(subj.size, 1)
+    s = np.sum(e[i] * e[j], axis=1)
+    mated = subj[i] == subj[j]
+    return PairScores(s[mated], i[mated], j[mated], s[~mated], i[~mated], j[~mated])
+
+
+def _explicit(subj, cell, pairs, w, mapping, g, th):
+    """Draw person i w_i times, rebuild every pair of the resampled population and count."""
+    fm = np.zeros((g + 1, th.size))
+    imp = np.zeros(g + 1)
+    fnm = np.zeros((g + 1, th.size))
+    mated = np.zeros(g + 1)
+    for a, b, s in zip(pairs.impostor_a, pairs.impostor_b, pairs.impostor_score):
+        copies = w[subj[a]] * w[subj[b]]  # every copy of one person meets every copy of the other
+        ga, gb = mapping[cell[a]], mapping[cell[b]]
+        for col in ([ga] if ga == gb else []) + [g]:
+            imp[col] += copies
+            fm[col] += copies * (s >= th)
+    for a, s in zip(pairs.mated_a, pairs.mated_score):
+        copies = w[subj[a]]  # a copy's own mated pairs; copies of one person are not two people
+        for col in (mapping[cell[a]], g):
+            mated[col] += copies
+            fnm[col] += copies * (s < th)
+    return fm, imp, fnm, mated
+
+
+def test_replicates_equal_an_explicit_resample_and_recount():
+    subj, cell, emb = _dataset()
+    pairs = _all_pairs(subj, emb)
+    th = np.array([0.1, 0.3, 0.6])
+    data = cell_data_from_pairs(pairs, cell, 3, th, subjects=subj)
+    for mapping, g in ((np.array([0, 1, 2]), 3), (np.array([0, 1, 0]), 2), (np.zeros(3, np.int64), 1)):
+        rep = people_bootstrap(data.people, mapping, g, n_replicates=12, seed=7)
+        w_all = people_weights(rep.strata, g, n_replicates=12, seed=7)
+        for b in range(12):
+            fm, imp, fnm, mated = _explicit(subj, cell, pairs, w_all[b], mapping, g, th)
+            np.testing.assert_allclose(rep.fm[b], fm)
+            np.testing.assert_allclose(rep.imp[b], imp)
+            np.testing.assert_allclose(rep.fnm[b], fnm)
+            np.testing.assert_allclose(rep.mated[b], mated)
+        # the point estimate is the replicate with every weight 1
+        fm, imp, fnm, mated = _explicit(subj, cell, pairs, np.ones(subj.max() + 1), mapping, g, th)
+        np.testing.assert_allclose(rep.point_fm, fm)
+        np.testing.assert_allclose(rep.point_imp, imp)
+        np.testing.assert_allclose(rep.point_fnm, fnm)
+
+
+def test_a_person_drawn_twice_is_not_two_people():
+    # two people, one image each, one impostor pair: a replicate drawing person 0 twice has no pair
+    c = PeopleCounts(np.array([0.0]), np.zeros(2, np.int64), np.ones((2, 1), np.int64), "all",
+                     np.array([0]), np.array([1]), np.array([0]), np.array([0]), np.array([[1]]),
+                     *(np.zeros(0, np.int64),) * 3, np.zeros((0, 1), np.int64))
+    rep = people_bootstrap(c, np.array([0]), 1, n_replicates=200, seed=1)
+    w = people_weights(rep.strata, 1, n_replicates=200, seed=1)
+    both = (w[:, 0] == 1) & (w[:, 1] == 1)
+    assert both.any() and (~both).any()
+    np.testing.assert_array_equal(rep.imp[:, 0], np.where(both, 1.0, 0.0))
+    assert np.all(np.isnan(rep.fmr[~both, 0, 0]))
+    np.testing.assert_array_equal(rep.fmr[both, 0, 0], 1.0)
+
+
+@pytest.mark.parametrize("mode", ["all", "same_group", "two_sided"])
+def test_engine_counts_equal_the_listed_pairs(mode):
+    """The closed-form trials of a scan equal the per-pair counts of the same pairs listed."""
+    subj, cell, emb = _dataset(seed=5, people=14)
+    th = np.array([0.05, 0.4])
+    sides = None
+    if mode == "two_sided":
+        sides = (np.arange(subj.size) % 2).astype(np.int64)
+    scan = score_tiles(emb, subj, cell, n_groups=3, max_fmr=0.5, impostors="same_group" if mode == "same_group" else "all",
+                       sides=sides, tile=16)
+    counts = scan.counts_at(th)
+    people = scan.people_counts(th)
+    n_codes = people.n_cells
+    mapping = np.tile(np.array([0, 1, 2]), n_codes // 3)
+    rep = people_bootstrap(people, mapping, 3, n_replicates=0)
+    # point estimate equals the engine's counts, per group and for the population
+    same_fm = np.stack([counts.false_matches[:, c, c] for c in range(counts.false_matches.shape[1])], axis=1)
+    co = counts.coarsen(mapping) if n_codes != 3 else counts
+    diag_fm = np.stack([co.false_matches[:, c, c] for c in range(3)], axis=1)
+    np.testing.assert_array_equal(rep.point_fm[:3].T, diag_fm)
+    np.testing.assert_array_equal(rep.point_imp[:3], np.diag(co.impostors))
+    np.testing.assert_array_equal(rep.point_fm[3], counts.false_matches_total)
+    assert rep.point_imp[3] == counts.impostors_total
+    np.testing.assert_array_equal(rep.point_fnm[:3].T, co.false_non_matches)
+    np.testing.assert_array_equal(rep.point_mated[:3], co.mated)
+    assert same_fm.shape[0] == th.size
+    # the same replicates from a scan and from the pairs listed (materialised)
+    data = cell_data_from_scan(scan, counts)
+    assert data.people is not None
+    rep_scan = people_bootstrap(data.people, mapping, 3, n_replicates=20, seed=4)
+    listed = _listed_like(scan, people)
+    rep_list = people_bootstrap(listed, mapping, 3, n_replicates=20, seed=4)
+    np.testing.assert_allclose(rep_scan.imp, rep_list.imp)
+    np.testing.assert_allclose(rep_scan.fm, rep_list.fm)
+
+
+def _listed_like(scan, people):
+    """The scan's impostor pairs enumerated (naively) as a 'listed' PeopleCounts."""
+    geo = scan._geo
+    n = geo.subj.size
+    i, j = np.triu_indices(n, 1)
+    keep = geo.subj[i] != geo.subj[j]
+    if people.impostor_mode == "same_cell":
+        keep &= geo.grp[i] == geo.grp[j]
+    if people.impostor_mode == "two_sided":
+        half = people.n_cells // 2
+        keep &= (geo.grp[i] >= half) != (geo.grp[j] >= half)
+    i, j = i[keep], j[keep]
+    a, b, ca, cb, n_ = PeopleCounts.aggregate_pairs(geo.subj[i], geo.subj[j], geo.grp[i], geo.grp[j], np.ones(i.size, np.int64))
+    return PeopleCounts(people.thresholds, people.person_first_cell, people.images, "listed", people.fm_a, people.fm_b,
+                        people.fm_ca, people.fm_cb, people.fm_counts, people.mated_person, people.mated_cell, people.mated_n,
+                        people.mated_fnm, imp_a=a, imp_b=b, imp_ca=ca, imp_cb=cb, imp_n=n_[:, 0])
+
+
+def test_weights_do_not_depend_on_chunking_and_keep_strata_sizes():
+    strata = np.array([0, 0, 0, 1, 1, 2])
+    w = people_weights(strata, 3, n_replicates=50, seed=9)
+    for g, size in ((0, 3), (1, 2), (2, 1)):
+        np.testing.assert_array_equal(w[:, strata == g].sum(axis=1), size)
+    subj, cell, emb = _dataset()
+    data = cell_data_from_pairs(_all_pairs(subj, emb), cell, 3, [0.2], subjects=subj)
+    import audit.metrics.people as people_mod
+    whole = people_bootstrap(data.people, np.arange(3), 3, n_replicates=30, seed=2)
+    old = people_mod._CHUNK_ELEMS
+    people_mod._CHUNK_ELEMS = 1  # one replicate per chunk
+    try:
+        chunked = people_bootstrap(data.people, np.arange(3), 3, n_replicates=30, seed=2)
+    finally:
+        people_mod._CHUNK_ELEMS = old
+    np.testing.assert_array_equal(whole.fm, chunked.fm)
+    np.testing.assert_array_equal(whole.imp, chunked.imp)
+
+
+def test_self_pairs_are_refused():
+    with pytest.raises(MetricError, match="themself"):
+        PeopleCounts(np.array([0.0]), np.zeros(1, np.int64), np.ones((1, 1), np.int64), "all",
+                     np.array([0]), np.array([0]), np.array([0]), np.array([0]), np.array([[1]]),
+                     *(np.zeros(0, np.int64),) * 3, np.zeros((0, 1), np.int64))
+
+
+def test_aggregate_pairs_sums_unordered_pairs():
+    a, b, ca, cb, n = PeopleCounts.aggregate_pairs([2, 0, 0], [0, 2, 2], [1, 0, 0], [0, 1, 1], [1, 2, 3])
+    assert (a.tolist(), b.tolist(), ca.tolist(), cb.tolist(), n[:, 0].tolist()) == ([0], [2], [0], [1], [6])
+    assert list(itertools.chain(n.shape)) == [1, 1]
