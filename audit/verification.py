@@ -615,7 +615,7 @@ def _reference_index(reference, cols: Sequence[str], cats: list[str], trials: np
     if reference == "overall":
         return "overall"
     if isinstance(reference, Mapping) and cols and all(c in reference for c in cols):
-        name = GROUP_SEP.join(str(reference[c]) for c in cols)
+        name = join_group_values([str(reference[c]) for c in cols])
         if name in cats:
             return cats.index(name)
         raise MetricError(f"analysis.reference names group {name!r}, which grouping {grouping_id(cols)!r} does not have; "
