@@ -30,7 +30,7 @@ import pandas as pd
 from .errors import ResultsError
 
 __all__ = ["distinct_labels", "rate_label", "value_label", "SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo",
-           "AuditResult", "csv_safe", "decode_table", "load_result_json"]
+           "AuditResult", "csv_safe", "decode_table", "encode_table", "load_result_json", "TEXT_ENCODING"]
 
 SCHEMA_VERSION = "1.1"
 
@@ -317,9 +317,9 @@ class AuditResult(RatesAccess):
             "thresholds": [t.to_dict() for t in self.thresholds],
             "warnings": list(self.warnings),
         }
+        out["text_encoding"] = TEXT_ENCODING
         for name in TABLE_COLUMNS:
-            df = getattr(self, name)
-            out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
+            out[name] = encode_table(getattr(self, name), name)
         return out
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -348,7 +348,7 @@ class AuditResult(RatesAccess):
             block = data.get(name)
             if block is None and name in OPTIONAL_TABLES:
                 block = {"columns": TABLE_COLUMNS[name], "rows": []}
-            kwargs[name] = decode_table(block, name, source)
+            kwargs[name] = decode_table(block, name, source, verbatim=data.get("text_encoding") == TEXT_ENCODING)
         if not isinstance(data.get("thresholds"), list):
             raise ResultsError(f"{source}: field 'thresholds' must be a list of threshold objects")
         try:
@@ -519,12 +519,39 @@ def decode_record(record: Mapping[str, Any], text: frozenset = TEXT_COLUMNS) -> 
     return {k: (v if k in text else _from_json(v)) for k, v in record.items()}
 
 
-def decode_table(block: Any, name: str, source: str) -> pd.DataFrame:
+#: Marks results files whose text columns hold labels verbatim (a missing text value is ``null``);
+#: files without it (written before) decode "NaN"/"Infinity" in every column, as they were written.
+TEXT_ENCODING = "labels-verbatim"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def encode_table(df: pd.DataFrame, name: str) -> dict[str, Any]:
+    """A table as ``{"columns", "rows"}``: numbers JSON-safe ("NaN"/"Infinity" strings), text
+    cells verbatim, a missing text value ``null``."""
+    cols = list(df.columns)
+    numeric = _numeric_columns(name, cols)
+    text_pos = [i for i, c in enumerate(cols) if c not in numeric]
+    rows = []
+    for row in df.itertuples(index=False):
+        r = [_jsonable(v) for v in row]
+        for i in text_pos:
+            if _missing(row[i]):
+                r[i] = None
+        rows.append(r)
+    return {"columns": cols, "rows": rows}
+
+
+def decode_table(block: Any, name: str, source: str, *, verbatim: bool = True) -> pd.DataFrame:
     """One ``{"columns", "rows"}`` table of a results file as a DataFrame.
 
     Special numbers ("NaN", "Infinity", "-Infinity") are decoded in numeric columns only; text
-    columns keep any string. Raises ResultsError naming the table, row and column for a malformed
-    table or a numeric cell that is not a number."""
+    columns keep any string (``null`` there is a missing value). With ``verbatim=False`` (files
+    written before :data:`TEXT_ENCODING`) text columns are decoded as they were written. Raises
+    ResultsError naming the table, row and column for a malformed table or a numeric cell that is
+    not a number."""
     if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
         raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
     columns, rows = block["columns"], block["rows"]
@@ -548,6 +575,10 @@ def decode_table(block: Any, name: str, source: str) -> pd.DataFrame:
                         f"{source}: field '{name}' row {i} column {c!r} is {v!r}, not a number; "
                         "the results file was edited or damaged: run the audit again"
                     )
+            elif v is None and verbatim:
+                v = math.nan
+            elif not verbatim:
+                v = _from_json(v)
             row.append(v)
         out.append(row)
     df = pd.DataFrame(out, columns=columns)

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
-from ..results import (SCHEMA_VERSION, AuditResult, RatesAccess, _jsonable, check_tables, csv_safe, decode_record, decode_table,
+from ..results import (SCHEMA_VERSION, AuditResult, RatesAccess, _jsonable, check_tables, TEXT_ENCODING, csv_safe, decode_record, decode_table, encode_table,
                        dump_result_json, load_result_json)
 
 __all__ = ["RESULT_KIND", "ID_TABLE_COLUMNS", "IdentificationThreshold", "IdentificationResult", "read_result"]
@@ -200,9 +200,9 @@ class IdentificationResult(RatesAccess):
             "thresholds": [t.to_dict() for t in self.thresholds],
             "warnings": list(self.warnings),
         }
+        out["text_encoding"] = TEXT_ENCODING
         for name in ID_TABLE_COLUMNS:
-            df = getattr(self, name)
-            out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
+            out[name] = encode_table(getattr(self, name), name)
         return out
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -227,7 +227,7 @@ class IdentificationResult(RatesAccess):
             block = data.get(name)
             if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
                 raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
-            kwargs[name] = decode_table(block, name, source)
+            kwargs[name] = decode_table(block, name, source, verbatim=data.get("text_encoding") == TEXT_ENCODING)
         try:
             thresholds = tuple(IdentificationThreshold(**decode_record(t, frozenset({"name", "kind", "metric"}))) for t in data["thresholds"])
             k, rank = int(data["k"]), int(data["rank"])
