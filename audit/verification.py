@@ -41,6 +41,7 @@ from .metrics.reference import (
     bca_interval,
     compare_to_reference,
     design_effect,
+    inflate_for_few_people,
     percentile_interval,
     remove_pair_noise,
     simultaneous_rate_bounds,
@@ -576,6 +577,9 @@ def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int):
     point_f = rep.point_fmr  # (G + 1, T)
     fmr = remove_pair_noise(point_f.reshape(-1), np.repeat(rep.point_imp, t), fmr.reshape(b, -1)).reshape(fmr.shape)
     fnmr = rep.fnmr
+    n_people = np.append(np.bincount(rep.strata, minlength=g), rep.strata.size)  # per group, then the population
+    fmr = inflate_for_few_people(point_f.reshape(-1), fmr.reshape(b, -1), np.repeat(n_people, t)).reshape(fmr.shape)
+    fnmr = inflate_for_few_people(rep.point_fnmr.reshape(-1), fnmr.reshape(b, -1), np.repeat(n_people, t)).reshape(fnmr.shape)
     jf, jn = people_jackknife(people, mapping, g)
     members = np.repeat((rep.strata[:, None] == np.arange(g)[None, :]), t, axis=1)  # (S, G*T)
     f_lo, f_hi = bca_interval(point_f[:g].reshape(-1), fmr[:, :g].reshape(b, -1), jf[:, :g].reshape(jf.shape[0], -1), members)

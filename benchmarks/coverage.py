@@ -39,7 +39,7 @@ from scipy.stats import norm
 
 from audit.metrics import interval_arrays
 from audit.metrics.people import PeopleCounts, people_bootstrap, people_jackknife
-from audit.metrics.reference import bca_interval, compare_to_reference, percentile_interval, remove_pair_noise
+from audit.metrics.reference import bca_interval, compare_to_reference, inflate_for_few_people, percentile_interval, remove_pair_noise
 
 SETTINGS = {"independent": (0.0, 0.0), "weak": (0.02, 0.05), "moderate": (0.08, 0.2), "strong": (0.25, 0.5)}
 FMR = (0.01, 0.02)   # reference group, other groups (true ratio 2); the null uses the first for all
@@ -91,6 +91,7 @@ def one(args) -> dict:
         point0 = np.where(t > 0, e / np.where(t > 0, t, 1), np.nan)
         if metric == "fmr":
             reps = remove_pair_noise(point0, t, reps)
+        reps = inflate_for_few_people(point0, reps, np.full(k, n))  # as the audit does (audit.verification)
         lo, hi = percentile_interval(reps)
         out[f"{metric}_pct_cover"] = np.mean((lo <= truth) & (truth <= hi))
         lo, hi = bca_interval(point0, reps, jack[metric], members)

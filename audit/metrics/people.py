@@ -265,10 +265,8 @@ def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray) ->
     W2 = W * W
     # ---- impostor trials
     if counts.impostor_mode == "listed":
-        ga, gb = mapping[counts.imp_ca], mapping[counts.imp_cb]
-        same = np.where(ga == gb, ga, -1)
-        ww = W[:, counts.imp_a] * W[:, counts.imp_b] * counts.imp_n  # (b, L)
-        imp = np.concatenate([ww @ _onehot(same, g), ww.sum(axis=1, keepdims=True)], axis=1)
+        imp = _quadratic(counts.imp_a, counts.imp_b, counts.imp_ca, counts.imp_cb, counts.imp_n[:, None], counts.n_people,
+                         mapping, g, W)[:, :, 0]
     elif counts.impostor_mode == "two_sided":
         half = counts.n_cells // 2
         P = counts.images[:, :half] @ _onehot(mapping[:half], g)   # probe images per person and group
@@ -289,12 +287,7 @@ def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray) ->
     # ---- false matches: per person pair, same group only (plus everything for the population)
     fm = np.zeros((b, g + 1, t))
     if counts.fm_a.size:
-        ga, gb = mapping[counts.fm_ca], mapping[counts.fm_cb]
-        same = np.where(ga == gb, ga, -1)
-        H = np.concatenate([_onehot(same, g), np.ones((same.size, 1))], axis=1)  # (P, G+1)
-        ww = W[:, counts.fm_a] * W[:, counts.fm_b]  # (b, P)
-        for k in range(t):
-            fm[:, :, k] = ww @ (H * counts.fm_counts[:, k:k + 1])
+        fm[:] = _quadratic(counts.fm_a, counts.fm_b, counts.fm_ca, counts.fm_cb, counts.fm_counts, counts.n_people, mapping, g, W)
     # ---- mated
     fnm = np.zeros((b, g + 1, t))
     mated = np.zeros((b, g + 1))
@@ -309,6 +302,36 @@ def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray) ->
             np.add.at(A, counts.mated_person, H * counts.mated_fnm[:, k:k + 1])
             fnm[:, :, k] = W @ A
     return fm, imp, fnm, mated
+
+
+def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: int, W: np.ndarray) -> np.ndarray:
+    """``sum_p w_a w_b v_p`` over each group's person-pair rows (and over all of them), for every
+    replicate: per column, the quadratic form ``w^T F w`` of the sparse person-by-person matrix F,
+    as ``rowsum(W^T * (F @ W^T))`` (a sparse-dense product: P x B multiply-adds, compiled).
+    ``values`` has shape (P, T); returns (b, G + 1, T)."""
+    from scipy import sparse
+
+    s = n_people
+    b = W.shape[0]
+    t = values.shape[1]
+    WT = np.ascontiguousarray(W.T)  # (S, b): a person's replicate weights contiguous
+    ga, gb = mapping[pca], mapping[pcb]
+    same = np.where(ga == gb, ga, -1)
+    out = np.zeros((b, g + 1, t))
+    for j in list(np.unique(same[same >= 0])) + [g]:
+        rows = np.flatnonzero(same == j) if j < g else np.arange(same.size)
+        if not rows.size:
+            continue
+        for k in range(t):
+            v = values[rows, k].astype(np.float64)
+            nz = v != 0
+            if not nz.any():
+                continue
+            a, c = pa[rows][nz], pb[rows][nz]
+            left, a_code = np.unique(a, return_inverse=True)  # only the people with rows here
+            F = sparse.csr_matrix((v[nz], (a_code.reshape(-1), c)), shape=(left.size, s))
+            out[:, j, k] = (WT[left] * (F @ WT)).sum(axis=0)
+    return out
 
 
 def people_bootstrap(
@@ -364,7 +387,7 @@ def people_bootstrap(
     imp = np.zeros((n_replicates, g + 1))
     fnm = np.zeros((n_replicates, g + 1, t))
     mated = np.zeros((n_replicates, g + 1))
-    width = max(counts.fm_a.size, counts.n_people, 0 if counts.imp_n is None else counts.imp_n.size, 1)
+    width = max(counts.n_people, 1)  # memory per replicate: the (S,) weights and one sparse product's (S,) column
     step = max(1, min(n_replicates or 1, _CHUNK_ELEMS // width))
     for start, stop, W in _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=step):
         fm[start:stop], imp[start:stop], fnm[start:stop], mated[start:stop] = _counts(counts, mapping, g, W)
@@ -389,12 +412,14 @@ def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -
     ones = np.ones((1, s))
     pfm, pimp, pfnm, pmated = (x[0] for x in _counts(counts, mapping, g, ones))
 
-    def marginal(a, b, rows_group, values):  # (S, G+1[, T]) sums over rows touching each person
-        H = np.concatenate([_onehot(rows_group, g), np.ones((rows_group.size, 1))], axis=1)
+    def marginal(a, b, rows_group, values):  # (S, G+1, T) sums over the rows touching each person
         v = values if values.ndim == 2 else values[:, None]
         out = np.zeros((s, g + 1, v.shape[1]))
-        for idx in (a, b):
-            np.add.at(out, idx, H[:, :, None] * v[:, None, :])
+        for j in range(g + 1):
+            rows = np.flatnonzero(rows_group == j) if j < g else np.arange(rows_group.size)
+            for k in range(v.shape[1]):
+                w = v[rows, k]
+                out[:, j, k] = np.bincount(a[rows], weights=w, minlength=s) + np.bincount(b[rows], weights=w, minlength=s)
         return out
 
     fm = pfm[None] - (marginal(counts.fm_a, counts.fm_b, np.where(mapping[counts.fm_ca] == mapping[counts.fm_cb], mapping[counts.fm_ca], -1),

@@ -352,3 +352,24 @@ def remove_pair_noise(point: np.ndarray, trials: np.ndarray, replicates: np.ndar
         f = np.where((v_boot > 0) & np.isfinite(v), np.sqrt(v / np.where(v_boot > 0, v_boot, 1)), 1.0)
     f = np.minimum(f, 1.0)
     return np.where(np.isnan(p), r, p + f * (r - p))
+
+
+def inflate_for_few_people(point: np.ndarray, replicates: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """Widen replicates by ``sqrt(S / (S - 1))`` around the point estimate, ``S`` the people resampled.
+
+    A bootstrap of ``S`` clusters estimates the variance with the divisor ``S`` where the unbiased
+    estimate has ``S - 1`` (the plug-in variance's bias); the factor removes that bias, which
+    matters with few people per group (15: 3.5% wider; 60: 0.8%).
+
+    Parameters
+    ----------
+    point : ndarray, shape (K,)
+    replicates : ndarray, shape (B, K)
+    people : ndarray, shape (K,)
+        People resampled for each column (columns with fewer than 2 are left as they are).
+    """
+    p = np.asarray(point, np.float64)
+    s = np.asarray(people, np.float64)
+    f = np.where(s >= 2, np.sqrt(s / np.maximum(s - 1, 1)), 1.0)
+    r = np.asarray(replicates, np.float64)
+    return np.where(np.isnan(p), r, p + f * (r - p))

@@ -173,10 +173,17 @@ def _rate_cell(row: Any, metric: str) -> dict[str, Any]:
     lo, hi = _f(row.ci_low), _f(row.ci_high)
     ci = f"({fmt_rate(lo)}–{fmt_rate(hi)})" if math.isfinite(lo) and math.isfinite(hi) else ""
     blo, bhi = _f(getattr(row, "boot_low", math.nan)), _f(getattr(row, "boot_high", math.nan))
-    # a percentile bootstrap collapses to a point when no (or every) comparison errs: not shown then
+    # a bootstrap collapses to a point when no (or every) comparison errs: the independence-based one leads then
     informative = math.isfinite(blo) and math.isfinite(bhi) and 0 < errors < trials
-    note = f"by subject {fmt_rate(blo)}–{fmt_rate(bhi)}" if informative else ""
-    return {"value": fmt_rate(row.value), "ci": ci, "counts": counts, "flag": flag(row.insufficient), "note": note}
+    note = ""
+    if informative:  # lead with the people-level interval; the binomial one beside it, labelled
+        note = f"{ci[1:-1]} if comparisons were independent" if ci else ""
+        ci = f"({fmt_rate(blo)}–{fmt_rate(bhi)})"
+        deff = _f(getattr(row, "design_effect", math.nan))
+        if math.isfinite(deff):
+            note += f"; design effect {deff:.1f}"
+    return {"value": fmt_rate(row.value), "ci": ci, "counts": counts, "flag": flag(row.insufficient), "note": note,
+            "people": informative}
 
 
 def _bar(row: Any, top: float) -> dict[str, str] | None:
@@ -447,6 +454,7 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         if help_text:
             helps[key.lower()] = help_text
     return {
+        "reference": _reference_rows(result, grouping, order),
         "anchor": f"grouping-{index + 1}", "id": grouping, "label": label,
         "thresholds": [{"name": t.name, "value": _threshold_value(t.value)} for t in result.thresholds],
         "rows": rows, "any_insufficient": any_flag, "needed": needed,
@@ -455,6 +463,33 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         "disparity": disparity,
         "summary_help": [(label, text + _weights_text(result, key)) for key, (label, text) in _SUMMARIES.items() if key in helps],
     }
+
+
+def _reference_rows(result: AuditResult, grouping: str, order: Mapping[str, int]) -> list[dict[str, str]]:
+    """Each group against the reference group: ratio and difference with simultaneous intervals."""
+    ref = getattr(result, "reference", None)
+    if not isinstance(ref, pd.DataFrame) or ref.empty:
+        return []
+    rows = []
+    sub = _sub(ref, grouping=grouping)
+    for r in sorted(sub.itertuples(index=False), key=lambda r: (order.get(str(r.threshold_name), len(order)), str(r.metric) != "fmr")):
+        ratio, lo, hi = _f(r.ratio), _f(r.ratio_low), _f(r.ratio_high)
+        d, dlo, dhi = _f(r.difference), _f(r.diff_low), _f(r.diff_high)
+        rows.append({
+            "threshold": str(r.threshold_name), "metric": str(r.metric).upper(), "group": str(r.group), "reference": str(r.reference),
+            "ratio": f"{_times(ratio)}× ({_times(lo)}–{_times(hi)}×)",
+            "difference": f"{d:+.2g} ({dlo:+.2g} to {dhi:+.2g})" if math.isfinite(d) else "—",
+            "p": f"{_f(r.p_adjusted):.3g}", "verdict": "Difference shown" if bool(r.shown) else "No difference shown",
+        })
+    return rows
+
+
+def _times(x: float) -> str:
+    if math.isnan(x):
+        return "—"
+    if math.isinf(x):
+        return "∞"
+    return f"{x:.2g}" if x < 10 else f"{x:,.0f}"
 
 
 def _weights_text(result: AuditResult, summary: str) -> str:

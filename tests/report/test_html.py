@@ -287,7 +287,7 @@ def test_sparse_provenance_and_no_thresholds_render(empty_result):
 
 def test_interval_method_is_named_as_the_result_says(tiny_result_shared, page_html):
     text = " ".join(_parse(page_html).text)
-    assert "The interval in brackets is the Wilson 95% interval" in text and "with its Wilson interval (whisker)" in text
+    assert "Beside it, labelled \"if comparisons were independent\", is the Wilson interval" in text and "with its Wilson interval (whisker)" in text
     assert "Clopper" not in page_html
     # the same numbers labelled as Clopper–Pearson intervals (the method is read from the table,
     # then from provenance); the report names that method and never Wilson
@@ -297,7 +297,7 @@ def test_interval_method_is_named_as_the_result_says(tiny_result_shared, page_ht
                              "protocol": {**tiny_result_shared.provenance["protocol"], "interval": "clopper-pearson"}})
     html = render_html(cp)
     text = " ".join(_parse(html).text)
-    assert "The interval in brackets is the Clopper–Pearson (exact) 95% interval" in text
+    assert "Beside it, labelled \"if comparisons were independent\", is the Clopper–Pearson (exact) interval" in text
     assert "with its Clopper–Pearson (exact) interval (whisker)" in text
     assert "Interval per rate" in text and "95% Clopper–Pearson (exact)" in text
     assert "Wilson" not in html
