@@ -209,6 +209,9 @@ def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
     )
 
 
+#: The engine's exact tail holds this many times the largest target's allowed false matches.
+OPERATING_POINT_DEPTH = 4
+
 #: Above this many acquired images the tiled scan spreads over worker processes.
 PARALLEL_SCAN_ROWS = 20_000
 
@@ -354,7 +357,9 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
     given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     scan = score_tiles(
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
-        max_fmr=max(th.target_fmr, default=1e-3), thresholds=[s[2] for s in given],
+        # a tail deeper than the largest target: each resample re-estimates the target-FMR thresholds
+        # from it (the operating-point estimand), and a resample may need more pairs than the data do
+        max_fmr=min(1.0, OPERATING_POINT_DEPTH * max(th.target_fmr, default=1e-3)), thresholds=[s[2] for s in given],
         impostors=protocol.impostors, sides=side, progress=config.run.progress,
         workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
     )

@@ -170,20 +170,38 @@ class RatesAccess:
                 return t
         raise ResultsError(f"no threshold named {name!r}; this result has {[t.name for t in self.thresholds]}")
 
-    def by_group(self, grouping: str, threshold_name: str | None = None) -> pd.DataFrame:
+    def by_group(self, grouping: str, threshold: str | None = None) -> pd.DataFrame:
         """The two error rates (FMR and FNMR, or FPIR and FNIR) side by side for one grouping, one
-        row per threshold and group, columns ``<metric>_<value|ci_low|ci_high|errors|trials>``."""
-        df = self.rates[self.rates["grouping"] == grouping]
-        if threshold_name is not None:
-            df = df[df["threshold_name"] == threshold_name]
-        if df.empty:
-            raise ResultsError(f"no rates for grouping {grouping!r}; groupings are {list(self.groupings)}")
-        wide = df.pivot_table(
-            index=["threshold_name", "group"], columns="metric",
-            values=["value", "ci_low", "ci_high", "errors", "trials"], aggfunc="first",
-        )
-        wide.columns = [f"{m}_{v}" for v, m in wide.columns]
-        return wide.reset_index()
+        row per threshold and group: columns ``<metric>_<value|ci_low|ci_high|errors|trials|insufficient>``,
+        counts as integers (see :func:`audit.frames.by_group`)."""
+        from .frames import by_group
+
+        return by_group(self, grouping, threshold)
+
+    @property
+    def overall(self) -> pd.DataFrame:
+        """The overall rates, one row per threshold (:func:`audit.frames.overall`)."""
+        from .frames import overall
+
+        return overall(self)
+
+    def ratio(self, reference=None, *, grouping: str | None = None, threshold: str | None = None) -> pd.DataFrame:
+        """Each group's rate over its reference group's (:func:`audit.frames.ratio`; default reference:
+        the result's own, as the report shows it)."""
+        from .frames import ratio
+
+        return ratio(self, reference, grouping=grouping, threshold=threshold)
+
+    def difference(self, reference=None, *, grouping: str | None = None, threshold: str | None = None) -> pd.DataFrame:
+        """Each group's rate minus its reference group's (:func:`audit.frames.difference`)."""
+        from .frames import difference
+
+        return difference(self, reference, grouping=grouping, threshold=threshold)
+
+    def __repr__(self) -> str:
+        from .frames import short_repr
+
+        return short_repr(self)
 
 
 @dataclass(frozen=True)
@@ -223,6 +241,20 @@ class AuditResult(RatesAccess):
 
     def __post_init__(self) -> None:
         check_tables(self, TABLE_COLUMNS)
+
+    __repr__ = RatesAccess.__repr__  # one line, not the tables (a dataclass would print them all)
+
+    def same_vs_cross_group(self, grouping: str, threshold: str | None = None) -> pd.DataFrame:
+        """Same-group against cross-group impostor FMR, pooled (:func:`audit.frames.same_vs_cross_group`)."""
+        from .frames import same_vs_cross_group
+
+        return same_vs_cross_group(self, grouping, threshold)
+
+    def to_aequitas(self, reference=None, *, grouping: str | None = None, threshold: str | None = None) -> pd.DataFrame:
+        """The rates named as Aequitas' Group/Bias tables name them (:func:`audit.frames.to_aequitas`)."""
+        from .frames import to_aequitas
+
+        return to_aequitas(self, reference, grouping=grouping, threshold=threshold)
 
     # ------------------------------------------------------------------ access helpers
     def group_order(self, grouping: str) -> list[str]:
@@ -302,8 +334,11 @@ class AuditResult(RatesAccess):
                     ft.get("failures", nan), ft.get("attempts", nan),
                 ])
         df = pd.DataFrame(rows, columns=RATES_FRAME_COLUMNS)
-        float_cols = [c for c in RATES_FRAME_COLUMNS if c not in ("grouping", "group", "threshold_name", "fmr_insufficient")]
+        count_cols = ["subjects", "images", "false_matches", "impostors", "false_non_matches", "mated", "failures", "attempts"]
+        float_cols = [c for c in RATES_FRAME_COLUMNS if c not in ("grouping", "group", "threshold_name", "fmr_insufficient", *count_cols)]
         df[float_cols] = df[float_cols].apply(pd.to_numeric, errors="coerce").astype(float)
+        # counts stay integers (pandas' nullable Int64: a missing count is <NA>, not NaN and not 200.0)
+        df[count_cols] = df[count_cols].apply(pd.to_numeric, errors="coerce").round().astype("Int64")
         df["fmr_insufficient"] = df["fmr_insufficient"].astype(bool)
         return df
 
@@ -399,46 +434,11 @@ class AuditResult(RatesAccess):
         return written
 
     def _repr_html_(self) -> str:  # Jupyter
-        """A compact view for notebooks: per-group FMR, FNMR and FTA at the first threshold, and the
-        executive summary (:func:`audit.findings.executive_summary`)."""
-        from html import escape
+        """A compact view for notebooks, from the report's own templates (:func:`audit.display.result_html`):
+        the executive summary, then per-group FMR, FNMR and FTA at the first target-FMR threshold."""
+        from .display import result_html
 
-        head = f"<h4>{escape(self.title or 'Face recognition audit')}</h4>"
-        if self.rates.empty or not self.thresholds:
-            return head + "<p>No rates.</p>"
-        t0 = ([t for t in self.thresholds if t.kind == "target_fmr"] or list(self.thresholds))[0]
-
-        def cell(v: float, lo: float, hi: float, e: float, n: float, flag: bool = False) -> str:
-            if not (isinstance(n, (int, float)) and n > 0):
-                return "<td>—</td>"
-            ci = f" ({lo:.3g}–{hi:.3g})" if math.isfinite(lo) and math.isfinite(hi) else ""
-            mark = " †" if flag else ""
-            return (f'<td style="text-align:right">{v:.3g}{ci}{mark}<br>'
-                    f'<small>{int(e):,}/{int(n):,}</small></td>')
-
-        rows = []
-        for grouping in self.groupings:
-            df = self.rates_frame(grouping, t0.name)
-            for r in df.itertuples(index=False):
-                rows.append(
-                    f"<tr><td>{escape(grouping.replace('+', ' × '))}</td><th scope=\"row\">{escape(r.group)}</th>"
-                    + cell(r.fmr, r.fmr_ci_low, r.fmr_ci_high, r.false_matches, r.impostors, r.fmr_insufficient)
-                    + cell(r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high, r.false_non_matches, r.mated)
-                    + cell(r.fta, r.fta_ci_low, r.fta_ci_high, r.failures, r.attempts) + "</tr>"
-                )
-        table = (
-            f"<table><caption>Rates at {escape(t0.name)} (threshold {t0.value:.4g}) with 95% intervals and "
-            "errors/comparisons; † too few same-group impostor comparisons (fewer than 3/FMR)</caption>"
-            "<thead><tr><th scope=\"col\">Grouping</th><th scope=\"col\">Group</th><th scope=\"col\">FMR</th>"
-            "<th scope=\"col\">FNMR</th><th scope=\"col\">FTA</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        )
-        # the findings layer reads results; imported here only when a notebook shows a result
-        from .findings import STATUS_LABELS, executive_summary
-
-        findings = executive_summary(self)
-        items = "".join(f"<li><b>{escape(STATUS_LABELS[f.status])}:</b> {escape(f.text)}</li>" for f in findings)
-        summary = f"<details open><summary>Summary ({len(findings)} findings)</summary><ul>{items}</ul></details>" if findings else ""
-        return head + summary + table
+        return result_html(self)
 
 
 def check_tables(result: Any, columns: Mapping[str, list[str]]) -> None:

@@ -232,9 +232,13 @@ def cell_data_from_pairs(
         miss = np.stack([pairs.mated_score < t for t in th], axis=1).astype(np.int64) if th.size else np.zeros((sm.size, 0), np.int64)
         mp, _, mc, _, magg = PeopleCounts.aggregate_pairs(sm, sm, ma, ma, np.concatenate([np.ones((sm.size, 1), np.int64), miss], axis=1))
         images = np.bincount(scode * c + cells, minlength=n_s * c).reshape(n_s, c)
+        top = np.argsort(-pairs.impostor_score, kind="stable")[:TAIL_PAIRS]  # the highest impostor scores
         subj_parts["people"] = PeopleCounts(th.copy(), cells[first_row].astype(np.int64), images.astype(np.int64), "listed",
                                             fa, fb, fca, fcb, fcnt, mp, mc, magg[:, 0].copy(), magg[:, 1:].copy(),
-                                            imp_a=la, imp_b=lb, imp_ca=lca, imp_cb=lcb, imp_n=ln[:, 0].copy())
+                                            imp_a=la, imp_b=lb, imp_ca=lca, imp_cb=lcb, imp_n=ln[:, 0].copy(),
+                                            tail_score=pairs.impostor_score[top].astype(np.float64), tail_a=sa[top], tail_b=sb[top],
+                                            tail_ca=ia[top], tail_cb=ib[top], mated_score=pairs.mated_score.astype(np.float64),
+                                            mated_score_person=sm.astype(np.int64), mated_score_cell=ma.astype(np.int64))
         subj_parts.update(
             subject_cell=cells[first_row].astype(np.int64),
             subject_false_matches=np.stack([per_subject(pairs.impostor_score >= t) for t in th]) if th.size else np.zeros((0, n_s, c), np.int64),
@@ -432,10 +436,13 @@ def analyse_cells(
         mated_group = mapping[data.mated_cell] if data.mated_cell.size else np.zeros(0, np.int64)
         fmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
         fnmr_by_group: dict[str, dict[str, float]] = {t.name: {} for t in thresholds}
-        rep = people_bootstrap(data.people, mapping, g, n_replicates=bootstrap, seed=seed) if bootstrap and data.people is not None and len(thresholds) else None
+        rep = (people_bootstrap(data.people, mapping, g, n_replicates=bootstrap, seed=seed, targets=[t.target_fmr for t in thresholds])
+               if bootstrap and data.people is not None and len(thresholds) else None)
         boot = None
         if rep is not None:
-            boot, f_lo, f_hi, n_lo, n_hi = _people_intervals(data.people, rep, mapping, g)
+            pi = _people_intervals(data.people, rep, mapping, g)
+            boot = {"fmr": pi["fmr"], "fnmr": pi["fnmr"]}  # each column's default estimand
+            fixed_boot = pi["fixed"]
         for c, name in enumerate(cats):
             n_i, n_g = int(imp[c, c]), int(gen[c])
             f_c, n_c = fm[:, c, c], fnm[:, c]
@@ -447,20 +454,23 @@ def analyse_cells(
                 basis = t.target_fmr if t.target_fmr is not None else t.achieved_fmr
                 insufficient = bool(n_i == 0 or (basis is not None and basis > 0 and insufficient_impostors(n_i, basis)))
                 if boot is not None:
-                    bf, bn = (f_lo[c, k], f_hi[c, k]), (n_lo[c, k], n_hi[c, k])
-                    deff_f, neff_f = design_effect(np.array([fmr_v]), np.array([n_i]), boot["fmr"][:, c, k:k + 1])
-                    deff_n, neff_n = design_effect(np.array([fnmr_v]), np.array([n_g]), boot["fnmr"][:, c, k:k + 1])
+                    bf, bn = (pi["fmr_low"][c, k], pi["fmr_high"][c, k]), (pi["fnmr_low"][c, k], pi["fnmr_high"][c, k])
+                    af, an = (pi["fmr_alt_low"][c, k], pi["fmr_alt_high"][c, k]), (pi["fnmr_alt_low"][c, k], pi["fnmr_alt_high"][c, k])
+                    deff_f, neff_f = design_effect(np.array([fmr_v]), np.array([n_i]), fixed_boot["fmr"][:, c, k:k + 1])
+                    deff_n, neff_n = design_effect(np.array([fnmr_v]), np.array([n_g]), fixed_boot["fnmr"][:, c, k:k + 1])
                     ef, en = (float(deff_f[0]), float(neff_f[0])), (float(deff_n[0]), float(neff_n[0]))
                     # the "too few comparisons" flag counts effective comparisons (people recur across pairs)
                     if basis is not None and basis > 0 and np.isfinite(ef[1]):
                         insufficient = bool(insufficient or insufficient_impostors(int(np.floor(ef[1])), basis))
                 else:
-                    bf = bn = (np.nan, np.nan)
+                    bf = bn = af = an = (np.nan, np.nan)
                     ef = en = (np.nan, np.nan)
+                est_f = pi["estimand"]["fmr"][k] if boot is not None else None
+                est_n = pi["estimand"]["fnmr"][k] if boot is not None else None
                 rate_rows.append((gid, name, t.name, t.value, "fmr", int(f_c[k]), n_i, fmr_v, ci_f.low[k], ci_f.high[k], label, insufficient,
-                                  *bf, *ef, ESTIMAND_FIXED if boot is not None else None))
+                                  *bf, *ef, est_f, *af))
                 rate_rows.append((gid, name, t.name, t.value, "fnmr", int(n_c[k]), n_g, fnmr_v, ci_n.low[k], ci_n.high[k], label, n_g == 0,
-                                  *bn, *en, ESTIMAND_FIXED if boot is not None else None))
+                                  *bn, *en, est_n, *an))
                 if n_i:
                     fmr_by_group[t.name][name] = fmr_v
                 if n_g:
@@ -513,7 +523,7 @@ def analyse_cells(
                         for cmp_ in compare_to_reference(cats, point, trials, errs, boot[metric][:, :g, k], ref_index, **ref_kw):
                             ref_rows.append((gid, t.name, t.value, metric, cmp_.group, cmp_.reference, cmp_.ratio, cmp_.ratio_low,
                                              cmp_.ratio_high, cmp_.difference, cmp_.diff_low, cmp_.diff_high, cmp_.p_adjusted,
-                                             cmp_.shown, cmp_.comparisons, REFERENCE_METHOD, ESTIMAND_FIXED))
+                                             cmp_.shown, cmp_.comparisons, REFERENCE_METHOD, pi["estimand"][metric][k]))
                 # summaries of FMR and FNMR together (over groups that have both)
                 fm_by, fn_by = fmr_by_group[t.name], fnmr_by_group[t.name]
                 for fn in joint:
@@ -554,38 +564,83 @@ def _joint_summaries(weights: Mapping[str, float] | None) -> list:
 
 
 #: Columns the analysis adds to the schema's fixed ones (optional for readers of older results).
-EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high", "design_effect", "effective_trials", "estimand"],
+EXTRA_COLUMNS = {"rates": ["boot_low", "boot_high", "design_effect", "effective_trials", "estimand", "alt_low", "alt_high"],
                  "disparity": ["ci_low", "ci_high", "pair_ci_low", "pair_ci_high"]}
+
+#: Impostor pairs kept (highest scores first) to re-estimate target-FMR thresholds in each replicate.
+TAIL_PAIRS = 1 << 20
 
 #: How a single rate's interval is labelled when the input gave no identities.
 PAIRS_INDEPENDENT = "(pairs assumed independent)"
 
-#: What a people-level interval is for: the rate at the threshold's value, held fixed.
+#: What a people-level interval is for: the rate at the threshold's value, held fixed ...
 ESTIMAND_FIXED = "rate at this threshold value (threshold held fixed)"
+#: ... or the rate at the operating point: a target-FMR threshold re-estimated in every replicate.
+ESTIMAND_OPERATING = "rate at the operating point (threshold re-estimated at the target FMR in each resample)"
 #: How group-vs-reference intervals are made.
 REFERENCE_METHOD = "people bootstrap, max-t simultaneous over the comparisons"
 
 
-def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int):
-    """People-level replicates ready for intervals and comparisons, and each group's BCa interval.
+def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) -> dict:
+    """People-level replicates ready for intervals and comparisons, and each group's intervals.
+
+    Two estimands (see docs/protocols.md): the rate at the threshold's value (threshold held fixed)
+    and, for thresholds set at a target FMR, the rate at the operating point (the threshold
+    re-estimated in every replicate). The default is the operating point for an FNMR at a
+    target-FMR threshold ("FNMR at FMR = 1e-3" depends on where that threshold falls) and the fixed
+    threshold otherwise (a group's FMR at the value an operator configures); ``alt_*`` holds the
+    other one where it exists.
 
     FMR replicates are corrected for pair-level noise counted twice
-    (:func:`audit.metrics.reference.remove_pair_noise`); intervals are BCa with the acceleration
-    from the leave-one-person-out rates of the people resampled in each group."""
+    (:func:`audit.metrics.reference.remove_pair_noise`), all for few people
+    (:func:`audit.metrics.reference.inflate_for_few_people`). Fixed-threshold intervals are BCa, the
+    acceleration from the leave-one-person-out rates of the people resampled in each group;
+    operating-point intervals are percentile intervals (a jackknife would re-estimate the threshold).
+    """
     b, t = rep.n_replicates, people.thresholds.size
-    fmr = rep.fmr
-    point_f = rep.point_fmr  # (G + 1, T)
-    fmr = remove_pair_noise(point_f.reshape(-1), np.repeat(rep.point_imp, t), fmr.reshape(b, -1)).reshape(fmr.shape)
-    fnmr = rep.fnmr
     n_people = np.append(np.bincount(rep.strata, minlength=g), rep.strata.size)  # per group, then the population
-    fmr = inflate_for_few_people(point_f.reshape(-1), fmr.reshape(b, -1), np.repeat(n_people, t)).reshape(fmr.shape)
-    fnmr = inflate_for_few_people(rep.point_fnmr.reshape(-1), fnmr.reshape(b, -1), np.repeat(n_people, t)).reshape(fnmr.shape)
+    per_col = np.repeat(n_people, t)
+
+    def adjust(point, reps, trials=None):
+        flat = reps.reshape(b, -1)
+        if trials is not None:
+            flat = remove_pair_noise(point.reshape(-1), np.repeat(trials, t), flat)
+        return inflate_for_few_people(point.reshape(-1), flat, per_col).reshape(reps.shape)
+
+    fmr = adjust(rep.point_fmr, rep.fmr, rep.point_imp)
+    fnmr = adjust(rep.point_fnmr, rep.fnmr)
     jf, jn = people_jackknife(people, mapping, g)
     members = np.repeat((rep.strata[:, None] == np.arange(g)[None, :]), t, axis=1)  # (S, G*T)
-    f_lo, f_hi = bca_interval(point_f[:g].reshape(-1), fmr[:, :g].reshape(b, -1), jf[:, :g].reshape(jf.shape[0], -1), members)
-    n_lo, n_hi = bca_interval(rep.point_fnmr[:g].reshape(-1), fnmr[:, :g].reshape(b, -1), jn[:, :g].reshape(jn.shape[0], -1), members)
     shape = (g, t)
-    return {"fmr": fmr, "fnmr": fnmr}, f_lo.reshape(shape), f_hi.reshape(shape), n_lo.reshape(shape), n_hi.reshape(shape)
+
+    def bca(point, reps, jack):
+        lo, hi = bca_interval(point[:g].reshape(-1), reps[:, :g].reshape(b, -1), jack[:, :g].reshape(jack.shape[0], -1), members)
+        return lo.reshape(shape), hi.reshape(shape)
+
+    out = {"fixed": {"fmr": fmr, "fnmr": fnmr}}
+    fixed_iv = {"fmr": bca(rep.point_fmr, fmr, jf), "fnmr": bca(rep.point_fnmr, fnmr, jn)}
+    nan = np.full(shape, np.nan)
+    op_iv: dict = {"fmr": (nan, nan), "fnmr": (nan, nan)}
+    op_reps: dict = {}
+    op_cols = np.zeros(t, bool)
+    if rep.op_fm is not None:
+        op_cols = np.isfinite(rep.op_threshold).mean(axis=0) >= 0.9  # the stored tail suffices for (almost) every resample
+        op_reps = {"fmr": adjust(rep.point_fmr, rep.op_fmr, rep.point_imp), "fnmr": adjust(rep.point_fnmr, rep.op_fnmr)}
+        for m in ("fmr", "fnmr"):
+            lo, hi = percentile_interval(op_reps[m][:, :g])
+            op_iv[m] = (np.where(op_cols[None, :], lo, np.nan), np.where(op_cols[None, :], hi, np.nan))
+    # defaults: FNMR at a target-FMR threshold at the operating point, everything else at a fixed threshold
+    out["fmr"] = fmr
+    out["fnmr"] = np.where(op_cols[None, None, :], op_reps.get("fnmr", fnmr), fnmr) if op_cols.any() else fnmr
+    out["fmr_low"], out["fmr_high"] = fixed_iv["fmr"]
+    out["fmr_alt_low"], out["fmr_alt_high"] = op_iv["fmr"]
+    sel = op_cols[None, :]
+    out["fnmr_low"] = np.where(sel, op_iv["fnmr"][0], fixed_iv["fnmr"][0])
+    out["fnmr_high"] = np.where(sel, op_iv["fnmr"][1], fixed_iv["fnmr"][1])
+    out["fnmr_alt_low"] = np.where(sel, fixed_iv["fnmr"][0], np.nan)
+    out["fnmr_alt_high"] = np.where(sel, fixed_iv["fnmr"][1], np.nan)
+    out["estimand"] = {"fmr": [ESTIMAND_FIXED] * t, "fnmr": [ESTIMAND_OPERATING if op else ESTIMAND_FIXED for op in op_cols]}
+    return out
 
 
 def _div(a: float, b: float) -> float:

@@ -16,6 +16,11 @@ FORBIDDEN = {
     "results": {"report", "pipeline", "backends", "datasets", "gate", "cli"},
     "gate": {"backends", "datasets", "pipeline", "report", "engine"},
     "findings": {"report", "backends", "datasets", "pipeline", "engine", "cli", "gate"},
+    # the result views (tidy frames, the notebook display) read results only: no report code, no I/O layers
+    "frames": {"report", "pipeline", "backends", "datasets", "store", "engine", "gate", "cli", "api", "config", "inputs"},
+    "display": {"report", "pipeline", "backends", "datasets", "store", "engine", "gate", "cli", "api", "config", "inputs"},
+    # the command line reaches the library through its modules, never the other way round
+    "api": {"cli"},
 }
 
 

@@ -1,4 +1,5 @@
-"""The example notebooks run top to bottom, offline, and are stored without outputs.
+"""The example notebooks use only the public API, are committed with their (small) outputs, and
+run top to bottom, offline. Re-execute them with ``scripts/execute_notebooks.py``.
 
 Each notebook is executed with nbclient in a fresh kernel whose working directory is notebooks/
 and whose FACE_AUDIT_CACHE is a temporary folder (so the quickstart computes its 32 dlib
@@ -25,13 +26,45 @@ def test_there_are_notebooks():
         "01-quickstart-london-dlib.ipynb", "02-compare-backends.ipynb", "03-nist-cross-demographic-fmr.ipynb"]
 
 
+def _code(nb: dict) -> list[str]:
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_stored_without_outputs(path):
+def test_notebook_is_stored_with_small_clean_outputs(path):
     nb = json.loads(path.read_text(encoding="utf-8"))
+    assert path.stat().st_size < 200_000, f"{path.name}: outputs too large; lower the figures' dpi"
     for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            assert cell.get("outputs") == [] and cell.get("execution_count") is None, f"{path.name}: clear outputs"
+        if cell["cell_type"] != "code":
+            continue
+        assert cell.get("execution_count") is not None, f"{path.name}: run scripts/execute_notebooks.py"
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"{path.name}: a cell failed"
+            text = "".join(out.get("text", ""))
+            assert not (out["output_type"] == "stream" and out["name"] == "stderr"), f"{path.name}: stderr output {text[:200]!r}"
+            assert "Warning" not in text and "/root/" not in text and "/home/" not in text, f"{path.name}: {text[:200]!r}"
+    counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: cells were run out of order"
     assert "widgets" not in nb.get("metadata", {})
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_uses_only_the_public_api(path):
+    import ast
+
+    import audit
+
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    src = "\n".join(line for cell in _code(nb) for line in cell.splitlines() if not line.lstrip().startswith("%"))
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "audit":
+            pytest.fail(f"{path.name}: 'from {node.module} import ...': use `import audit` and its public names")
+        if isinstance(node, ast.Import):
+            bad = [a.name for a in node.names if a.name.startswith("audit.")]
+            assert not bad, f"{path.name}: imports {bad}"
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "audit":
+            assert node.attr in audit.__all__, f"{path.name}: audit.{node.attr} is not in audit.__all__"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

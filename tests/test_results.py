@@ -60,7 +60,8 @@ def test_rates_frame_ignores_row_order(london):
 
 def test_repr_html_has_a_compact_table_and_the_summary(london):
     html = london._repr_html_()
-    assert html.count("<tr>") == 1 + sum(len(london.group_order(g)) for g in london.groupings)
+    # a header row, the overall row, then one row per group of every grouping
+    assert html.count("<tr>") == 2 + sum(len(london.group_order(g)) for g in london.groupings)
     assert "<caption>Rates at FMR=1e-2" in html
     assert "Summary (12 findings)" in html
     assert "Black faces are falsely matched with one another 76× as often as White faces" in html

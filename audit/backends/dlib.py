@@ -49,6 +49,34 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _models_folder() -> Path:
+    """The ``models/`` folder of the face_recognition_models package, found without importing it:
+    the package imports ``pkg_resources`` (setuptools), which Python 3.12+ no longer provides."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("face_recognition_models")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / "models"
+    try:
+        import face_recognition_models
+    except ModuleNotFoundError as exc:
+        if exc.name == "pkg_resources":
+            raise MissingDependencyError(
+                "face_recognition_models is installed but cannot be imported: it needs pkg_resources, which comes with "
+                "setuptools and is not part of Python 3.12+. Install it with: pip install setuptools "
+                "(or reinstall with pip install 'face-audit[dlib]', which declares it)."
+            ) from exc
+        raise MissingDependencyError(
+            "the dlib backend needs the weights of the face_recognition_models package, "
+            "which is not installed. Install it with: pip install 'face-audit[dlib]' "
+            "(or pass weights_dir= a folder holding the two .dat files)."
+        ) from exc
+    return Path(face_recognition_models.face_recognition_model_location()).parent
+
+
 class DlibBackend(Backend):
     """dlib's HOG detector + 5-point alignment + 128-D ResNet descriptor (Euclidean distances).
 
@@ -142,15 +170,7 @@ class DlibBackend(Backend):
             folder = Path(self.weights_dir).expanduser()
             source = f"the folder given as weights_dir ({folder})"
         else:
-            try:
-                import face_recognition_models
-            except ImportError as exc:
-                raise MissingDependencyError(
-                    "the dlib backend needs the weights of the face_recognition_models package, "
-                    "which is not installed. Install it with: pip install 'face-audit[dlib]' "
-                    "(or pass weights_dir= a folder holding the two .dat files)."
-                ) from exc
-            folder = Path(face_recognition_models.face_recognition_model_location()).parent
+            folder = _models_folder()
             source = f"the face_recognition_models package ({folder})"
         paths = (folder / PREDICTOR_FILE, folder / DESCRIPTOR_FILE)
         missing = [p for p in paths if not p.is_file()]

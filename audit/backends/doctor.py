@@ -219,8 +219,12 @@ def _deepface_rows() -> list[dict[str, str]]:
 
 
 def _rekognition_rows() -> list[dict[str, str]]:
+    from .registry import service_backends
+
+    what = service_backends()["rekognition"][2]
     if _has_module("boto3"):
-        status, source = "ready", "AWS Rekognition; credentials from boto3's default chain (not checked: that may need the network)"
+        status, source = "ready", ("AWS Rekognition; credentials from boto3's default chain (not checked: that may need the network); "
+                                   f"{what}")
     else:
         status, source = "missing package", "pip install 'face-audit[rekognition]'"
     return [_row("rekognition", "CompareFaces/SearchFacesByImage", status, "(cloud service)", _NOT_APPLICABLE, source)]

@@ -38,6 +38,7 @@ __all__ = [
     "get_backend_class",
     "create_backend",
     "register_backend",
+    "service_backends",
 ]
 
 ENTRY_POINT_GROUP = "face_audit.backends"
@@ -56,6 +57,25 @@ _BUILTINS: dict[str, tuple[str, str | None]] = {
     "deepface": ("audit.backends.deepface:DeepFaceBackend", "deepface"),
     "opencv-sface": ("audit.backends.opencv_sface:OpenCVSFaceBackend", "opencv"),
 }
+
+# Services that score pairs or search collections themselves (cloud APIs) rather than embedding
+# images: name -> (target, face-audit extra, what they do). `backends doctor` and `backends list`
+# show them from here; `run` answers with what to do instead of "unknown backend".
+_SERVICES: dict[str, tuple[str, str | None, str]] = {
+    "rekognition": (
+        "audit.backends.rekognition:RekognitionBackend", "rekognition",
+        "a cloud service that scores pairs and searches collections, not an embedding backend: score your pairs with "
+        "audit.backends.rekognition.RekognitionBackend and audit the scores ([scores] in a config, or audit.from_scores), "
+        "or search with audit.identification.CollectionSearch",
+    ),
+}
+
+
+def service_backends() -> dict[str, tuple[str, str | None, str]]:
+    """Pair-scoring and collection-search services by name: ``(target, extra, what they do)``.
+    They are not :class:`~audit.backends.base.Backend` classes, so ``run`` cannot drive them."""
+    return dict(_SERVICES)
+
 
 # registered at run time with register_backend()
 _RUNTIME: dict[str, _Entry] = {}
@@ -158,6 +178,9 @@ def get_backend_class(name: str) -> type[Backend]:
         message names the extra (or package) to install.
     """
     entries = _registry()
+    if name not in entries and name in _SERVICES:
+        raise BackendError(f"backend {name!r} is {_SERVICES[name][2]}. `face-audit run` needs an embedding backend: "
+                           f"{', '.join(sorted(entries))}.")
     if name not in entries:
         known = ", ".join(sorted(entries)) or "(none)"
         raise BackendError(

@@ -182,6 +182,11 @@ def locate_dataset(
         if not root.is_dir():
             raise DatasetError(f"--data-dir {folder} does not exist")
         verify_files(root, manifest)  # raises, naming the missing files
+    if not manifest.base_url:  # a local dataset: its manifest sits in its root (`face-audit datasets init`)
+        root = manifest.path.parent
+        if not _missing(root, manifest):
+            return DataLocation(root, "manifest folder", verify_files(root, manifest, progress=progress))
+        verify_files(root, manifest)  # raises, naming the missing files
     env_sources = [("FACE_AUDIT_DATA", os.environ.get("FACE_AUDIT_DATA")), ("mirror", os.environ.get("FACE_AUDIT_MIRROR"))]
     for how, value in env_sources:
         if not value:

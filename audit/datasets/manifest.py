@@ -10,6 +10,9 @@ schema : int
 name, title, description, licence, licence_url, citation, homepage, label_source : str
 source.base_url : str
     Public URL prefix the files are downloaded from.
+checksums : str
+    For a local dataset with no public source (written by ``face-audit datasets init``): the
+    ``sha256sum`` file, in place of ``source``; the dataset root is then the manifest's folder.
 source.remote_paths : mapping of str to str
     Local path prefix -> path under ``base_url`` (first match wins; unmatched paths are used as is).
 source.checksums : str
@@ -61,7 +64,7 @@ _PROTOCOL_KINDS = ("all_pairs",)
 #: The keys a manifest may have, by table ("" is the top level). A misspelt key is an error.
 _ALLOWED: dict[str, set[str]] = {
     "": {"schema", "name", "title", "description", "licence", "licence_url", "citation", "homepage", "label_source",
-         "source", "images", "labels", "groups", "protocol"},
+         "source", "checksums", "images", "labels", "groups", "protocol"},
     "source": {"base_url", "remote_paths", "checksums", "derived"},
     "source.derived.*": {"url", "keep_rows_where"},
     "images": {"glob", "pattern"},
@@ -361,11 +364,16 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
             f"{where}: field 'name' is {name[:100]!r}; a dataset name is a plain name (letters, digits, '.', '_', '-', "
             "at most 64 characters) because it names folders"
         )
-    source = _req(data, "source", Mapping, where)
-    _unknown_keys(source, "source", where)
-    base_url = _req(source, "base_url", str, where, "source.")
-    if not base_url.endswith("/"):
-        base_url += "/"
+    # A public dataset names its `source`; a local one (`face-audit datasets init`) has none and
+    # lists its files in a top-level `checksums` file next to the manifest, in its data folder.
+    if "source" in data or "checksums" not in data:
+        source = _req(data, "source", Mapping, where)
+        _unknown_keys(source, "source", where)
+        base_url = _req(source, "base_url", str, where, "source.")
+        if not base_url.endswith("/"):
+            base_url += "/"
+    else:
+        source, base_url = {"checksums": _req(data, "checksums", str, where)}, ""
     remote_paths = source.get("remote_paths") or {}
     if not isinstance(remote_paths, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in remote_paths.items()):
         raise ManifestError(f"{where}: field 'source.remote_paths' must be a mapping of local prefix to remote path")

@@ -1945,8 +1945,17 @@ class TileScan:
         miss = (self._mated_scores[:, None] < th[None, :]).astype(np.int64)  # (m, T)
         mp, _, mc, _, agg = PeopleCounts.aggregate_pairs(msubj, msubj, mg, mg, np.concatenate([np.ones((msubj.size, 1), np.int64), miss], axis=1))
         mode = "two_sided" if geo.base_groups else ("same_cell" if self._impostor_mode == "same_group" else "all")
+        tail = {}
+        if self._tail is not None and self._tail[0].size:  # the highest impostor scores, for the operating point
+            _, tr, tc, _ = self._tail
+            tr, tc = tr.astype(np.int64), tc.astype(np.int64)
+            ts = _canonical(geo.e32, tr, tc, geo.metric)
+            o = np.argsort(-ts, kind="stable")
+            tail = dict(tail_score=ts[o], tail_a=geo.subj[tr[o]], tail_b=geo.subj[tc[o]], tail_ca=geo.grp[tr[o]], tail_cb=geo.grp[tc[o]],
+                        mated_score=np.asarray(self._mated_scores, np.float64), mated_score_person=msubj.astype(np.int64),
+                        mated_score_cell=mg.astype(np.int64))
         return PeopleCounts(th.copy(), first_cell.astype(np.int64), images.astype(np.int64), mode, a, b, ca, cb, cnt,
-                            mp, mc, agg[:, 0].copy(), agg[:, 1:].copy())
+                            mp, mc, agg[:, 0].copy(), agg[:, 1:].copy(), **tail)
 
     def _tail_counts(self, t: float, lo32, hi32) -> np.ndarray:
         v, r, c, _ = self._tail

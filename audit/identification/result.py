@@ -177,7 +177,8 @@ class IdentificationResult(RatesAccess):
         check_tables(self, ID_TABLE_COLUMNS)
 
     # ------------------------------------------------------------------ access helpers
-    # threshold() and by_group() come from RatesAccess
+    # threshold(), by_group(), overall, ratio() and difference() come from RatesAccess
+    __repr__ = RatesAccess.__repr__  # one line, not the tables
 
     def aclu_table(self, grouping: str, threshold_name: str, probe_set: str = "all") -> pd.DataFrame:
         """The ACLU-style table for one grouping and threshold (one row per probe group)."""

@@ -49,6 +49,8 @@ import numpy as np
 
 from audit.errors import MetricError
 
+from .rates import _REL_TOL
+
 __all__ = ["PeopleCounts", "PeopleReplicates", "people_weights", "people_bootstrap", "IMPOSTOR_MODES"]
 
 #: How impostor trials are formed: every pair of images of different people ("all"), only pairs
@@ -106,6 +108,16 @@ class PeopleCounts:
     imp_ca: np.ndarray | None = None
     imp_cb: np.ndarray | None = None
     imp_n: np.ndarray | None = None
+    # for the operating-point estimand (a threshold re-estimated in every replicate): the highest
+    # impostor scores, descending, with their people and cells, and every mated score
+    tail_score: np.ndarray | None = None
+    tail_a: np.ndarray | None = None
+    tail_b: np.ndarray | None = None
+    tail_ca: np.ndarray | None = None
+    tail_cb: np.ndarray | None = None
+    mated_score: np.ndarray | None = None   # (m,) every mated comparison
+    mated_score_person: np.ndarray | None = None
+    mated_score_cell: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.impostor_mode not in IMPOSTOR_MODES:
@@ -170,6 +182,11 @@ class PeopleReplicates:
     strata : ndarray of int64, shape (S,)
         Stratum (group) each person was resampled in.
     seed, n_replicates : int
+    op_fm, op_fnm : ndarray of float64, shape (B, G + 1, T), optional
+        At the operating point: for a threshold set at a target FMR (``targets``), the weighted
+        false matches and false non-matches at the threshold re-estimated in each replicate from
+        the resampled population's impostor scores (``nan`` for other thresholds, and where the
+        stored tail is too short for a replicate). ``op_threshold`` (B, T) holds those thresholds.
     """
 
     fm: np.ndarray
@@ -183,6 +200,17 @@ class PeopleReplicates:
     strata: np.ndarray
     seed: int
     n_replicates: int
+    op_fm: np.ndarray | None = None
+    op_fnm: np.ndarray | None = None
+    op_threshold: np.ndarray | None = None
+
+    @property
+    def op_fmr(self) -> np.ndarray | None:
+        return None if self.op_fm is None else self._ratio(self.op_fm, self.imp[:, :, None])
+
+    @property
+    def op_fnmr(self) -> np.ndarray | None:
+        return None if self.op_fnm is None else self._ratio(self.op_fnm, self.mated[:, :, None])
 
     @staticmethod
     def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -334,6 +362,37 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
     return out
 
 
+def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray, imp_all: np.ndarray,
+                     target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replicate false matches and false non-matches (b, G + 1) at the threshold re-estimated at
+    ``target`` in each replicate, and that threshold (b,).
+
+    The weighted impostor scores, highest first, are counted until their weight would exceed
+    ``target * trials`` (the replicate's allowed false matches, ``floor`` as in
+    :func:`audit.metrics.threshold_at_fmr`); the threshold is the next float above the first score
+    that does not fit, so a pair matches when it scores higher than that score. With every weight
+    1 this is exactly the point estimate's threshold."""
+    b = W.shape[0]
+    sc = counts.tail_score
+    ww = W[:, counts.tail_a] * W[:, counts.tail_b]  # (b, P), highest score first
+    cum = np.cumsum(ww, axis=1)
+    allowed = np.minimum(np.floor(target * imp_all * (1.0 + _REL_TOL)), imp_all)  # threshold_at_fmr's own rule
+    j = np.sum(cum <= allowed[:, None], axis=1)  # items that fit
+    ok = j < sc.size  # otherwise the stored tail is too short for this replicate
+    s_b = np.where(ok, sc[np.minimum(j, sc.size - 1)], np.nan)
+    # ties: every pair scoring the same as the first that does not fit is left out too
+    match = sc[None, :] > s_b[:, None]
+    ga, gb = mapping[counts.tail_ca], mapping[counts.tail_cb]
+    same = np.where(ga == gb, ga, -1)
+    H = np.concatenate([_onehot(same, g), np.ones((same.size, 1))], axis=1)
+    fm = (ww * match) @ H
+    Hm = np.concatenate([_onehot(mapping[counts.mated_score_cell], g), np.ones((counts.mated_score_cell.size, 1))], axis=1)
+    miss = counts.mated_score[None, :] <= s_b[:, None]  # score < next float above s_b
+    fnm = (W[:, counts.mated_score_person] * miss) @ Hm
+    fm[~ok], fnm[~ok] = np.nan, np.nan
+    return fm, fnm, np.where(ok, np.nextafter(s_b, np.inf), np.nan)
+
+
 def people_bootstrap(
     counts: PeopleCounts,
     mapping: np.ndarray,
@@ -341,6 +400,7 @@ def people_bootstrap(
     *,
     n_replicates: int = 1000,
     seed: int = 0,
+    targets=None,
 ) -> PeopleReplicates:
     """Resample people within groups and recount every group's FMR and FNMR exactly.
 
@@ -354,6 +414,10 @@ def people_bootstrap(
     n_replicates : int, default 1000
         B (0 gives only the point estimate's counts).
     seed : int, default 0
+    targets : sequence of float or None, shape (T,), optional
+        The target FMR each threshold was set at (``None`` for a given threshold). With the tail
+        stored in ``counts``, the operating-point replicates (``op_fm``, ``op_fnm``) are computed
+        for those thresholds.
 
     Returns
     -------
@@ -389,9 +453,18 @@ def people_bootstrap(
     mated = np.zeros((n_replicates, g + 1))
     width = max(counts.n_people, 1)  # memory per replicate: the (S,) weights and one sparse product's (S,) column
     step = max(1, min(n_replicates or 1, _CHUNK_ELEMS // width))
+    op_cols = [k for k, tg in enumerate(targets or []) if tg is not None] if counts.tail_score is not None else []
+    op_fm = op_fnm = op_th = None
+    if op_cols:
+        op_fm, op_fnm = np.full((n_replicates, g + 1, t), np.nan), np.full((n_replicates, g + 1, t), np.nan)
+        op_th = np.full((n_replicates, t), np.nan)
+        step = max(1, min(step, _CHUNK_ELEMS // max(1, counts.tail_score.size, counts.mated_score.size)))
     for start, stop, W in _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=step):
         fm[start:stop], imp[start:stop], fnm[start:stop], mated[start:stop] = _counts(counts, mapping, g, W)
-    return PeopleReplicates(fm, imp, fnm, mated, pfm, pimp, pfnm, pmated, strata, seed, n_replicates)
+        for k in op_cols:
+            op_fm[start:stop, :, k], op_fnm[start:stop, :, k], op_th[start:stop, k] = _operating_point(
+                counts, mapping, g, W, imp[start:stop, g], float(targets[k]))
+    return PeopleReplicates(fm, imp, fnm, mated, pfm, pimp, pfnm, pmated, strata, seed, n_replicates, op_fm, op_fnm, op_th)
 
 
 def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -203,6 +203,8 @@ def compare_to_reference(
     ref_floor = 0.5 / ref_trials
     lp = _floored_log(rates[idx], floor) - _floored_log(np.array(ref_rate), ref_floor)
     lr = _floored_log(reps[:, idx], floor) - _floored_log(ref_reps, ref_floor)[:, None]
+    if ref_errors == 0:  # a group without errors against a reference without errors makes no claim: not in the family
+        lp = np.where(errors[idx] == 0, np.nan, lp)
     se_r, c_r, t_r = _max_t(lp, lr, confidence)
     dp = rates[idx] - ref_rate
     dr = reps[:, idx] - ref_reps[:, None]
@@ -212,6 +214,11 @@ def compare_to_reference(
     for j, k in enumerate(idx):
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = rates[k] / ref_rate if ref_rate > 0 else (np.inf if rates[k] > 0 else np.nan)
+        if errors[k] == 0 and ref_errors == 0:  # 0 / 0: nothing to compare
+            out.append(Comparison(groups[k], ref_name, float("nan"), 0.0, np.inf, 0.0,
+                                  float(dp[j] - c_d * se_d[j]) if np.isfinite(c_d) and se_d[j] > 0 else -1.0,
+                                  float(dp[j] + c_d * se_d[j]) if np.isfinite(c_d) and se_d[j] > 0 else 1.0, 1.0, False, k_fam))
+            continue
         if np.isfinite(c_r) and np.isfinite(se_r[j]) and se_r[j] > 0:
             lo, hi = float(np.exp(lp[j] - c_r * se_r[j])), float(np.exp(lp[j] + c_r * se_r[j]))
             z = abs(lp[j]) / se_r[j]
@@ -372,4 +379,4 @@ def inflate_for_few_people(point: np.ndarray, replicates: np.ndarray, people: np
     s = np.asarray(people, np.float64)
     f = np.where(s >= 2, np.sqrt(s / np.maximum(s - 1, 1)), 1.0)
     r = np.asarray(replicates, np.float64)
-    return np.where(np.isnan(p), r, p + f * (r - p))
+    return np.clip(np.where(np.isnan(p), r, p + f * (r - p)), 0.0, 1.0)  # a rate stays a rate

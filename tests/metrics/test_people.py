@@ -177,3 +177,33 @@ def test_aggregate_pairs_sums_unordered_pairs():
     a, b, ca, cb, n = PeopleCounts.aggregate_pairs([2, 0, 0], [0, 2, 2], [1, 0, 0], [0, 1, 1], [1, 2, 3])
     assert (a.tolist(), b.tolist(), ca.tolist(), cb.tolist(), n[:, 0].tolist()) == ([0], [2], [0], [1], [6])
     assert list(itertools.chain(n.shape)) == [1, 1]
+
+
+def test_operating_point_replicates_re_estimate_the_threshold_in_each_resample():
+    """A threshold set at a target FMR is found anew in each resample: from every impostor score
+    repeated w_a * w_b times, as threshold_at_fmr would on the resampled population."""
+    from audit.metrics import threshold_at_fmr
+
+    subj, cell, emb = _dataset(seed=11, people=12)
+    pairs = _all_pairs(subj, emb)
+    target = 0.05
+    t0 = threshold_at_fmr(pairs.impostor_score, target)
+    data = cell_data_from_pairs(pairs, cell, 3, [t0, 0.9], subjects=subj)
+    mapping = np.array([0, 1, 2])
+    rep = people_bootstrap(data.people, mapping, 3, n_replicates=15, seed=3, targets=[target, None])
+    assert np.isnan(rep.op_fm[:, :, 1]).all()  # a given threshold has no operating point
+    w_all = people_weights(rep.strata, 3, n_replicates=15, seed=3)
+    for b in range(15):
+        w = w_all[b]
+        copies = (w[subj[pairs.impostor_a]] * w[subj[pairs.impostor_b]]).astype(int)
+        if copies.sum() == 0:
+            continue
+        t_b = threshold_at_fmr(np.repeat(pairs.impostor_score, copies), target)
+        assert rep.op_threshold[b, 0] == pytest.approx(t_b, abs=0, rel=1e-12) or (
+            np.sum(copies * (pairs.impostor_score >= rep.op_threshold[b, 0])) == np.sum(copies * (pairs.impostor_score >= t_b)))
+        fm, _, fnm, _ = _explicit(subj, cell, pairs, w, mapping, 3, np.array([t_b]))
+        np.testing.assert_allclose(rep.op_fm[b, :, 0], fm[:, 0])
+        np.testing.assert_allclose(rep.op_fnm[b, :, 0], fnm[:, 0])
+    # with every weight 1 it is the point estimate's threshold
+    ones = people_bootstrap(data.people, mapping, 3, n_replicates=0, targets=[target, None])
+    np.testing.assert_allclose(ones.point_fm[:, 0], _explicit(subj, cell, pairs, np.ones(12), mapping, 3, np.array([t0]))[0][:, 0])
