@@ -359,7 +359,7 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
         # a tail deeper than the largest target: each resample re-estimates the target-FMR thresholds
         # from it (the operating-point estimand), and a resample may need more pairs than the data do
-        max_fmr=min(1.0, OPERATING_POINT_DEPTH * max(th.target_fmr, default=1e-3)), thresholds=[s[2] for s in given],
+        max_fmr=min(float(np.nextafter(1.0, 0.0)), OPERATING_POINT_DEPTH * max(th.target_fmr, default=1e-3)), thresholds=[s[2] for s in given],
         impostors=protocol.impostors, sides=side, progress=config.run.progress,
         workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
     )

@@ -43,6 +43,11 @@ __all__ = ["DataLocation", "cache_dir", "locate_dataset", "verify_files", "downl
 def confined_path(root: Path, rel: str, manifest: Manifest | None = None) -> Path:
     """``root / rel``, after checking that it resolves (symlinks followed) inside ``root``."""
     where = str(manifest.path) if manifest is not None else str(root)
+    if manifest is not None and not manifest.base_url:
+        # a local dataset (``face-audit datasets init``, no public source): the user's own files,
+        # which may be links to, or a label file beside, the image folder
+        check_relative_path(rel, where, "checksums", allow_parent=True)
+        return root / rel
     check_relative_path(rel, where, "source.checksums")
     target = root / rel
     base = root.resolve()

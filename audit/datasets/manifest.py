@@ -90,14 +90,20 @@ def _unknown_keys(data: Mapping[str, Any], table: str, where: str, shown: str | 
         raise ManifestError(f"{where}: field '{full}' is not a manifest field (misspelt?); allowed here: {sorted(_ALLOWED[table])}")
 
 
-def check_relative_path(rel: Any, where: str, field_name: str) -> str:
+def check_relative_path(rel: Any, where: str, field_name: str, *, allow_parent: bool = False) -> str:
     """Raise unless ``rel`` is a plain relative path with ``/`` separators that stays inside its
-    root: not absolute, no ``..``, no backslash, drive letter, empty segment or control character."""
+    root: not absolute, no ``..``, no backslash, drive letter, empty segment or control character.
+    ``allow_parent`` admits leading ``..`` parts (a local dataset's own label file beside its
+    image folder, as ``face-audit datasets init`` writes it)."""
     if not isinstance(rel, str) or not rel:
         raise ManifestError(f"{where}: field '{field_name}': expected a relative file path, found {rel!r}")
+    parts = rel.split("/")
+    if allow_parent:
+        while parts and parts[0] == ".." and len(parts) > 1:
+            parts = parts[1:]
     bad = (
         rel.startswith(("/", "~")) or "\\" in rel or re.match(r"^[A-Za-z]:", rel) is not None
-        or any(part in ("", ".", "..") for part in rel.split("/")) or any(ord(c) < 32 for c in rel)
+        or any(part in ("", ".", "..") for part in parts) or any(ord(c) < 32 for c in rel)
     )
     if bad:
         raise ManifestError(
@@ -301,7 +307,7 @@ def _req(data: Mapping[str, Any], key: str, kind: type | tuple, where: str, pref
     return val
 
 
-def _read_checksums(path: Path, manifest_path: Path) -> dict[str, str]:
+def _read_checksums(path: Path, manifest_path: Path, *, local: bool = False) -> dict[str, str]:
     if not path.is_file():
         raise ManifestError(f"{manifest_path}: field 'source.checksums' names {path.name}, which does not exist next to the manifest")
     if path.stat().st_size > MAX_CHECKSUMS_BYTES:
@@ -322,7 +328,7 @@ def _read_checksums(path: Path, manifest_path: Path) -> dict[str, str]:
         if not m:
             # the line's text is not shown: a checksums path may point at a file that is not a checksums list
             raise ManifestError(f"{path}:{lineno}: expected '<sha256>  <path>' (sha256sum format); this line is not")
-        rel = check_relative_path(m.group(2), f"{path}:{lineno}", "source.checksums")
+        rel = check_relative_path(m.group(2), f"{path}:{lineno}", "source.checksums", allow_parent=local)
         sha = m.group(1).lower()
         if rel in out and out[rel] != sha:
             raise ManifestError(
@@ -381,7 +387,7 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
     checksums_path = path.parent / checksums_name
     if checksums_path.exists() and not checksums_path.resolve().is_relative_to(path.parent.resolve()):
         raise ManifestError(f"{where}: field 'source.checksums': {checksums_name} resolves outside the manifest's folder (a symlink)")
-    checksums = _read_checksums(checksums_path, path)
+    checksums = _read_checksums(checksums_path, path, local=not base_url)
 
     images = _req(data, "images", Mapping, where)
     _unknown_keys(images, "images", where)
