@@ -217,11 +217,21 @@ def load_config(path: str | Path) -> AuditConfig:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing file or bad TOML is a ConfigError naming the file."""
     try:
+        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes is too large for an audit config")
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"config file {path} is a folder; give the path of a TOML config file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a config is a TOML file") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply to be an audit config") from exc
 
 
 def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_dir: Path | None = None) -> AuditConfig:
@@ -310,10 +320,24 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
                        _face_images(out, err), _disparity(table, err), _analysis(table, err))
 
 
+#: Configs larger than this are refused before parsing.
+MAX_CONFIG_BYTES = 1 << 20
+#: Upper bounds of numeric fields: beyond these a run would not finish (or exhaust memory).
+MAX_VALUES = {
+    "run.workers": 1024,
+    "run.batch_size": 100_000,
+    "run.bootstrap": 100_000,
+    "dataset.subjects": 100_000_000,
+    "protocol.sample_impostors": 10_000_000_000,
+}
+
+
 def _pos_int(err):
     def pos_int(v: Any, fld: str, minimum: int = 1) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise err(fld, f"expected an integer >= {minimum}, found {v!r}")
+        top = MAX_VALUES.get(fld)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (top is not None and v > top):
+            within = f"from {minimum} to {top:,}" if top is not None else f">= {minimum}"
+            raise err(fld, f"expected an integer {within}, found {v!r}")
         return v
 
     return pos_int
@@ -339,8 +363,8 @@ def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunC
     if not isinstance(progress, bool):
         raise err("run.progress", f"expected true or false, found {progress!r}")
     seed = rn.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise err("run.seed", f"expected an integer, found {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise err("run.seed", f"expected an integer >= 0, found {seed!r}")
     interval = rn.get("interval", "wilson")
     if not isinstance(interval, str) or interval not in INTERVALS:
         raise err("run.interval", f"expected \"wilson\" or \"clopper-pearson\" (also spelt \"clopper_pearson\"), found {interval!r}")

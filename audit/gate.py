@@ -62,7 +62,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from .errors import FaceAuditError
+from .errors import FaceAuditError, ResultsError
 from .identification.result import IdentificationResult, read_result
 from .results import AuditResult
 
@@ -249,6 +249,8 @@ def load_policy(path: str | Path) -> Policy:
         raise GateError(f"policy file {path} is a folder; give the path of a policy TOML file") from exc
     except UnicodeDecodeError as exc:
         raise GateError(f"{path}: not UTF-8 text ({exc.reason}); a policy is a TOML file") from exc
+    except OSError as exc:
+        raise GateError(f"policy file {path}: cannot read it ({exc.strerror or exc})") from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -904,14 +906,33 @@ _EVALUATORS: dict[str, Callable[[Rule, AuditResult, AuditResult | None, str], li
 def _gate(policy_path: str | Path, results_path: str | Path, *, baseline_path: str | Path | None,
           junit: str | Path | None, markdown: str | Path | None) -> GateReport:
     policy = load_policy(policy_path)
-    result = read_result(results_path)
-    baseline = read_result(baseline_path) if baseline_path is not None else None
-    report = evaluate(policy, result, baseline=baseline)
+    result = _read(results_path, "results")
+    baseline = _read(baseline_path, "--baseline") if baseline_path is not None else None
+    try:
+        report = evaluate(policy, result, baseline=baseline)
+    except FaceAuditError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # a results file that passed the schema checks but holds values of the wrong kind: fail closed
+        raise GateError(
+            f"{results_path}: the results cannot be evaluated ({type(exc).__name__}: {str(exc)[:200]}); "
+            "the file is malformed: run the audit again to regenerate it"
+        ) from exc
     if junit is not None:
         _write(junit, report.to_junit_xml(), "--junit")
     if markdown is not None:
         _write(markdown, report.to_markdown(), "--markdown")
     return report
+
+
+def _read(path: str | Path, what: str) -> Result:
+    """Read a results file; any malformation is a face-audit error (exit 2), never a traceback."""
+    try:
+        return read_result(path)
+    except FaceAuditError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        raise ResultsError(f"{path}: {what} file is malformed ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
 def _write(path: str | Path, text: str, option: str) -> None:

@@ -15,9 +15,25 @@ import numpy as np
 
 from .errors import UnreadableImageError
 
-__all__ = ["read_rgb", "sha256_file", "sha256_file_cached"]
+__all__ = ["read_rgb", "sha256_file", "sha256_file_cached", "MAX_IMAGE_PIXELS"]
 
 _CHUNK = 1 << 20
+
+#: The largest image (width × height) decoded: 100 megapixels, far above any face photo. A file
+#: whose header claims more (a "decompression bomb": a few kB that would expand to gigabytes) is
+#: refused from its header, before any pixel is decoded, and becomes the status ``unreadable``.
+#: ``$FACE_AUDIT_MAX_IMAGE_PIXELS`` raises or lowers the limit.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+def _max_pixels() -> int:
+    import os
+
+    env = os.environ.get("FACE_AUDIT_MAX_IMAGE_PIXELS", "")
+    try:
+        return max(1, int(env)) if env else MAX_IMAGE_PIXELS
+    except ValueError:
+        return MAX_IMAGE_PIXELS
 
 
 def sha256_file(path: str | Path) -> str:
@@ -63,7 +79,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Raises
     ------
     UnreadableImageError
-        When the file is empty, truncated, or not an image. The message names the file.
+        When the file is empty, truncated, not an image, cannot be read (permissions), or its
+        header claims more than :data:`MAX_IMAGE_PIXELS` pixels (checked before decoding).
+        The message names the file.
 
     Examples
     --------
@@ -80,12 +98,27 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise UnreadableImageError(f"{path}: cannot open the file ({exc.strerror}).") from exc
     if size == 0:
         raise UnreadableImageError(f"{path}: the file is empty (0 bytes); replace it with the original image.")
+    limit = _max_pixels()
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if w * h > limit:
+                raise UnreadableImageError(
+                    f"{path}: the header claims {w}×{h} pixels, more than the {limit:,} face-audit decodes "
+                    "(a corrupt file or a decompression bomb); set $FACE_AUDIT_MAX_IMAGE_PIXELS to allow larger images."
+                )
+            if w == 0 or h == 0:
+                raise UnreadableImageError(f"{path}: the header claims an empty image ({w}×{h} pixels).")
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnreadableImageError:
+        raise
+    except (Image.DecompressionBombError, MemoryError) as exc:
+        raise UnreadableImageError(
+            f"{path}: too large to decode ({type(exc).__name__}: {exc}); a corrupt file or a decompression bomb."
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise UnreadableImageError(
             f"{path}: not a decodable image ({type(exc).__name__}: {exc}); "
             "check that the file is complete and in a common image format."

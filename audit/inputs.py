@@ -63,7 +63,7 @@ from .comparisons import PairScores
 from .errors import DataError
 from .images import sha256_file
 
-__all__ = ["ScoredInput", "read_table", "read_scores", "read_embeddings", "check_subject_labels", "single_subject_groups"]
+__all__ = ["ScoredInput", "read_table", "read_scores", "read_embeddings", "check_subject_labels", "check_numeric_text", "single_subject_groups"]
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,15 @@ class ScoredInput:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (by extension) with string ids."""
+    """Read a CSV or Parquet file (by extension); CSV cells are read as text (empty cells as NaN)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"sample_id": str, "sample_a": str, "sample_b": str, "subject": str, "subject_a": str, "subject_b": str})
+        # every cell as text: a label "NaN", "Infinity" or "007" stays what it says; numeric columns are converted by their readers
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
     except (ValueError, OSError, ImportError) as exc:
         raise DataError(f"{path}: cannot read it as {'Parquet' if path.suffix.lower() in ('.parquet', '.pq') else 'CSV'} ({exc})") from exc
 
@@ -130,6 +131,67 @@ def single_subject_groups(samples: pd.DataFrame, group_columns: Sequence[str]) -
     return out
 
 
+_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none"})
+
+
+#: The largest magnitude accepted for a score: far beyond any system's scale, small enough that
+#: score ranges, histogram bins and their widths stay finite.
+MAX_ABS_SCORE = 1e12
+
+
+def check_numeric_text(df: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    """Raise a DataError naming row and column for a cell of a numeric column that holds text
+    which is not a number (``"abc"``, ``"1,5"``), or a finite number beyond ±:data:`MAX_ABS_SCORE`.
+    Empty and NaN-like cells are left to the caller."""
+    for col in columns:
+        if col not in df.columns:
+            continue
+        num = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(num) & (np.abs(num) > MAX_ABS_SCORE)
+        if huge.any():
+            i = int(np.flatnonzero(huge)[0])
+            raise DataError(
+                f"{path}: row {i + 2}: column {col!r} is {num[i]:.6g}, beyond ±{MAX_ABS_SCORE:.0e}, the range accepted for "
+                f"scores ({int(huge.sum())} cell(s) like it); rescale the scores"
+            )
+        if pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            continue
+        text = df[col].map(lambda v: isinstance(v, str) and v.strip().lower() not in _MISSING_TEXT).astype(bool)
+        bad = text & pd.to_numeric(df[col], errors="coerce").isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path}: row {i + 2}: column {col!r} is {str(df[col].iloc[i])[:40]!r}, not a number "
+                f"({int(bad.sum())} cell(s) like it); write scores as plain numbers such as 0.83 or 1e-3"
+            )
+
+
+def _blank(col: pd.Series) -> pd.Series:
+    return col.map(lambda v: isinstance(v, str) and v.strip() == "").astype(bool)
+
+
+def _load_npy(path: Path, n_rows: int, samples_path) -> np.ndarray:
+    """A 2-D numeric ``.npy`` array with one row per samples-table row (never a pickle)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    if head != b"\x93NUMPY":
+        kind = "a .npz archive" if head[:2] == b"PK" else ("empty" if not head else "not a .npy array")
+        raise DataError(f"{path}: the file is {kind}; save one 2-D float array with numpy.save(path, array)")
+    try:
+        emb = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+    if not isinstance(emb, np.ndarray) or emb.dtype.kind not in "fiu":
+        raise DataError(f"{path}: expected a numeric array, found dtype {getattr(emb, 'dtype', type(emb).__name__)}")
+    if emb.ndim != 2 or emb.shape[0] != n_rows or emb.shape[1] == 0:
+        raise DataError(f"{path}: expected an array of shape ({n_rows}, d), one row per row of {samples_path}; found {emb.shape}")
+    return emb
+
+
 def _file_identity(path: Path) -> str:
     return sha256_file(path)
 
@@ -138,6 +200,15 @@ def _load_samples(samples_path: Path, group_columns: Sequence[str]) -> pd.DataFr
     s = read_table(samples_path)
     _need(s, ["sample_id", "subject", *group_columns], samples_path, "the samples table")
     s = s.copy()
+    for col in ("sample_id", "subject", *group_columns):
+        empty = s[col].isna() | _blank(s[col])
+        if empty.any():
+            i = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(
+                f"{samples_path}: row {i + 2}: column {col!r} is empty ({int(empty.sum())} row(s) like it); "
+                f"give every image its {'label' if col in group_columns else col}"
+                + (" (use a value such as \"unknown\" for a missing label)" if col in group_columns else "")
+            )
     s["sample_id"] = s["sample_id"].astype(str)
     s["subject"] = s["subject"].astype(str)
     dup = s["sample_id"].duplicated()
@@ -149,6 +220,14 @@ def _load_samples(samples_path: Path, group_columns: Sequence[str]) -> pd.DataFr
     for col, default in (("n_faces", 1), ("detail", ""), ("path", "")):
         if col not in s.columns:
             s[col] = default
+    n_faces = pd.to_numeric(s["n_faces"], errors="coerce")
+    if n_faces.isna().any():
+        i = int(np.flatnonzero(n_faces.isna().to_numpy())[0])
+        raise DataError(f"{samples_path}: row {i + 2}, column 'n_faces': {str(s['n_faces'].iloc[i])!r} is not a number")
+    s["n_faces"] = n_faces.astype(np.int64)
+    s["detail"] = s["detail"].fillna("").astype(str)
+    s["path"] = s["path"].fillna("").astype(str)
+    s["status"] = s["status"].astype(str).str.strip()
     for col in group_columns:
         s[col] = s[col].astype(str)
     return s.reset_index(drop=True)
@@ -183,6 +262,7 @@ def read_scores(
     df = read_table(path)
     _need(df, ["sample_a", "sample_b", "score"], path, "the scores file")
     df = df.reset_index(drop=True)
+    check_numeric_text(df, ["score"], path)
     a = df["sample_a"].astype(str).to_numpy()
     b = df["sample_b"].astype(str).to_numpy()
     score = pd.to_numeric(df["score"], errors="coerce").to_numpy(np.float64)
@@ -358,27 +438,80 @@ def read_embeddings(
         raise DataError(f"{path}: metric must be 'cosine' or 'euclidean', got {metric!r}")
     samples = _load_samples(Path(samples_path), group_columns)
     if path.suffix.lower() == ".npy":
-        try:
-            emb = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
-        if emb.ndim != 2 or emb.shape[0] != len(samples):
-            raise DataError(f"{path}: expected an array of shape ({len(samples)}, d), one row per row of {samples_path}; found {emb.shape}")
+        emb = _load_npy(path, len(samples), samples_path)
+        where = lambda r, c: (f"{path}: row {r} (sample {samples['sample_id'].iloc[r]!r})", f"column {c}")  # noqa: E731
     else:
         t = read_table(path)
         _need(t, ["sample_id"], path, "the embeddings table")
-        t = t.set_index(t["sample_id"].astype(str))
-        missing = samples.loc[~samples["sample_id"].isin(t.index), "sample_id"]
+        ids = t["sample_id"].astype(str)
+        empty_id = t["sample_id"].isna() | (ids.str.strip() == "")
+        if empty_id.any():
+            i = int(np.flatnonzero(empty_id.to_numpy())[0])
+            raise DataError(f"{path}: row {i + 2}: column 'sample_id' is empty; every embedding needs its sample's id")
+        dup = ids.duplicated(keep=False)
+        if dup.any():
+            rows = np.flatnonzero(dup.to_numpy())
+            first = ids.iloc[rows[0]]
+            again = [int(r) + 2 for r in rows if ids.iloc[r] == first]
+            raise DataError(
+                f"{path}: sample_id {first!r} appears on rows {again[:5]} ({int(ids.duplicated().sum())} duplicate row(s)); "
+                "each sample needs exactly one embedding"
+            )
+        extra = ids[~ids.isin(samples["sample_id"])]
+        if len(extra):
+            i = int(extra.index[0])
+            raise DataError(
+                f"{path}: row {i + 2}: sample_id {extra.iloc[0]!r} is not in the samples table {samples_path} "
+                f"({len(extra)} row(s) like it; the file has {len(t)} rows, the samples table {len(samples)})"
+            )
+        missing = samples.loc[~samples["sample_id"].isin(ids), "sample_id"]
         if len(missing):
             raise DataError(f"{path}: no embedding for sample {missing.iloc[0]!r} ({len(missing)} missing)")
-        emb = t.drop(columns=["sample_id"]).loc[samples["sample_id"]].to_numpy(np.float64)
+        vec = t.drop(columns=["sample_id"])
+        if vec.shape[1] == 0:
+            raise DataError(f"{path}: the embeddings table has a sample_id column but no dimension columns")
+        line = pd.Series(np.arange(len(t)) + 2, index=ids.to_numpy())
+        for col in vec.columns:
+            num = pd.to_numeric(vec[col], errors="coerce")
+            bad = num.isna() & ~_blank(vec[col]) if not pd.api.types.is_numeric_dtype(vec[col]) else pd.Series(False, index=vec.index)
+            blank = vec[col].isna() | _blank(vec[col])
+            for kind, mask in (("not a number", bad), ("empty", blank)):
+                if mask.any():
+                    i = int(np.flatnonzero(mask.to_numpy())[0])
+                    raise DataError(
+                        f"{path}: row {i + 2}, column {str(col)!r}: {kind} ({str(vec[col].iloc[i])[:40]!r}); "
+                        f"{int(mask.sum())} cell(s) in that column like it. Every embedding value must be a finite number"
+                    )
+            vec[col] = num
+        vec.index = ids.to_numpy()
+        emb = vec.loc[samples["sample_id"]].to_numpy(np.float64)
+        order = line.loc[samples["sample_id"]].to_numpy()
+        cols = list(vec.columns)
+        where = lambda r, c: (f"{path}: row {int(order[r])} (sample {samples['sample_id'].iloc[r]!r})", f"column {cols[c]!r}")  # noqa: E731
     emb = np.asarray(emb, dtype=np.float64)
     status = samples["status"].astype(str).to_numpy()
     ok_rows = np.flatnonzero(status == "ok")
-    bad = ~np.all(np.isfinite(emb[ok_rows]), axis=1)
-    if bad.any():
-        r = int(ok_rows[np.flatnonzero(bad)[0]])
-        raise DataError(f"{path}: row {r} (sample {samples['sample_id'].iloc[r]!r}) has NaN or infinite values")
+    finite = np.isfinite(emb[ok_rows])
+    if not finite.all():
+        k, c = (int(x) for x in np.argwhere(~finite)[0])
+        r = int(ok_rows[k])
+        row, col = where(r, c)
+        raise DataError(f"{row} has NaN or infinite values: {col} is {float(emb[r, c])} ({int((~finite.all(axis=1)).sum())} row(s) like it)")
+    huge = np.abs(emb[ok_rows]) > MAX_ABS_SCORE
+    if huge.any():
+        k, c = (int(x) for x in np.argwhere(huge)[0])
+        r = int(ok_rows[k])
+        row, col = where(r, c)
+        raise DataError(f"{row}: {col} is {float(emb[r, c]):.6g}, beyond ±{MAX_ABS_SCORE:.0e}; rescale the embeddings")
+    zero = ~np.any(emb[ok_rows] != 0, axis=1)
+    if zero.any():
+        # an all-zero vector has no direction: a failure to acquire, not an embedding
+        samples = samples.copy()
+        rows = ok_rows[zero]
+        samples.loc[rows, "status"] = "error"
+        samples.loc[rows, "detail"] = "all-zero embedding in the embeddings file"
+        status = samples["status"].astype(str).to_numpy()
+        ok_rows = np.flatnonzero(status == "ok")
     check_subject_labels(samples, group_columns, str(samples_path))
     info = BackendInfo(
         backend="embeddings-file", model=name or path.stem, version="",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +27,7 @@ from .inputs import read_embeddings, read_scores, single_subject_groups
 from .config import AuditConfig
 from .datasets import SampleTable, cache_dir, load_dataset, load_manifest
 from .engine import EmbedStats, default_workers, embed_missing
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .results import AuditResult, paths_of_failures_only
 from .store import EmbeddingStore
 from .verification import (
@@ -154,7 +156,7 @@ class _Acquired:
 
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
     table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
-    if config.dataset.subjects:
+    if config.dataset.subjects is not None:
         table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
     groupings = config.dataset.groupings or default_groupings
     name = table.dataset.get("name", config.dataset.name)
@@ -343,16 +345,20 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
     subjects = acq.samples["subject"].to_numpy()[acq.ok_rows]
     if acq.pairs is not None:
         pairs = acq.pairs
-        thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+        targets, notes = _usable_targets(config, pairs.n_mated, pairs.n_impostor, acq.info)
+        notes += _direction_warning(pairs, acq.info, config)
+        thresholds = choose_thresholds(pairs, target_fmr=targets, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
         data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds],
                                     subjects=subjects if acq.identities else None, side=side)
-        return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor)
+        return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor, tuple(notes))
     from .engine.tiles import score_tiles
 
     protocol = config.protocol
     if protocol.pairs or protocol.sample_impostors:
         pairs, warnings = _listed_pairs(acq, config, subjects)
-        thresholds = choose_thresholds(pairs, target_fmr=th.target_fmr, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
+        targets, notes = _usable_targets(config, pairs.n_mated, pairs.n_impostor, acq.info)
+        warnings += notes
+        thresholds = choose_thresholds(pairs, target_fmr=targets, fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
         data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds], subjects=subjects)
         return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor, tuple(warnings))
     given = threshold_specs([], fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
@@ -360,16 +366,71 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
         acq.embeddings, subjects, cells, metric=acq.info.metric, n_groups=len(labels),
         # a tail deeper than the largest target: each resample re-estimates the target-FMR thresholds
         # from it (the operating-point estimand), and a resample may need more pairs than the data do
-        max_fmr=min(1.0, OPERATING_POINT_DEPTH * max(th.target_fmr, default=1e-3)), thresholds=[s[2] for s in given],
+        max_fmr=min(float(np.nextafter(1.0, 0.0)), OPERATING_POINT_DEPTH * max(th.target_fmr, default=1e-3)), thresholds=[s[2] for s in given],
         impostors=protocol.impostors, sides=side, progress=config.run.progress,
         workers=acq.workers if len(acq.ok_rows) > PARALLEL_SCAN_ROWS else 1,
     )
-    targets = list(th.target_fmr)
-    values = scan.thresholds_at_fmr(targets) if targets and scan.impostors_total else [np.inf] * len(targets)
+    n_mated_all = int(len(scan.mated_scores))
+    targets, notes = _usable_targets(config, n_mated_all, int(scan.impostors_total), acq.info)
+    values = scan.thresholds_at_fmr(list(targets)) if targets else []
     specs = threshold_specs(list(zip(targets, values)), fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     counts = scan.counts_at([s[2] for s in specs])
     data = cell_data_from_scan(scan, counts)
-    return _Scored(thresholds_from_counts(specs, data, acq.info), data, labels, columns, int(counts.mated.sum()), int(scan.impostors_total))
+    return _Scored(thresholds_from_counts(specs, data, acq.info), data, labels, columns, int(counts.mated.sum()),
+                   int(scan.impostors_total), tuple(notes))
+
+
+def _usable_targets(config: AuditConfig, n_mated: int, n_impostor: int, info: BackendInfo) -> tuple[tuple[float, ...], list[str]]:
+    """The target FMRs a threshold can be fixed at, and notes on what cannot be computed.
+
+    With no comparison at all, or no impostor comparison and no other threshold (fixed or the
+    backend's default), nothing can be measured: a DataError says so instead of reporting an FNMR
+    of 1.0 at an infinite threshold."""
+    th = config.thresholds
+    src = config.input.path if config.input is not None else (config.path or "<config>")
+    notes: list[str] = []
+    if n_mated + n_impostor == 0:
+        raise DataError(
+            f"{src}: no comparison can be made (0 mated and 0 impostor pairs among the acquired images); "
+            "an audit needs at least two acquired images, of one or more subjects"
+        )
+    targets = tuple(th.target_fmr)
+    if n_impostor == 0 and targets:
+        has_other = bool(th.fixed) or (th.backend_default and info.default_threshold is not None)
+        if not has_other:
+            raise DataError(
+                f"{src}: there are {n_mated} mated but no impostor comparisons, so no threshold can be fixed at a target FMR "
+                f"(thresholds.target_fmr = {list(targets)}) and no FMR can be measured; add images of other subjects, "
+                "or give thresholds.fixed to measure FNMR at a given threshold"
+            )
+        notes.append(
+            f"no impostor comparisons: thresholds at a target FMR {list(targets)} cannot be computed and are left out; "
+            "FMR cannot be measured"
+        )
+        targets = ()
+    if n_mated == 0:
+        notes.append("no mated comparisons (no subject has two acquired images): FNMR cannot be computed")
+    return targets, notes
+
+
+def _direction_warning(pairs: PairScores, info: BackendInfo, config: AuditConfig) -> list[str]:
+    """A warning when mated scores sit on the wrong side of impostor scores: most likely a
+    distance given as a similarity (or the reverse)."""
+    if pairs.n_mated == 0 or pairs.n_impostor == 0:
+        return []
+    mated, impostor = np.asarray(pairs.mated_score, float), np.asarray(pairs.impostor_score, float)
+    mated, impostor = mated[np.isfinite(mated)], impostor[np.isfinite(impostor)]  # failed comparisons have no score
+    if mated.size == 0 or impostor.size == 0:
+        return []
+    m, i = float(np.median(mated)), float(np.median(impostor))
+    if m >= i:
+        return []
+    field = "scores.higher_is_similar" if config.input is not None else "the backend's metric"
+    return [
+        f"score direction looks inverted: the median mated score ({info.to_native(m):.4g}) is below the median impostor score "
+        f"({info.to_native(i):.4g}) in the file's units, so mated pairs look less alike than impostor pairs; if the file holds "
+        f"distances, set {field} = {str(not info.higher_is_similar).lower()}"
+    ]
 
 
 def run_audit(
@@ -400,6 +461,20 @@ def run_audit(
     """
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
+    # everything that can be checked before any image is read
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"--workers: expected an integer >= 1, found {workers!r}")
+    if config.dataset is not None and config.dataset.subjects is not None and (
+            isinstance(config.dataset.subjects, bool) or not isinstance(config.dataset.subjects, int) or config.dataset.subjects < 2):
+        raise ConfigError(
+            f"{config.path or '<config>'}: --subjects / field 'dataset.subjects': expected an integer >= 2 "
+            f"(an audit needs two people to compare), found {config.dataset.subjects!r}"
+        )
+    out_dir = Path(output_dir) if output_dir else config.output_dir
+    if write:
+        check_output_dir(out_dir)
+    if config.run.cache_dir is not None and Path(config.run.cache_dir).exists() and not Path(config.run.cache_dir).is_dir():
+        raise ConfigError(f"--cache-dir / field 'run.cache_dir': {config.run.cache_dir} is a file, not a folder")
     if config.input is not None:
         acq = _acquire_from_file(config, log)
     else:
@@ -487,14 +562,87 @@ def run_audit(
         warnings=tuple(warnings),
     )
     files: list[Path] = []
-    out_dir = Path(output_dir) if output_dir else config.output_dir
     if write:
-        from .report import write_report
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        result.to_json(out_dir / "results.json")
-        files.append(out_dir / "results.json")
-        files += result.write_tables(out_dir / "tables")
-        files.append(write_report(result, out_dir, include_face_images=config.include_face_images))
+        files = write_outputs(result, out_dir, include_face_images=config.include_face_images)
     total = time.perf_counter() - t_start
     return AuditRun(result, stats, total, out_dir if write else None, tuple(files))
+
+
+#: Marks an output folder whose files are being replaced; if it stays, a run was killed while
+#: moving its outputs into place and the folder may mix two runs.
+INCOMPLETE_MARKER = "INCOMPLETE.txt"
+
+
+def check_output_dir(out_dir: str | Path) -> None:
+    """Raise a ConfigError (before any work) unless ``out_dir`` is, or can be made, a writable folder."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--output / field 'output.dir': {out_dir} is a file, not a folder; choose another output folder")
+    probe = out_dir
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"--output / field 'output.dir': {out_dir} cannot be created: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--output / field 'output.dir': {out_dir} cannot be written ({probe} is not writable); choose a writable output folder"
+        )
+
+
+def write_outputs(result: AuditResult, out_dir: str | Path, *, include_face_images: bool = False) -> list[Path]:
+    """Write ``results.json``, ``tables/*.csv`` and ``index.html`` into ``out_dir`` without ever
+    leaving a mix of two runs unmarked.
+
+    Everything is first written into a temporary folder inside ``out_dir``; then a marker
+    (:data:`INCOMPLETE_MARKER`) is created, the files are moved into place (``results.json``
+    last), and the marker is removed. A failure while writing (a full disk) removes the temporary
+    folder and leaves the previous outputs as they were.
+    """
+    from .report import write_report
+
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".face-audit-partial-", dir=out_dir))
+    except OSError as exc:
+        raise ConfigError(f"--output / field 'output.dir': cannot create {out_dir} ({exc.strerror or exc})") from exc
+    marker = out_dir / INCOMPLETE_MARKER
+    try:
+        try:
+            result.to_json(tmp / "results.json")
+            result.write_tables(tmp / "tables")
+            write_report(result, tmp, include_face_images=include_face_images)
+        except OSError as exc:
+            raise ConfigError(
+                f"--output / field 'output.dir': writing the outputs into {out_dir} failed ({exc.strerror or exc}); "
+                "nothing was replaced there. Free space or choose another folder and run again "
+                "(embeddings are kept in the cache, so a rerun does not embed again)"
+            ) from exc
+        try:
+            marker.write_text(
+                "face-audit was moving a run's outputs into this folder and did not finish: results.json, index.html and "
+                "tables/ may come from different runs. Run the audit again.\n", encoding="utf-8")
+            old_tables = out_dir / "tables"
+            if old_tables.is_dir() and not old_tables.is_symlink():
+                trash = Path(tempfile.mkdtemp(prefix=".face-audit-old-", dir=out_dir))
+                os.replace(old_tables, trash / "tables")
+                os.replace(tmp / "tables", old_tables)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                if old_tables.is_symlink() or old_tables.exists():
+                    old_tables.unlink()
+                os.replace(tmp / "tables", old_tables)
+            os.replace(tmp / "index.html", out_dir / "index.html")
+            os.replace(tmp / "results.json", out_dir / "results.json")
+            marker.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"--output / field 'output.dir': moving the outputs into {out_dir} failed ({exc.strerror or exc}); "
+                f"{marker.name} there marks the folder incomplete"
+            ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out_dir / "results.json", *sorted((out_dir / "tables").glob("*.csv")), out_dir / "index.html"]

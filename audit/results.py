@@ -29,7 +29,8 @@ import pandas as pd
 
 from .errors import ResultsError
 
-__all__ = ["distinct_labels", "rate_label", "value_label", "SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo", "AuditResult"]
+__all__ = ["distinct_labels", "rate_label", "value_label", "SCHEMA_VERSION", "TABLE_COLUMNS", "RATES_FRAME_COLUMNS", "ThresholdInfo",
+           "AuditResult", "csv_safe", "decode_table", "encode_table", "load_result_json", "TEXT_ENCODING"]
 
 SCHEMA_VERSION = "1.1"
 
@@ -351,9 +352,9 @@ class AuditResult(RatesAccess):
             "thresholds": [t.to_dict() for t in self.thresholds],
             "warnings": list(self.warnings),
         }
+        out["text_encoding"] = TEXT_ENCODING
         for name in TABLE_COLUMNS:
-            df = getattr(self, name)
-            out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
+            out[name] = encode_table(getattr(self, name), name)
         return out
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -382,19 +383,31 @@ class AuditResult(RatesAccess):
             block = data.get(name)
             if block is None and name in OPTIONAL_TABLES:
                 block = {"columns": TABLE_COLUMNS[name], "rows": []}
-            if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
-                raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
-            kwargs[name] = pd.DataFrame([[_from_json(v) for v in r] for r in block["rows"]], columns=block["columns"])
-            if kwargs[name].empty:
-                kwargs[name] = pd.DataFrame({c: pd.Series(dtype=object) for c in block["columns"]})
+            kwargs[name] = decode_table(block, name, source, verbatim=data.get("text_encoding") == TEXT_ENCODING)
+        if not isinstance(data.get("thresholds"), list):
+            raise ResultsError(f"{source}: field 'thresholds' must be a list of threshold objects")
         try:
-            thresholds = tuple(ThresholdInfo(**{k: _from_json(v) for k, v in t.items()}) for t in data["thresholds"])
-        except (KeyError, TypeError) as exc:
+            thresholds = tuple(ThresholdInfo(**decode_record(t, _THRESHOLD_TEXT)) for t in data["thresholds"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ResultsError(f"{source}: field 'thresholds' is malformed ({exc})") from exc
+        groupings = data.get("groupings", [])
+        if not isinstance(groupings, list) or not all(isinstance(g, str) for g in groupings):
+            raise ResultsError(f"{source}: field 'groupings' must be a list of grouping ids, found {str(groupings)[:80]!r}")
+        if not isinstance(data.get("provenance", {}), Mapping):
+            raise ResultsError(f"{source}: field 'provenance' must be an object")
+        if not isinstance(data.get("warnings", []), list) or not isinstance(data.get("thresholds"), list):
+            raise ResultsError(f"{source}: fields 'warnings' and 'thresholds' must be lists")
+        try:
+            return cls._build(data, source, groupings, thresholds, version, kwargs)
+        except ResultsError as exc:
+            raise ResultsError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def _build(cls, data, source, groupings, thresholds, version, kwargs) -> "AuditResult":  # noqa: ANN001
         return cls(
             title=str(data.get("title", "")),
             provenance=data.get("provenance", {}),
-            groupings=tuple(data.get("groupings", ())),
+            groupings=tuple(groupings),
             thresholds=thresholds,
             schema_version=str(version),
             warnings=tuple(data.get("warnings", ())),
@@ -403,14 +416,7 @@ class AuditResult(RatesAccess):
 
     @classmethod
     def from_json(cls, path: str | Path) -> "AuditResult":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ResultsError(f"{path}: no such results file") from exc
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(load_result_json(path), source=str(path))
 
     # ------------------------------------------------------------------ tables
     def write_tables(self, folder: str | Path) -> list[Path]:
@@ -420,10 +426,10 @@ class AuditResult(RatesAccess):
         written = []
         for name in TABLE_COLUMNS:
             p = folder / f"{name}.csv"
-            getattr(self, name).to_csv(p, index=False)
+            csv_safe(getattr(self, name)).to_csv(p, index=False)
             written.append(p)
         p = folder / "thresholds.csv"
-        pd.DataFrame([t.to_dict() for t in self.thresholds]).to_csv(p, index=False)
+        csv_safe(pd.DataFrame([t.to_dict() for t in self.thresholds])).to_csv(p, index=False)
         written.append(p)
         return written
 
@@ -472,13 +478,146 @@ def dump_result_json(data: Mapping[str, Any], path: str | Path | None = None) ->
     if path is not None:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not leave results.json.tmp behind
+            raise
     return text
 
 
-# NaN and infinity are not JSON: encode them as strings and decode them back.
+# NaN and infinity are not JSON: encode them as strings and decode them back -- in numeric
+# columns only, so that a group label "NaN" or "Infinity" stays the text it was.
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+#: Columns of result tables (either kind) that hold text: labels, names, notes. Their values are
+#: never decoded as numbers.
+TEXT_COLUMNS = frozenset({
+    "grouping", "group", "threshold_name", "metric", "ci_method", "group_a", "group_b", "summary", "group_high",
+    "group_low", "note", "kind", "sample_id", "subject", "path", "status", "detail", "dataset", "role", "probe_set",
+    "probe_group", "candidate_group", "top_subject", "name", "reference", "method", "estimand",
+})
+#: The numeric columns of the per-image tables; their other columns are labels (text).
+_PER_IMAGE_NUMERIC = {"samples": frozenset({"n_faces"}), "searches": frozenset({"top_score", "mate_rank", "mate_score"})}
+#: Columns a gate reads as rates and counts: a value there must be a number (NaN allowed), never text or null.
+_STRICT = {"rates": ("value", "errors", "trials"), "fta": ("value", "failures", "attempts")}
+_THRESHOLD_TEXT = frozenset({"name", "kind", "metric"})
+
+#: A CSV cell starting with one of these is run as a formula by spreadsheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _numeric_columns(table: str, columns) -> set[str]:
+    if table in _PER_IMAGE_NUMERIC:
+        return {c for c in columns if c in _PER_IMAGE_NUMERIC[table]}
+    return {c for c in columns if c not in TEXT_COLUMNS}
+
+
+def decode_record(record: Mapping[str, Any], text: frozenset = TEXT_COLUMNS) -> dict[str, Any]:
+    """A JSON object's fields, with "NaN"/"Infinity" decoded in the fields that are not text."""
+    return {k: (v if k in text else _from_json(v)) for k, v in record.items()}
+
+
+#: Marks results files whose text columns hold labels verbatim (a missing text value is ``null``);
+#: files without it (written before) decode "NaN"/"Infinity" in every column, as they were written.
+TEXT_ENCODING = "labels-verbatim"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def encode_table(df: pd.DataFrame, name: str) -> dict[str, Any]:
+    """A table as ``{"columns", "rows"}``: numbers JSON-safe ("NaN"/"Infinity" strings), text
+    cells verbatim, a missing text value ``null``."""
+    cols = list(df.columns)
+    numeric = _numeric_columns(name, cols)
+    text_pos = [i for i, c in enumerate(cols) if c not in numeric]
+    rows = []
+    for row in df.itertuples(index=False):
+        r = [_jsonable(v) for v in row]
+        for i in text_pos:
+            if _missing(row[i]):
+                r[i] = None
+        rows.append(r)
+    return {"columns": cols, "rows": rows}
+
+
+def decode_table(block: Any, name: str, source: str, *, verbatim: bool = True) -> pd.DataFrame:
+    """One ``{"columns", "rows"}`` table of a results file as a DataFrame.
+
+    Special numbers ("NaN", "Infinity", "-Infinity") are decoded in numeric columns only; text
+    columns keep any string (``null`` there is a missing value). With ``verbatim=False`` (files
+    written before :data:`TEXT_ENCODING`) text columns are decoded as they were written. Raises
+    ResultsError naming the table, row and column for a malformed table or a numeric cell that is
+    not a number."""
+    if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
+        raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
+    columns, rows = block["columns"], block["rows"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
+        raise ResultsError(f"{source}: field '{name}.columns' must be a list of distinct column names")
+    if not isinstance(rows, list):
+        raise ResultsError(f"{source}: field '{name}.rows' must be a list of rows")
+    numeric = _numeric_columns(name, columns)
+    strict = set(_STRICT.get(name, ()))
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, list) or len(r) != len(columns):
+            raise ResultsError(f"{source}: field '{name}.rows' row {i}: expected a list of {len(columns)} values, found {str(r)[:60]!r}")
+        row = []
+        for c, v in zip(columns, r):
+            if c in numeric:
+                v = _from_json(v)
+                bad = isinstance(v, str) or isinstance(v, (list, dict)) or (v is None and c in strict)
+                if bad:
+                    raise ResultsError(
+                        f"{source}: field '{name}' row {i} column {c!r} is {v!r}, not a number; "
+                        "the results file was edited or damaged: run the audit again"
+                    )
+            elif v is None and verbatim:
+                v = math.nan
+            elif not verbatim:
+                v = _from_json(v)
+            row.append(v)
+        out.append(row)
+    df = pd.DataFrame(out, columns=columns)
+    if df.empty:
+        df = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return df
+
+
+def load_result_json(path: str | Path) -> Any:
+    """Parse a results file; any unreadable file (absent, a folder, binary, not JSON) is a ResultsError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path}: no such results file") from exc
+    except IsADirectoryError as exc:
+        raise ResultsError(f"{path}: is a folder; give the path of a results.json") from exc
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read the results file ({exc.strerror or exc})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not a results.json (not UTF-8 text: byte {exc.start} is not valid)") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except RecursionError as exc:
+        raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from exc
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` in which text cells that a spreadsheet would run as a formula (starting
+    with ``= + - @``, tab or carriage return) are prefixed with a single quote. Numbers are kept."""
+    out = df.copy()
+    for c in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
+            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return out
 
 
 def _jsonable(v: Any) -> Any:

@@ -9,6 +9,10 @@ results is committed in one transaction, so a run killed midway keeps every fini
 the next run resumes from there; a half-written batch is never visible. Failures (no face,
 unreadable, ...) are cached too: they are results.
 
+A cache folder that cannot be written (a read-only mount shared by a team) is opened read-only:
+a run whose every embedding is already stored runs from it; one that would have to add
+embeddings stops before computing any, naming the folder (:attr:`EmbeddingStore.read_only`).
+
 Embeddings are biometric data: the folder is created with mode 0700 and the databases 0600, the
 store lives in the user's cache (never the repository), and nothing here logs vectors.
 """
@@ -25,6 +29,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .backends.base import BackendInfo, FaceResult, FaceStatus
+from .errors import ConfigError
 
 __all__ = ["EmbeddingStore", "CachedResult"]
 
@@ -70,22 +75,57 @@ class EmbeddingStore:
     def __init__(self, root: str | Path, info: BackendInfo) -> None:
         self.root = Path(root)
         self.info = info
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            os.chmod(self.root, 0o700)
-        except OSError:
-            pass
+        self.read_only = False
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"cache folder {self.root} is a file, not a folder; give --cache-dir (or run.cache_dir) a folder")
         self.path = self.root / f"{info.backend}-{info.fingerprint[:24]}.sqlite"
-        new = not self.path.exists()
-        self._conn = sqlite3.connect(self.path, timeout=60)
-        if new:
-            os.chmod(self.path, 0o600)
-        self._conn.executescript(_SCHEMA)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('backend', ?)", (json.dumps(info.to_dict(), sort_keys=True, default=str),)
-        )
-        self._conn.commit()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                os.chmod(self.root, 0o700)
+            except OSError:
+                pass
+            new = not self.path.exists()
+            self._conn = sqlite3.connect(self.path, timeout=60)
+            if new:
+                os.chmod(self.path, 0o600)
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('backend', ?)", (json.dumps(info.to_dict(), sort_keys=True, default=str),)
+            )
+            self._conn.commit()
+        except (OSError, sqlite3.OperationalError) as exc:
+            self._open_read_only(exc)
+
+    def _open_read_only(self, why: BaseException) -> None:
+        """Open an existing database that cannot be written; an absent one is an empty store."""
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+        self.read_only = True
+        self._why = why
+        if not self.path.is_file():
+            self._conn = sqlite3.connect("file::memory:", uri=True)
+            self._conn.executescript(_SCHEMA)
+            return
+        uri = self.path.resolve().as_uri()
+        for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                self._conn = sqlite3.connect(uri + mode, uri=True, timeout=60)
+                self._conn.execute("SELECT COUNT(*) FROM results").fetchone()
+                return
+            except sqlite3.Error:
+                continue
+        raise ConfigError(f"cache {self.path} can be neither written nor read ({why}); give --cache-dir a writable folder")
+
+    def check_writable(self, n_missing: int) -> None:
+        """Raise (before any work) when ``n_missing`` results would have to be added to a read-only store."""
+        if self.read_only and n_missing:
+            raise ConfigError(
+                f"cache folder {self.root} cannot be written ({getattr(self, '_why', 'read-only')}) and lacks {n_missing} "
+                "embedding(s) this run needs; give --cache-dir (or run.cache_dir) a writable folder, or fill this cache first"
+            )
 
     def close(self) -> None:
         self._conn.close()
@@ -121,6 +161,7 @@ class EmbeddingStore:
 
     def put_many(self, results: Mapping[str, FaceResult]) -> None:
         """Store results in one transaction (all or nothing)."""
+        self.check_writable(len(results))
         rows = []
         for sha, r in results.items():
             vec = None if r.embedding is None else np.asarray(r.embedding, dtype="<f4").tobytes()

@@ -34,7 +34,7 @@ import pandas as pd
 
 from .backends.base import BackendInfo
 from .comparisons import PairScores
-from .datasets.table import GROUP_SEP, group_labels, grouping_id
+from .datasets.table import group_labels, grouping_id, join_group_values
 from .engine.tiles import coarsen_cells
 from .metrics.people import PeopleCounts, people_bootstrap, people_jackknife
 from .metrics.reference import (
@@ -422,7 +422,7 @@ def analyse_cells(
             fta_rows.append((gid, name, int(fails[c]), int(tries[c]), fails[c] / tries[c] if tries[c] else np.nan, ci.low[c], ci.high[c], interval))
 
         lookup = {n: i for i, n in enumerate(cats)}
-        base_mapping = np.array([lookup[GROUP_SEP.join(lab[col_pos[c]] for c in cols) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
+        base_mapping = np.array([lookup[join_group_values([lab[col_pos[c]] for c in cols]) if cols else OVERALL_GROUP] for lab in cell_labels], dtype=np.int64)
         mapping = np.tile(base_mapping, data.n_sides)  # two-sided: probe codes, then reference codes
         present = np.zeros(g, bool)
         present[np.unique(mapping)] = True
@@ -674,7 +674,7 @@ def _reference_index(reference, cols: Sequence[str], cats: list[str], trials: np
     if reference == "overall":
         return "overall"
     if isinstance(reference, Mapping) and cols and all(c in reference for c in cols):
-        name = GROUP_SEP.join(str(reference[c]) for c in cols)
+        name = join_group_values([str(reference[c]) for c in cols])
         if name in cats:
             return cats.index(name)
         raise MetricError(f"analysis.reference names group {name!r}, which grouping {grouping_id(cols)!r} does not have; "

@@ -78,12 +78,29 @@ def from_huggingface(
 
     spec = _groups_spec(groups)
     local = Path(source).expanduser()
-    if local.is_dir():
-        ds = datasets.load_dataset("imagefolder", data_dir=str(local), split=split)
-        label = str(local.resolve())
-    else:
-        ds = datasets.load_dataset(str(source), split=split, revision=revision)
-        label = f"hf:{source}" + (f"@{revision}" if revision else "")
+    text = str(source)
+    looks_local = isinstance(source, Path) or text.startswith((".", "/", "~")) or text.endswith("/") or text.count("/") > 1 or "\\" in text
+    if local.exists() and not local.is_dir():
+        raise DatasetError(f"dataset.huggingface: {local} is a file; give an imagefolder directory (images + metadata.csv) or a hub id")
+    if not local.is_dir() and looks_local:
+        raise DatasetError(
+            f"dataset.huggingface: the folder {local} does not exist; give an imagefolder directory (images + metadata.csv) "
+            "or a hub id such as \"user/dataset\""
+        )
+    try:
+        if local.is_dir():
+            ds = datasets.load_dataset("imagefolder", data_dir=str(local), split=split)
+            label = str(local.resolve())
+        else:
+            ds = datasets.load_dataset(text, split=split, revision=revision)
+            label = f"hf:{source}" + (f"@{revision}" if revision else "")
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the datasets library raises many kinds (network, missing split, bad metadata)
+        raise DatasetError(
+            f"dataset.huggingface: cannot load {text!r} (split {split!r}) through Hugging Face datasets "
+            f"({type(exc).__name__}: {str(exc)[:300]})"
+        ) from exc
     missing = [c for c in [subject_column, image_column, *(c for c, _ in spec.values())] if c not in ds.column_names]
     if missing:
         raise DatasetError(f"{label}: column(s) {missing} not found; the dataset has {ds.column_names}")

@@ -12,6 +12,13 @@ Search order (the first location that holds every file wins):
 Each of the folders in 1–3 may be the dataset root itself or a folder holding ``NAME/``.
 Every file is checked against its sha256 before use; a mismatch stops with a
 :class:`~audit.errors.ChecksumError` that names the manifest and the file.
+
+Confinement: every path a manifest lists is a plain relative path (checked when the manifest is
+read) and must resolve inside its root here too: a symlink that leads out of the dataset folder
+is refused, and a download writes only under its destination. URLs that come from a manifest
+must be ``https://``; ``http://`` and ``file://`` there need ``$FACE_AUDIT_ALLOW_INSECURE_URLS=1``
+(or ``allow_insecure=True``). A mirror the user names (``--base-url``, ``$FACE_AUDIT_MIRROR``) is
+an explicit choice and may also be ``http://`` or ``file://``. No other scheme is ever opened.
 """
 
 from __future__ import annotations
@@ -25,11 +32,47 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import ChecksumError, DatasetError
+from ..errors import ChecksumError, DatasetError, ManifestError
 from ..images import sha256_file
-from .manifest import Manifest
+from .manifest import Manifest, check_relative_path
 
-__all__ = ["DataLocation", "cache_dir", "locate_dataset", "verify_files", "download_dataset", "keep_listed_rows"]
+__all__ = ["DataLocation", "cache_dir", "locate_dataset", "verify_files", "download_dataset", "keep_listed_rows", "confined_path",
+           "check_url"]
+
+
+def confined_path(root: Path, rel: str, manifest: Manifest | None = None) -> Path:
+    """``root / rel``, after checking that it resolves (symlinks followed) inside ``root``."""
+    where = str(manifest.path) if manifest is not None else str(root)
+    if manifest is not None and not manifest.base_url:
+        # a local dataset (``face-audit datasets init``, no public source): the user's own files,
+        # which may be links to, or a label file beside, the image folder
+        check_relative_path(rel, where, "checksums", allow_parent=True)
+        return root / rel
+    check_relative_path(rel, where, "source.checksums")
+    target = root / rel
+    base = root.resolve()
+    real = target.resolve()
+    if real != base and not real.is_relative_to(base):
+        raise DatasetError(
+            f"{where}: {rel} under {root} resolves to {real}, outside the dataset folder (a symlink); "
+            "replace the link with the file itself"
+        )
+    return target
+
+
+def _insecure_allowed() -> bool:
+    return os.environ.get("FACE_AUDIT_ALLOW_INSECURE_URLS", "").strip().lower() in ("1", "true", "yes")
+
+
+def check_url(url: str, *, allow_insecure: bool | None = None, what: str = "download") -> str:
+    """Raise unless ``url`` is https (or http/file when insecure URLs are allowed)."""
+    allow = _insecure_allowed() if allow_insecure is None else allow_insecure
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "https" or (allow and scheme in ("http", "file")):
+        return url
+    hint = (" (http:// and file:// need $FACE_AUDIT_ALLOW_INSECURE_URLS=1)" if scheme in ("http", "file") else
+            "; only https:// URLs are fetched")
+    raise DatasetError(f"{what}: refusing to fetch {url[:200]!r}: scheme {scheme or 'none'!r} is not allowed{hint}")
 
 
 def keep_listed_rows(data: bytes, column: str, listed: set[str]) -> bytes:
@@ -80,6 +123,17 @@ def _missing(root: Path, manifest: Manifest) -> list[str]:
     return [rel for rel in manifest.checksums if not (root / rel).is_file()]
 
 
+def _hash(root: Path, rel: str, manifest: Manifest) -> str:
+    path = confined_path(root, rel, manifest)
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise DatasetError(
+            f"{manifest.path}: field 'source.checksums': cannot read {rel} under {root} ({exc.strerror or exc}); "
+            "fix its permissions or restore the file"
+        ) from exc
+
+
 def verify_files(root: Path, manifest: Manifest, *, progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, str]:
     """Hash every file the manifest lists under ``root``; raise on a missing file or a mismatch.
 
@@ -99,7 +153,7 @@ def verify_files(root: Path, manifest: Manifest, *, progress: Callable[[Iterable
     bad = []
     out = {}
     for rel, expected in it:
-        got = sha256_file(root / rel)
+        got = _hash(root, rel, manifest)
         if got != expected:
             bad.append((rel, expected, got))
         out[rel] = got
@@ -170,25 +224,47 @@ def download_dataset(
     base_url: str | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     timeout: float = 60.0,
+    allow_insecure: bool | None = None,
 ) -> dict[str, str]:
     """Download every file the manifest lists into ``dest``, verifying each sha256.
 
     Files already present with the right hash are kept, so an interrupted download resumes.
     Each file is written to a temporary name and renamed into place only once its hash matches.
     ``base_url`` replaces the public source (a mirror laid out as ``<base_url>/<path>``).
+    A manifest's URLs must be ``https://`` unless ``allow_insecure`` (default:
+    ``$FACE_AUDIT_ALLOW_INSECURE_URLS``) permits ``http://`` and ``file://``; a ``base_url`` given
+    by the caller may be https, http or file. Every file is written under ``dest`` and nowhere else.
     """
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DatasetError(f"--dest {dest} is a file, not a folder")
+    if base_url is not None:
+        # a mirror the user gave (--base-url, $FACE_AUDIT_MIRROR) is an explicit choice: http and file allowed
+        check_url(base_url, allow_insecure=True, what=f"--base-url for dataset {manifest.name!r}")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"--dest {dest}: cannot create the folder ({exc.strerror or exc})") from exc
     out: dict[str, str] = {}
     items = list(manifest.checksums.items())
     it = progress(items) if progress else items
     for rel, expected in it:
+        try:
+            check_relative_path(rel, str(manifest.path), "source.checksums")
+        except ManifestError as exc:
+            raise DatasetError(str(exc)) from exc
         target = dest / rel
+        derived = manifest.derived.get(rel) if not base_url else None
+        url = (base_url + rel) if base_url else (derived["url"] if derived else manifest.remote_url(rel))
+        check_url(url, allow_insecure=True if base_url else allow_insecure, what=f"dataset {manifest.name!r}, file {rel}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatasetError(f"cannot create {target.parent} for {rel} ({exc.strerror or exc})") from exc
+        confined_path(dest, rel, manifest)  # a symlinked folder under dest must not lead out of it
         if target.is_file() and sha256_file(target) == expected:
             out[rel] = expected
             continue
-        derived = manifest.derived.get(rel) if not base_url else None
-        url = (base_url + rel) if base_url else (derived["url"] if derived else manifest.remote_url(rel))
-        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
         try:
             with os.fdopen(fd, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout) as resp:

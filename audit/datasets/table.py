@@ -29,7 +29,7 @@ import pandas as pd
 from ..errors import DatasetError, ManifestError
 from .manifest import Manifest
 
-__all__ = ["SampleTable", "REQUIRED_COLUMNS", "grouping_id", "group_labels", "GROUP_SEP"]
+__all__ = ["SampleTable", "REQUIRED_COLUMNS", "grouping_id", "group_labels", "join_group_values", "GROUP_SEP"]
 
 REQUIRED_COLUMNS = ("sample_id", "path", "subject", "sha256")
 GROUP_SEP = " / "
@@ -40,11 +40,26 @@ def grouping_id(columns: Sequence[str]) -> str:
     return "+".join(columns)
 
 
+def join_group_values(values: Sequence[str]) -> str:
+    """The label of an intersection: its values joined with ``" / "``.
+
+    A value that itself contains ``" / "`` (or starts with a double quote) is written as a JSON
+    string (``"a / b" / female``), so two different cells never get the same label and any label
+    text survives. Ordinary values are joined as they are (``Black / female``); a single value is
+    its own label."""
+    import json
+
+    values = [str(v) for v in values]
+    if len(values) == 1:  # a single column's label is its value, as it is
+        return values[0]
+    return GROUP_SEP.join(json.dumps(v, ensure_ascii=False) if (GROUP_SEP in v or v.startswith('"')) else v for v in map(str, values))
+
+
 def group_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """The group label of each row for a grouping: values joined with ``" / "``."""
+    """The group label of each row for a grouping: values joined by :func:`join_group_values`."""
     if len(columns) == 1:
         return df[columns[0]].astype(str)
-    return df[list(columns)].astype(str).agg(GROUP_SEP.join, axis=1)
+    return df[list(columns)].astype(str).agg(join_group_values, axis=1)
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,10 @@ class SampleTable:
 
     def subset_subjects(self, n: int, *, seed: int = 0) -> "SampleTable":
         """Keep ``n`` subjects drawn at random (seeded), stratified so every group of the first
-        group column keeps at least one subject where possible. Used for quick runs and tests."""
+        group column keeps at least one subject where possible. Used for quick runs and tests.
+        ``n`` must be at least 2: an audit compares people."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise DatasetError(f"--subjects / dataset.subjects: expected an integer >= 2 (an audit compares people), found {n!r}")
         subjects = self.data.drop_duplicates("subject")
         if n >= len(subjects):
             return self

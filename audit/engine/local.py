@@ -4,20 +4,30 @@ Each worker process builds its own copy of the backend from a pickle (taken befo
 backend's models are loaded in the parent, or with them left out) and loads it once. Work is
 sent in batches; the parent writes every finished batch to the store in one transaction, so a
 run that is killed keeps what it finished and the next run resumes from there.
+
+Workers die with their parent: on Linux each asks the kernel for SIGKILL when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``), and on every platform a watchdog thread in each worker exits the
+process once the parent is gone, so a ``kill -9`` of a run leaves no worker finishing queued
+batches whose results nobody would store. A worker also checks its parent before each batch.
+An exception raised for one image (by the reader or a backend) becomes that image's ``error``
+status instead of stopping the run; a batch that fails as a whole does not discard the batches
+finished beside it.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ..backends.base import Backend, FaceResult
-from ..errors import BackendError
+from ..backends.base import Backend, FaceResult, FaceStatus
+from ..errors import BackendError, FaceAuditError, MissingDependencyError, MissingWeightsError
 
 __all__ = ["EmbedStats", "embed_missing", "default_workers"]
 
@@ -51,10 +61,40 @@ def default_workers() -> int:
 
 
 _WORKER_BACKEND: Backend | None = None
+_PARENT_PID: int | None = None
+#: Seconds between a worker's checks that its parent is alive.
+PARENT_CHECK_SECONDS = 0.5
 
 
-def _init_worker(backend: Backend) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when ``parent_pid`` does (see the module docstring)."""
+    global _PARENT_PID
+    _PARENT_PID = parent_pid
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc symbol
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="face-audit-parent-watch", daemon=True).start()
+
+
+def _init_worker(backend: Backend, parent_pid: int | None = None) -> None:
     global _WORKER_BACKEND
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     for var in _THREAD_VARS:
         os.environ[var] = "1"  # one thread per process: the processes are the parallelism
     try:
@@ -67,9 +107,32 @@ def _init_worker(backend: Backend) -> None:
     _WORKER_BACKEND = backend
 
 
+def embed_one(backend: Backend, path: str) -> FaceResult:
+    """``backend.embed_path(path)``, with any exception about this one image (other than a
+    missing dependency or weights, which stop the run) turned into the status ``error``."""
+    try:
+        res = backend.embed_path(path)
+        if res.ok and not float(abs(res.embedding).max(initial=0.0)) > 0.0:
+            return FaceResult(FaceStatus.ERROR, detail="the backend returned an all-zero embedding, which has no direction to compare")
+        return res
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except (MissingDependencyError, MissingWeightsError):
+        raise
+    except FaceAuditError as exc:
+        return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
+    except MemoryError:
+        return FaceResult(FaceStatus.ERROR, detail="MemoryError: the image needed more memory than is available")
+    except Exception as exc:  # one image must not stop the run
+        return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
+
+
 def _embed_batch(batch: Sequence[tuple[str, str]]) -> list[tuple[str, FaceResult]]:
-    assert _WORKER_BACKEND is not None  # set by the initializer; internal invariant, not validation
-    return [(sha, _WORKER_BACKEND.embed_path(path)) for sha, path in batch]
+    if _WORKER_BACKEND is None:  # set by the initializer
+        raise BackendError("internal: a worker ran a batch before its backend was loaded")
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+        os._exit(1)  # the run that asked for this batch is gone: nobody would store it
+    return [(sha, embed_one(_WORKER_BACKEND, path)) for sha, path in batch]
 
 
 def embed_missing(
@@ -109,6 +172,8 @@ def embed_missing(
     if batch_size < 1:
         raise BackendError(f"batch_size must be at least 1, got {batch_size}")
     todo = store.missing(list(paths))
+    if hasattr(store, "check_writable"):
+        store.check_writable(len(todo))
     cached = len(set(paths)) - len(todo)
     if not todo:
         return EmbedStats(0, cached, 0.0, workers)
@@ -119,7 +184,7 @@ def embed_missing(
         if workers == 1 or len(todo) == 1:
             backend.load()
             for batch in batches:
-                store.put_many({sha: backend.embed_path(path) for sha, path in batch})
+                store.put_many({sha: embed_one(backend, path) for sha, path in batch})
                 bar.update(len(batch))
         else:
             _run_pool(backend, batches, store, min(workers, len(batches)), bar)
@@ -130,24 +195,35 @@ def embed_missing(
 
 def _run_pool(backend: Backend, batches, store, workers: int, bar) -> None:
     ctx = mp.get_context("spawn")  # models and thread pools do not survive fork() safely
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(backend,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(backend, os.getpid())) as pool:
         pending = set()
         it = iter(batches)
-        # keep a bounded number of batches in flight so results stream into the store
+        # keep a bounded number of batches in flight so results stream into the store; few
+        # queued batches also bound what a kill can lose
         for batch in it:
             pending.add(pool.submit(_embed_batch, batch))
-            if len(pending) >= workers * 3:
+            if len(pending) >= workers * 2:
                 break
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                first_error: BaseException | None = None
+                # store every finished batch before raising for a failed one
                 for fut in done:
+                    exc = fut.exception()
+                    if exc is not None:
+                        first_error = first_error or exc
+                        continue
                     results = fut.result()
                     store.put_many(dict(results))
                     bar.update(len(results))
                     nxt = next(it, None)
                     if nxt is not None:
                         pending.add(pool.submit(_embed_batch, nxt))
+                if first_error is not None:
+                    _drain(pending, store, bar)
+                    pending = set()
+                    raise first_error
         except BrokenProcessPool as exc:
             raise BackendError(
                 "a worker process died (out of memory, or the backend crashed). Everything finished so far is in the "
@@ -157,3 +233,18 @@ def _run_pool(backend: Backend, batches, store, workers: int, bar) -> None:
             for f in pending:
                 f.cancel()
             raise
+
+
+def _drain(pending, store, bar) -> None:
+    """After one batch failed: store the batches still in flight that finish, then stop."""
+    for fut in pending:
+        fut.cancel()
+    for fut in pending:
+        if fut.cancelled():
+            continue
+        try:
+            results = fut.result()
+        except BaseException:  # noqa: BLE001 - the first error is raised by the caller
+            continue
+        store.put_many(dict(results))
+        bar.update(len(results))

@@ -15,7 +15,6 @@ with their counts and a 95% interval.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,7 +22,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
-from ..results import SCHEMA_VERSION, AuditResult, RatesAccess, _from_json, _jsonable, check_tables, dump_result_json
+from ..results import (SCHEMA_VERSION, AuditResult, RatesAccess, _jsonable, check_tables, TEXT_ENCODING, csv_safe, decode_record, decode_table, encode_table,
+                       dump_result_json, load_result_json)
 
 __all__ = ["RESULT_KIND", "ID_TABLE_COLUMNS", "IdentificationThreshold", "IdentificationResult", "read_result"]
 
@@ -201,9 +201,9 @@ class IdentificationResult(RatesAccess):
             "thresholds": [t.to_dict() for t in self.thresholds],
             "warnings": list(self.warnings),
         }
+        out["text_encoding"] = TEXT_ENCODING
         for name in ID_TABLE_COLUMNS:
-            df = getattr(self, name)
-            out[name] = {"columns": list(df.columns), "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False)]}
+            out[name] = encode_table(getattr(self, name), name)
         return out
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -228,14 +228,11 @@ class IdentificationResult(RatesAccess):
             block = data.get(name)
             if not isinstance(block, Mapping) or "columns" not in block or "rows" not in block:
                 raise ResultsError(f"{source}: field {name!r} must be an object with 'columns' and 'rows'")
-            df = pd.DataFrame([[_from_json(v) for v in r] for r in block["rows"]], columns=block["columns"])
-            if df.empty:
-                df = pd.DataFrame({c: pd.Series(dtype=object) for c in block["columns"]})
-            kwargs[name] = df
+            kwargs[name] = decode_table(block, name, source, verbatim=data.get("text_encoding") == TEXT_ENCODING)
         try:
-            thresholds = tuple(IdentificationThreshold(**{k: _from_json(v) for k, v in t.items()}) for t in data["thresholds"])
+            thresholds = tuple(IdentificationThreshold(**decode_record(t, frozenset({"name", "kind", "metric"}))) for t in data["thresholds"])
             k, rank = int(data["k"]), int(data["rank"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ResultsError(f"{source}: field 'thresholds', 'k' or 'rank' is missing or malformed ({exc})") from exc
         return cls(title=str(data.get("title", "")), provenance=data.get("provenance", {}),
                    groupings=tuple(data.get("groupings", ())), thresholds=thresholds, k=k, rank=rank,
@@ -253,10 +250,10 @@ class IdentificationResult(RatesAccess):
         written = []
         for name in ID_TABLE_COLUMNS:
             p = folder / f"{name}.csv"
-            getattr(self, name).to_csv(p, index=False)
+            csv_safe(getattr(self, name)).to_csv(p, index=False)
             written.append(p)
         p = folder / "thresholds.csv"
-        pd.DataFrame([t.to_dict() for t in self.thresholds]).to_csv(p, index=False)
+        csv_safe(pd.DataFrame([t.to_dict() for t in self.thresholds])).to_csv(p, index=False)
         written.append(p)
         return written
 
@@ -281,15 +278,7 @@ class IdentificationResult(RatesAccess):
 
 
 def _load(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ResultsError(f"{path}: no such results file") from exc
-    except IsADirectoryError as exc:
-        raise ResultsError(f"{path}: is a folder; give the path of a results.json") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    return load_result_json(path)
 
 
 def read_result(path: str | Path) -> AuditResult | IdentificationResult:
