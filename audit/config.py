@@ -74,7 +74,7 @@ class ThresholdConfig:
 class RunConfig:
     """How a run is carried out, and how its uncertainty is computed.
 
-    ``bootstrap``: subject-bootstrap replicates (0 turns the bootstrap off). ``interval``: each
+    ``bootstrap``: people-level bootstrap replicates (0 turns the bootstrap off). ``interval``: each
     rate's 95% interval, ``"wilson"`` (default) or ``"clopper-pearson"`` (exact, wider; the
     config also accepts ``"clopper_pearson"``).
     """

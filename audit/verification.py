@@ -377,13 +377,16 @@ def analyse_cells(
     """Per-group FMR, FNMR, FTA, cross-group FMR, disparity, histograms and DET curves, summed
     from the finest cells for every grouping (and the whole population, grouping ``"all"``).
 
-    With ``bootstrap`` replicates (0 turns it off) and per-subject counts in ``data``, every FMR and
-    FNMR also gets a subject-bootstrap interval (columns ``boot_low``/``boot_high`` of ``rates``:
-    identities resampled within each group, so pairs sharing a person are not treated as
-    independent), and every max/min and max/geometric-mean disparity gets one (``ci_low``/``ci_high``
-    of ``disparity``). A max/min row also gets ``pair_ci_low``/``pair_ci_high``: the interval of the
-    ratio of the two groups it names, held fixed across replicates (what the executive summary's
-    sentence about those two groups needs).
+    With ``bootstrap`` replicates (0 turns it off) and per-person counts in ``data``, every FMR and
+    FNMR also gets a people-level interval (``boot_low``/``boot_high`` of ``rates``, the other
+    estimand's in ``alt_low``/``alt_high``, which one in ``estimand``; ``design_effect`` and
+    ``effective_trials``; see :func:`_people_intervals` and :mod:`audit.metrics.people`); every
+    max/min and max/geometric-mean disparity gets bounds from simultaneous per-group intervals
+    (``ci_low``/``ci_high``), a max/min row also the bounds of its two named groups' ratio
+    (``pair_ci_low``/``pair_ci_high``, which the executive summary states); and the ``reference``
+    table compares each group with the reference group (``reference``: a ``{column: value}``
+    mapping, ``"overall"``, or None for the group with the most comparisons) with intervals
+    simultaneous over the comparisons (:func:`audit.metrics.reference.compare_to_reference`).
 
     Every FTA, FMR and FNMR gets a 95% interval from its counts (``ci_low``/``ci_high``, method in
     ``ci_method``): ``interval="wilson"`` (default) or ``"clopper-pearson"`` (exact, wider).

@@ -6,9 +6,10 @@ Counts are pooled over the folds, so every person is tested exactly once, by a m
 saw them. A group's FMR counts same-group impostor pairs (as the audit does); its FNMR its
 people's mated pairs; the overall FMR counts every impostor pair.
 
-Intervals: Wilson over comparisons, and the subject bootstrap (people resampled within each
-group; an impostor comparison counted for both its people, as :mod:`audit.metrics.bootstrap`
-describes).
+Intervals: Wilson over comparisons ("if comparisons were independent"), and the audit's
+people-level interval (:mod:`audit.metrics.people`: people resampled within each group, an
+impostor pair of people i and j weighing ``w_i * w_j``, corrected for pair noise and few people,
+BCa), from the pooled held-out pairs of every fold.
 """
 
 from __future__ import annotations
@@ -21,12 +22,46 @@ import pandas as pd
 
 from ..errors import MetricError
 from ..metrics import threshold_at_fmr
-from ..metrics.bootstrap import subject_bootstrap
+from ..metrics.people import PeopleCounts, people_bootstrap, people_jackknife
+from ..metrics.reference import bca_interval, inflate_for_few_people, remove_pair_noise
 from ..metrics.uncertainty import interval_arrays
 from .methods import (
     METHODS, USES_PROTECTED_ATTRIBUTE, apply_group_thresholds, faircal_probability, fsn_normalise, fsn_offsets, group_thresholds,
     platt_fit,
 )
+
+def _people_level(n_people: int, person_group: np.ndarray, g: int, imp_pairs: list, mated_people: list, fm_pairs: list,
+                  fnm_people: list, replicates: int, seed: int) -> dict:
+    """The audit's people-level intervals (FMR and FNMR by group) from the pooled held-out pairs:
+    same-group impostor pairs listed per pair of people, mated pairs per person."""
+    cat = np.concatenate
+    ia, ib = (cat([p[0] for p in imp_pairs]).astype(np.int64), cat([p[1] for p in imp_pairs]).astype(np.int64)) if imp_pairs else (np.zeros(0, np.int64),) * 2
+    fa, fb = (cat([p[0] for p in fm_pairs]).astype(np.int64), cat([p[1] for p in fm_pairs]).astype(np.int64)) if fm_pairs else (np.zeros(0, np.int64),) * 2
+    mp = cat(mated_people).astype(np.int64) if mated_people else np.zeros(0, np.int64)
+    fp = cat(fnm_people).astype(np.int64) if fnm_people else np.zeros(0, np.int64)
+    la, lb, lca, lcb, ln = PeopleCounts.aggregate_pairs(ia, ib, person_group[ia], person_group[ib], np.ones(ia.size, np.int64))
+    a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(fa, fb, person_group[fa], person_group[fb], np.ones(fa.size, np.int64))
+    images = np.zeros((n_people, g), np.int64)
+    images[np.arange(n_people), person_group] = 1
+    mated_n = np.bincount(mp, minlength=n_people)
+    fnm_n = np.bincount(fp, minlength=n_people)
+    counts = PeopleCounts(np.array([0.0]), person_group.astype(np.int64), images, "listed", a, b, ca, cb, cnt,
+                          np.arange(n_people, dtype=np.int64), person_group.astype(np.int64), mated_n.astype(np.int64),
+                          fnm_n[:, None].astype(np.int64), imp_a=la, imp_b=lb, imp_ca=lca, imp_cb=lcb, imp_n=ln[:, 0].copy())
+    mapping = np.arange(g)
+    rep = people_bootstrap(counts, mapping, g, n_replicates=replicates, seed=seed)
+    jf, jn = people_jackknife(counts, mapping, g)
+    members = rep.strata[:, None] == mapping[None, :]
+    per_group = np.bincount(rep.strata, minlength=g)
+    out = {}
+    for name, point, trials, reps, jack in (("fmr", rep.point_fmr[:g, 0], rep.point_imp[:g], rep.fmr[:, :g, 0], jf[:, :g, 0]),
+                                            ("fnmr", rep.point_fnmr[:g, 0], rep.point_mated[:g], rep.fnmr[:, :g, 0], jn[:, :g, 0])):
+        if name == "fmr":
+            reps = remove_pair_noise(point, trials, reps)
+        reps = inflate_for_few_people(point, reps, per_group)
+        out[name] = bca_interval(point, reps, jack, members)
+    return out
+
 
 __all__ = ["subject_folds", "pair_scores", "evaluate_mitigations", "MitigationTables", "RATE_COLUMNS", "SUMMARY_COLUMNS"]
 
@@ -156,6 +191,11 @@ def evaluate_mitigations(
     overall_fm = {m: 0 for m in all_methods}
     overall_imp = 0
     fold_rows = []
+    # the held-out pairs by person, for the people-level intervals
+    imp_pairs: list = []
+    mated_people: list = []
+    fm_pairs: dict = {m: [] for m in all_methods}
+    fnm_people: dict = {m: [] for m in all_methods}
     for f in range(folds):
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         # ---- training pairs
@@ -198,6 +238,8 @@ def evaluate_mitigations(
         np.add.at(fm_n, pa[si], 1)
         np.add.at(fm_n, pb[si], 1)
         np.add.at(fnm_n, pa[mated], 1)
+        imp_pairs.append((pa[si], pb[si]))
+        mated_people.append(pa[mated])
         overall_imp += int(imp.sum())
         decisions = {"baseline": s_te >= thr["baseline"]}
         if "group_thresholds" in methods:
@@ -211,6 +253,8 @@ def evaluate_mitigations(
         if "faircal" in methods:
             decisions["faircal"] = faircal_probability(s_te, c_te[ta], c_te[tb], maps) >= thr["faircal"]
         for m, d in decisions.items():
+            fm_pairs[m].append((pa[d & si], pb[d & si]))
+            fnm_people[m].append(pa[mated & ~d])
             false_match = d & si
             np.add.at(fm[m], pa[false_match], 1)
             np.add.at(fm[m], pb[false_match], 1)
@@ -225,12 +269,11 @@ def evaluate_mitigations(
     person_group = np.zeros(len(people), np.int64)
     person_group[pidx] = gcode
     rows = []
+    g_n = len(group_names)
     for m in all_methods:
+        iv = _people_level(len(people), person_group, g_n, imp_pairs, mated_people, fm_pairs[m], fnm_people[m],
+                           bootstrap, seed) if bootstrap else None
         for metric_name, errs, trials in (("fmr", fm[m], fm_n), ("fnmr", fnm[m], fnm_n)):
-            boot = None
-            if bootstrap:
-                boot = subject_bootstrap(errs, trials, person_group, n_groups=len(group_names), group_labels=group_names,
-                                         n_replicates=bootstrap, seed=seed)
             for gi, g in enumerate(group_names):
                 sel = person_group == gi
                 e, n = int(errs[sel].sum()), int(trials[sel].sum())
@@ -238,8 +281,8 @@ def evaluate_mitigations(
                     e, n = e // 2, n // 2
                 rows.append({"method": m, "group": g, "metric": metric_name, "errors": e, "trials": n,
                              "rate": e / n if n else np.nan,
-                             "boot_low": float(boot.low[gi, 0]) if boot is not None else np.nan,
-                             "boot_high": float(boot.high[gi, 0]) if boot is not None else np.nan,
+                             "boot_low": float(iv[metric_name][0][gi]) if iv is not None else np.nan,
+                             "boot_high": float(iv[metric_name][1][gi]) if iv is not None else np.nan,
                              "subjects": int(sel.sum())})
     rates = pd.DataFrame(rows)
     iv = interval_arrays(rates["errors"].to_numpy(), rates["trials"].to_numpy(), method="wilson")

@@ -654,13 +654,14 @@ def _limitations(result: AuditResult) -> list[str]:
 #: How the executive summary's intervals are computed, said under the findings.
 SUMMARY_METHOD = (
     "Each finding compares the group with the highest rate to the group with the lowest, at one threshold for "
-    "everyone. A ratio's 95% interval is Katz's log interval when both groups have at least 5 errors and 5 "
-    "non-errors, and otherwise the exact conditional interval (wider, and valid with few or no errors). Both "
-    "treat comparisons as independent, but comparisons that share a person are not: where the audit ran the "
-    "subject bootstrap (people resampled), the interval stated spans the bootstrap interval of the same two "
-    "groups' ratio as well, taking the lower lower bound and the higher upper bound. \"Indication only\" marks a comparison involving a "
-    "group with fewer than 3/FMR same-group impostor comparisons. Every group's own rate, with its interval and "
-    "counts, is in the tables below."
+    "everyone. Those two groups are picked because they are the extremes, so the ratio's 95% interval is one that "
+    "holds for every pair of groups at once: from people-level intervals of every group's rate that hold "
+    "simultaneously (people resampled, so comparisons that share a person are not counted as independent), or, "
+    "where the audit has no people-level results, Katz's log interval (or the exact conditional one with few "
+    "errors) at the Bonferroni level over the pairs of groups. \"Indication only\" marks a comparison involving a "
+    "group with fewer than 3/FMR same-group impostor comparisons, counted effectively. Every group's own rate, "
+    "with its interval and counts, is in the tables below; each group against the reference group is in the "
+    "table of that name."
 )
 
 

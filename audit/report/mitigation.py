@@ -34,7 +34,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def before_after_plot(result) -> Any:
-    """Per-group FMR (log scale) and FNMR for each method, with subject-bootstrap whiskers.
+    """Per-group FMR (log scale) and FNMR for each method, with people-level whiskers.
 
     Returns
     -------
@@ -109,7 +109,7 @@ def _context(result) -> dict[str, Any]:
             "groups": groups, "table": table, "summary": summary, "settings": settings, "grouping": " × ".join(prov.get("grouping", [])),
             "plot": {"uri": figure_to_data_uri(fig, dpi=FIGURE_DPI), "alt": "Per-group FMR and FNMR for each method with intervals",
                        "caption": "Per-group FMR (left, same-group impostors; dashed: the target) and FNMR (right) on held-out people, "
-                                  "for each method; whiskers are subject-bootstrap 95% intervals."},
+                                  "for each method; whiskers are people-level 95% intervals (people resampled, impostor pairs weighted w_i·w_j)."},
             "warnings": list(result.warnings), "people": prov.get("subjects"), "images": prov.get("images_acquired"),
             "provenance": json.dumps(prov, indent=1, default=str)}
 
