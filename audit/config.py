@@ -234,10 +234,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: nested too deeply to be an audit config") from exc
 
 
-def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_dir: Path | None = None) -> AuditConfig:
-    """Validate a config given as a dict (as parsed from TOML)."""
+def field_readers(raw: Mapping[str, Any], allowed: Mapping[str, set], *, path: Path | None = None, base: Path | None = None):
+    """The three helpers every config reader uses, for one parsed TOML file:
+
+    ``err(field, message)`` -> a ConfigError naming the file and the field; ``table(name)`` -> the
+    ``[name]`` table (empty when absent), refusing a non-table and keys outside ``allowed[name]``;
+    ``rel(value, field)`` -> a path string resolved against ``base`` (default: the file's folder).
+    Top-level keys outside ``allowed[""]`` are refused at once."""
     src = str(path) if path else "<config>"
-    base = base_dir or (path.parent if path else Path.cwd())
+    base = base or (path.parent if path else Path.cwd())
 
     def err(fld: str, msg: str) -> ConfigError:
         return ConfigError(f"{src}: field '{fld}': {msg}")
@@ -246,20 +251,27 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         val = raw.get(name, {})
         if not isinstance(val, Mapping):
             raise err(name, f"expected a table [{name}], found {type(val).__name__}")
-        unknown = set(val) - _ALLOWED[name]
+        unknown = set(val) - allowed[name]
         if unknown:
-            raise err(f"{name}.{sorted(unknown)[0]}", f"unknown key; allowed keys are {sorted(_ALLOWED[name])}")
+            raise err(f"{name}.{sorted(unknown)[0]}", f"unknown key; allowed keys are {sorted(allowed[name])}")
         return val
-
-    unknown = set(raw) - _ALLOWED[""]
-    if unknown:
-        raise err(sorted(unknown)[0], f"unknown key; allowed top-level keys are {sorted(_ALLOWED[''])}")
 
     def rel(p: Any, fld: str) -> Path:
         if not isinstance(p, str):
             raise err(fld, f"expected a path string, found {p!r}")
         q = Path(p).expanduser()
         return q if q.is_absolute() else (base / q).resolve()
+
+    unknown = set(raw) - allowed[""]
+    if unknown:
+        raise err(sorted(unknown)[0], f"unknown key; allowed top-level keys are {sorted(allowed[''])}")
+    return err, table, rel
+
+
+def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_dir: Path | None = None) -> AuditConfig:
+    """Validate a config given as a dict (as parsed from TOML)."""
+    base = base_dir or (path.parent if path else Path.cwd())
+    err, table, rel = field_readers(raw, _ALLOWED, path=path, base=base)
 
     pos_int = _pos_int(err)
 

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import read_toml
-from ..errors import ConfigError
 
 __all__ = ["ClassifyConfig", "load_classify_config", "classify_config_from_dict"]
 
@@ -92,35 +91,16 @@ def load_classify_config(path: str | Path) -> ClassifyConfig:
 
 def classify_config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> ClassifyConfig:
     """Validate a config given as a dict (as parsed from TOML)."""
-    src = str(path) if path else "<config>"
+    from ..config import field_readers
+
+    err, table, rel = field_readers(raw, _ALLOWED, path=path)
     base = path.parent if path else Path.cwd()
-
-    def err(fld: str, msg: str) -> ConfigError:
-        return ConfigError(f"{src}: field '{fld}': {msg}")
-
-    def table(name: str) -> Mapping[str, Any]:
-        val = raw.get(name, {})
-        if not isinstance(val, Mapping):
-            raise err(name, f"expected a table [{name}], found {type(val).__name__}")
-        unknown = set(val) - _ALLOWED[name]
-        if unknown:
-            raise err(f"{name}.{sorted(unknown)[0]}", f"unknown key; allowed keys are {sorted(_ALLOWED[name])}")
-        return val
-
-    def rel(p: Any, fld: str) -> Path:
-        if not isinstance(p, str):
-            raise err(fld, f"expected a path string, found {p!r}")
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else (base / q).resolve()
 
     def str_map(v: Any, fld: str) -> dict[str, str]:
         if not isinstance(v, Mapping) or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
             raise err(fld, f"expected a table of strings such as {{ M = \"Male\" }}, found {v!r}")
         return dict(v)
 
-    unknown = set(raw) - _ALLOWED[""]
-    if unknown:
-        raise err(sorted(unknown)[0], f"unknown key; allowed top-level keys are {sorted(_ALLOWED[''])}")
     ds, cl, pr, cf, rn, out = (table(n) for n in ("dataset", "classifier", "predictions", "classify", "run", "output"))
     if bool(cl) == bool(pr):
         raise err("classifier", "give either [classifier] (a model run on the images) or [predictions] (a file of predictions), exactly one")

@@ -372,7 +372,6 @@ def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.nd
     :func:`audit.metrics.threshold_at_fmr`); the threshold is the next float above the first score
     that does not fit, so a pair matches when it scores higher than that score. With every weight
     1 this is exactly the point estimate's threshold."""
-    b = W.shape[0]
     sc = counts.tail_score
     ww = W[:, counts.tail_a] * W[:, counts.tail_b]  # (b, P), highest score first
     cum = np.cumsum(ww, axis=1)

@@ -26,7 +26,7 @@ from ..metrics.people import PeopleCounts, people_bootstrap, people_jackknife
 from ..metrics.reference import bca_interval, inflate_for_few_people, remove_pair_noise
 from ..metrics.uncertainty import interval_arrays
 from .methods import (
-    METHODS, USES_PROTECTED_ATTRIBUTE, apply_group_thresholds, faircal_probability, fsn_normalise, fsn_offsets, group_thresholds,
+    METHODS, USES_PROTECTED_ATTRIBUTE, faircal_probability, fsn_normalise, fsn_offsets, group_thresholds,
     platt_fit,
 )
 

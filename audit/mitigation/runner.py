@@ -31,7 +31,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import ConfigError, ResultsError
-from .evaluate import RATE_COLUMNS, SUMMARY_COLUMNS, evaluate_mitigations
+from .evaluate import evaluate_mitigations
 from .methods import METHODS
 
 __all__ = ["MitigationConfig", "load_mitigation_config", "mitigation_config_from_dict", "MitigationResult", "run_mitigation",

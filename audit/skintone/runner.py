@@ -35,13 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import pandas as pd
 
 from .. import __version__
 from ..errors import ConfigError, UnreadableImageError
 from .measure import NORMALISATIONS, ita_category, measure_skin
-from .people import IMAGE_COLUMNS, PERSON_COLUMNS, person_tones
+from .people import IMAGE_COLUMNS, person_tones
 
 __all__ = ["SkinToneConfig", "load_skintone_config", "skintone_config_from_dict", "measure_table", "run_skintone",
            "SkinToneRun", "skintone_command"]
@@ -85,30 +84,11 @@ def load_skintone_config(path: str | Path) -> SkinToneConfig:
 
 def skintone_config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> SkinToneConfig:
     """Validate a skin-tone config (errors name the file and the field)."""
-    src = str(path) if path else "<config>"
+    from ..config import field_readers
+
+    err, table, rel = field_readers(raw, _ALLOWED, path=path)
     base = path.parent if path else Path.cwd()
 
-    def err(fld: str, msg: str) -> ConfigError:
-        return ConfigError(f"{src}: field '{fld}': {msg}")
-
-    def table(name: str) -> Mapping[str, Any]:
-        val = raw.get(name, {})
-        if not isinstance(val, Mapping):
-            raise err(name, f"expected a table [{name}], found {type(val).__name__}")
-        unknown = set(val) - _ALLOWED[name]
-        if unknown:
-            raise err(f"{name}.{sorted(unknown)[0]}", f"unknown key; allowed keys are {sorted(_ALLOWED[name])}")
-        return val
-
-    def rel(p: Any, fld: str) -> Path:
-        if not isinstance(p, str):
-            raise err(fld, f"expected a path string, found {p!r}")
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else (base / q).resolve()
-
-    unknown = set(raw) - _ALLOWED[""]
-    if unknown:
-        raise err(sorted(unknown)[0], f"unknown key; allowed top-level keys are {sorted(_ALLOWED[''])}")
     ds, st, out, rn = table("dataset"), table("skintone"), table("output"), table("run")
     if "name" not in ds and "manifest" not in ds:
         raise err("dataset.name", "missing; give a dataset name (e.g. \"london\") or dataset.manifest = \"path.yaml\"")
