@@ -335,7 +335,8 @@ def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray) ->
 def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: int, W: np.ndarray) -> np.ndarray:
     """``sum_p w_a w_b v_p`` over each group's person-pair rows (and over all of them), for every
     replicate: per column, the quadratic form ``w^T F w`` of the sparse person-by-person matrix F,
-    as ``rowsum(W^T * (F @ W^T))`` (a sparse-dense product: P x B multiply-adds, compiled).
+    as ``rowsum(W^T * (F @ W^T))`` (a sparse-dense product: P x B multiply-adds, compiled). Each
+    row is multiplied once: the population's column is the groups' columns plus the cross-group rows.
     ``values`` has shape (P, T); returns (b, G + 1, T)."""
     from scipy import sparse
 
@@ -346,10 +347,9 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
     ga, gb = mapping[pca], mapping[pcb]
     same = np.where(ga == gb, ga, -1)
     out = np.zeros((b, g + 1, t))
-    for j in list(np.unique(same[same >= 0])) + [g]:
-        rows = np.flatnonzero(same == j) if j < g else np.arange(same.size)
-        if not rows.size:
-            continue
+    cross = np.zeros((b, t))
+    for j in np.unique(same):  # each row once: its group's column, or the cross-group part
+        rows = np.flatnonzero(same == j)
         for k in range(t):
             v = values[rows, k].astype(np.float64)
             nz = v != 0
@@ -358,7 +358,12 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
             a, c = pa[rows][nz], pb[rows][nz]
             left, a_code = np.unique(a, return_inverse=True)  # only the people with rows here
             F = sparse.csr_matrix((v[nz], (a_code.reshape(-1), c)), shape=(left.size, s))
-            out[:, j, k] = (WT[left] * (F @ WT)).sum(axis=0)
+            q = (WT[left] * (F @ WT)).sum(axis=0)
+            if j >= 0:
+                out[:, j, k] = q
+            else:
+                cross[:, k] = q
+    out[:, g] = out[:, :g].sum(axis=1) + cross  # the whole population: every group's pairs and the cross-group ones
     return out
 
 
