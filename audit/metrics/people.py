@@ -377,22 +377,31 @@ def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.nd
     :func:`audit.metrics.threshold_at_fmr`); the threshold is the next float above the first score
     that does not fit, so a pair matches when it scores higher than that score. With every weight
     1 this is exactly the point estimate's threshold."""
-    sc = counts.tail_score
-    ww = W[:, counts.tail_a] * W[:, counts.tail_b]  # (b, P), highest score first
-    cum = np.cumsum(ww, axis=1)
     allowed = np.minimum(np.floor(target * imp_all * (1.0 + _REL_TOL)), imp_all)  # threshold_at_fmr's own rule
-    j = np.sum(cum <= allowed[:, None], axis=1)  # items that fit
+    full = counts.tail_score.size
+    WT = np.ascontiguousarray(W.T)  # (S, b): gathering a person's weights reads one contiguous row
+    # only the top of the tail is needed: weights average 1, so about `allowed` pairs fit; look at
+    # 1.5x that, and deeper (doubling) only when some resample needs more
+    depth = min(full, int(1.5 * np.nanmax(allowed, initial=0.0)) + 64)
+    while True:
+        sc = counts.tail_score[:depth]
+        ww = WT[counts.tail_a[:depth]] * WT[counts.tail_b[:depth]]  # (P, b), highest score first
+        cum = np.cumsum(ww, axis=0)
+        j = np.sum(cum <= allowed[None, :], axis=0)  # items that fit, per resample
+        if depth == full or not np.any(j >= depth):
+            break
+        depth = min(full, 2 * depth)  # some resample needs more of the tail (its heavy hitters were left out)
     ok = j < sc.size  # otherwise the stored tail is too short for this replicate
     s_b = np.where(ok, sc[np.minimum(j, sc.size - 1)], np.nan)
     # ties: every pair scoring the same as the first that does not fit is left out too
-    match = sc[None, :] > s_b[:, None]
-    ga, gb = mapping[counts.tail_ca], mapping[counts.tail_cb]
+    match = sc[:, None] > s_b[None, :]
+    ga, gb = mapping[counts.tail_ca[:depth]], mapping[counts.tail_cb[:depth]]
     same = np.where(ga == gb, ga, -1)
     H = np.concatenate([_onehot(same, g), np.ones((same.size, 1))], axis=1)
-    fm = (ww * match) @ H
+    fm = (H.T @ (ww * match)).T  # (b, G + 1)
     Hm = np.concatenate([_onehot(mapping[counts.mated_score_cell], g), np.ones((counts.mated_score_cell.size, 1))], axis=1)
-    miss = counts.mated_score[None, :] <= s_b[:, None]  # score < next float above s_b
-    fnm = (W[:, counts.mated_score_person] * miss) @ Hm
+    miss = counts.mated_score[:, None] <= s_b[None, :]  # score < next float above s_b
+    fnm = (Hm.T @ (WT[counts.mated_score_person] * miss)).T
     fm[~ok], fnm[~ok] = np.nan, np.nan
     return fm, fnm, np.where(ok, np.nextafter(s_b, np.inf), np.nan)
 
