@@ -309,7 +309,11 @@ def _small_sentence(metric: str, flagged: list[_Obs], t: ThresholdInfo | None) -
     need = _needed(t)
     if need and t is not None:
         basis = next(v for v in (_num(t.target_fmr), _num(t.achieved_fmr)) if math.isfinite(v) and v > 0)
-        return (f" {_cap(names)} {verb} fewer {_UNITS[metric]} than the {_count(need)} (3/FMR) needed to measure "
+        # a group can hold enough comparisons and still be flagged: its few people recur across them,
+        # so they count as fewer independent ones (the rates table's effective_trials)
+        effective = any(o.trials >= need for o in flagged)
+        counted = ", counted effectively (comparisons that share a person count as fewer)," if effective else ""
+        return (f" {_cap(names)} {verb} fewer {_UNITS[metric]}{counted} than the {_count(need)} (3/FMR) needed to measure "
                 f"an FMR as low as {_level(basis)}: the sample is too small, so read this as an indication, "
                 "not a measurement.")
     return f" {_cap(names)} {verb} too few {_UNITS[metric]}: the sample is too small, so read this as an indication."

@@ -260,3 +260,12 @@ def test_people_level_simultaneous_interval_leads_the_ratio():
     for other in (_with_pair_interval(res, "C", "B", 0.5, 30.0), _with_pair_interval(res, "A", "B", 0.5, 30.0, metric="fnmr")):
         h = _one(other, metric="fmr")
         assert h.ci_method.startswith("katz-log, Bonferroni") and h.ci_low == pytest.approx(1.114336, abs=1e-5)
+
+
+def test_a_group_flagged_by_its_effective_count_is_told_so():
+    # 5,000 same-group comparisons but flagged: its people recur, so they count as fewer than 3/FMR
+    res = _result({("FMR=1e-2", "fmr"): {"A": (100, 5000), "B": (10, 5000)}})
+    rates = res.rates.copy()
+    rates.loc[(rates.group == "A") & (rates.metric == "fmr"), "insufficient"] = True
+    f = _one(replace(res, rates=rates), metric="fmr")
+    assert "counted effectively (comparisons that share a person count as fewer)" in f.text and f.status == "indication"
