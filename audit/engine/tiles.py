@@ -1693,6 +1693,18 @@ class TileScan:
         first = np.where(self._order[ma] < self._order[mb], ma, mb)
         return self._geo.grp[first]
 
+    def _subject_first_group(self) -> np.ndarray:
+        """Group code of each subject's first row in the caller's order, shape (S,)."""
+        geo = self._geo
+        n_subj = self._subject_labels.shape[0]
+        if not n_subj:
+            return np.zeros(0, np.int64)
+        first_row = np.full(n_subj, np.iinfo(np.int64).max)
+        np.minimum.at(first_row, geo.subj, self._order)
+        inv = np.empty_like(self._order)
+        inv[self._order] = np.arange(self._order.size)
+        return geo.grp[inv[first_row]]
+
     def _cells(self, per_row: np.ndarray) -> np.ndarray:
         """(N, G) per-row counts against each group -> symmetric (G, G) cell counts."""
         geo = self._geo
@@ -1935,11 +1947,7 @@ class TileScan:
         onehot[np.arange(rows.size), which] = 1
         a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(geo.subj[rows], geo.subj[cols], geo.grp[rows], geo.grp[cols], onehot)
         images = np.bincount(geo.subj * g + geo.grp, minlength=n_subj * g).reshape(n_subj, g)
-        first_row = np.full(n_subj, np.iinfo(np.int64).max)
-        np.minimum.at(first_row, geo.subj, self._order)
-        inv = np.empty_like(self._order)
-        inv[self._order] = np.arange(self._order.size)
-        first_cell = geo.grp[inv[first_row]] if n_subj else np.zeros(0, np.int64)
+        first_cell = self._subject_first_group()
         mg = self._mated_first_group()
         msubj = geo.subj[self._mated[0]]
         miss = (self._mated_scores[:, None] < th[None, :]).astype(np.int64)  # (m, T)
@@ -1994,11 +2002,7 @@ class TileScan:
         fnm = np.stack([np.bincount(mg[miss[k]], minlength=g) for k in range(t)]) if t else np.zeros((0, g), np.int64)
         sub_fnm = np.stack([np.bincount(msubj[miss[k]], minlength=n_subj) for k in range(t)]) if t else np.zeros((0, n_subj), np.int64)
         # subject's group: the group of its first row in the caller's order
-        first_row = np.full(n_subj, np.iinfo(np.int64).max)
-        np.minimum.at(first_row, geo.subj, self._order)
-        inv = np.empty_like(self._order)
-        inv[self._order] = np.arange(self._order.size)
-        sub_group = geo.grp[inv[first_row]] if n_subj else np.zeros(0, np.int64)
+        sub_group = self._subject_first_group()
         ma, mb = self._mated[0], self._mated[1]
         return CellCounts(
             thresholds=th.copy(),

@@ -41,18 +41,21 @@ __all__ = ["Comparison", "compare_to_reference", "simultaneous_rate_bounds", "pe
 def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval along axis 0, ignoring ``nan`` replicates ('lower'/'higher' order
     statistics, so no interpolation crosses an infinite value). ``nan`` where no replicate is defined."""
+    from .bootstrap import _order_stat
+
     x = np.asarray(replicates, np.float64)
     if x.shape[0] == 0:
         shape = x.shape[1:]
         return np.full(shape, np.nan), np.full(shape, np.nan)
-    s = np.sort(x, axis=0)
-    m = np.sum(~np.isnan(x), axis=0)
-    out = []
-    for q, rnd in (((1 - confidence) / 2, np.floor), ((1 + confidence) / 2, np.ceil)):
-        idx = np.clip(rnd(q * (m - 1)), 0, None).astype(np.int64)
-        v = np.take_along_axis(s, idx[None, ...], axis=0)[0]
-        out.append(np.where(m > 0, v, np.nan))
-    return out[0], out[1]
+    return _order_stat(x, (1 - confidence) / 2, "lower"), _order_stat(x, (1 + confidence) / 2, "higher")
+
+
+def _replicate_variance(replicates: np.ndarray) -> np.ndarray:
+    """Variance (ddof 1) of each column's defined replicates; ``nan`` with fewer than two."""
+    r = np.asarray(replicates, np.float64)
+    ok = np.sum(~np.isnan(r), axis=0) >= 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, np.nanvar(np.where(ok, r, 0.0), axis=0, ddof=1), np.nan)
 
 
 def design_effect(rate: np.ndarray, trials: np.ndarray, replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,9 +80,8 @@ def design_effect(rate: np.ndarray, trials: np.ndarray, replicates: np.ndarray) 
     p = np.asarray(rate, np.float64)
     n = np.asarray(trials, np.float64)
     r = np.asarray(replicates, np.float64)
+    var_p = _replicate_variance(r)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = np.sum(~np.isnan(r), axis=0) >= 2
-        var_p = np.where(ok, np.nanvar(np.where(ok, r, 0.0), axis=0, ddof=1), np.nan)
         var_b = p * (1 - p) / n
         deff = np.where((var_b > 0) & np.isfinite(var_p), var_p / np.where(var_b > 0, var_b, 1), np.nan)
         n_eff = np.where(np.isfinite(deff) & (deff > 0), n / deff, n)
@@ -351,9 +353,8 @@ def remove_pair_noise(point: np.ndarray, trials: np.ndarray, replicates: np.ndar
     p = np.asarray(point, np.float64)
     n = np.asarray(trials, np.float64)
     r = np.asarray(replicates, np.float64)
+    v_boot = _replicate_variance(r)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = np.sum(~np.isnan(r), axis=0) >= 2
-        v_boot = np.where(ok, np.nanvar(np.where(ok, r, 0.0), axis=0, ddof=1), np.nan)
         v_bin = np.where(n > 0, p * (1 - p) / np.where(n > 0, n, 1), np.nan)
         v = np.maximum(v_boot - v_bin, v_bin)
         f = np.where((v_boot > 0) & np.isfinite(v), np.sqrt(v / np.where(v_boot > 0, v_boot, 1)), 1.0)
