@@ -143,13 +143,14 @@ def score_distributions(result: AuditResult, grouping: str) -> Figure:
 
 # ------------------------------------------------------------------------------------ DET curves
 def det_curves(result: AuditResult, grouping: str) -> Figure:
-    """Detection error trade-off: FNMR against FMR (log x), one line per group.
+    """Detection error trade-off as NIST draws it: FNMR against FMR, both on log axes, one line per group.
 
     Groups differ by colour, line style and marker. Grey dotted vertical lines mark each
     threshold's overall FMR (on all impostors); each group's own operating point at each
     threshold (from ``rates``) is a large marker with a black edge, which shows how far a group
-    sits from the FMR the threshold was set for. Points with FMR = 0 cannot be shown on a log axis
-    and are dropped; a group with no drawable point (e.g. no mated comparisons) is named in a note.
+    sits from the FMR the threshold was set for. Points with FMR = 0 or FNMR = 0 cannot be shown on
+    a log axis and are dropped; a group with no drawable point (no mated comparisons, or no false
+    non-match at any threshold) is named in words under the axes, never drawn as an empty box.
 
     Returns
     -------
@@ -175,7 +176,7 @@ def det_curves(result: AuditResult, grouping: str) -> Figure:
     for i, g in enumerate(groups):
         gdf = df[df["group"].astype(str) == g]
         fmr, fnmr = _floats(gdf["fmr"]), _floats(gdf["fnmr"])
-        ok = np.isfinite(fmr) & np.isfinite(fnmr) & (fmr > 0)
+        ok = np.isfinite(fmr) & np.isfinite(fnmr) & (fmr > 0) & (fnmr > 0)
         if not ok.any():
             skipped.append(g)
             continue
@@ -193,7 +194,7 @@ def det_curves(result: AuditResult, grouping: str) -> Figure:
             at = grate[grate["threshold_name"] == t.name]
             fr = at[at["metric"].astype(str).str.lower() == "fmr"]["value"].tolist()
             nr = at[at["metric"].astype(str).str.lower() == "fnmr"]["value"].tolist()
-            if fr and nr and _f(fr[0]) > 0 and math.isfinite(_f(fr[0])) and math.isfinite(_f(nr[0])):
+            if fr and nr and _f(fr[0]) > 0 and _f(nr[0]) > 0 and math.isfinite(_f(fr[0])) and math.isfinite(_f(nr[0])):
                 px.append(_f(fr[0]))
                 py.append(_f(nr[0]))
         if px:
@@ -216,16 +217,20 @@ def det_curves(result: AuditResult, grouping: str) -> Figure:
         _log_axis(ax.xaxis)
         lo = min(v for v in xs_all if v > 0)
         ax.set_xlim(lo / 2, min(1.0, max(xs_all) * 2) if max(xs_all) * 2 > lo / 2 else 1.0)
-        top = max(ys_all) if ys_all else 0.0
-        ax.set_ylim(0, max(0.05, min(1.0, top * 1.1 + 0.01)))
-    else:
-        ax.text(0.5, 0.5, "no point with FMR > 0 to draw on a log axis", transform=ax.transAxes,
-                ha="center", va="center", color="0.3")
+        ys = [v for v in ys_all if v > 0]
+        if ys:
+            ax.set_yscale("log")
+            ylo, yhi = min(ys), max(ys)
+            ax.set_ylim(ylo / 2, min(1.0, yhi * 2) if yhi * 2 > ylo / 2 else 1.0)
+            _log_axis(ax.yaxis, decades=math.log10(max(yhi / ylo, 1.0)) + 0.6)
+    if not handles:
+        ax.text(0.5, 0.5, "No group has a false non-match at any threshold drawn:\nFNMR is 0, which a log axis cannot show.",
+                transform=ax.transAxes, ha="center", va="center", color="0.3")
     if skipped:
-        fig.supxlabel("No curve (no mated comparisons, or FMR never above 0): " + ", ".join(_t(s) for s in skipped),
-                      fontsize=7.5, color="0.25", x=0.01, ha="left")
+        fig.supxlabel("No curve: " + ", ".join(_t(s) for s in skipped) + " (no false non-match at any threshold, "
+                      "or no mated comparisons)", fontsize=7.5, color="0.25", x=0.01, ha="left", wrap=True)
     ax.set_xlabel("FMR (same-group impostors, log scale)")
-    ax.set_ylabel("FNMR")
+    ax.set_ylabel("FNMR (log scale)")
     ax.set_title(f"DET curves by {_t(_grouping_label(grouping))}", fontsize=10)
     ax.grid(True, which="major", color="0.88", linewidth=0.6)
     if handles:

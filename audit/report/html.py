@@ -38,7 +38,9 @@ import pandas as pd
 from ..results import AuditResult, ThresholdInfo
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order
-from ..findings import STATUS_LABELS, executive_summary, findings_by_grouping
+from ..verdict import _unresolved, finding_from_row, threshold_units, times
+from .firstscreen import data_links, extra_sections, first_screen, forest_figures
+from .heatmap import heat_view
 
 __all__ = ["render_html", "write_report", "SMALL_GROUP_SUBJECTS"]
 
@@ -161,7 +163,10 @@ def _figure(fig: Any, alt: str, caption: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------- view model
-def _rate_cell(row: Any, metric: str) -> dict[str, Any]:
+def _rate_cell(row: Any, metric: str, basis: float | None = None) -> dict[str, Any]:
+    """A rate with its interval and counts. Flagged (†, "too few comparisons") only when the
+    results flag it and, given the level measured (``basis``), its interval contains that level:
+    a rate measured from many errors, wholly above the level, is a measurement."""
     if row is None:
         return {"value": "—", "ci": "", "counts": "", "flag": False, "note": "not computed"}
     trials, errors = _f(row.trials), _f(row.errors)
@@ -182,7 +187,8 @@ def _rate_cell(row: Any, metric: str) -> dict[str, Any]:
         deff = _f(getattr(row, "design_effect", math.nan))
         if math.isfinite(deff):
             note += f"; design effect {deff:.1f}"
-    return {"value": fmt_rate(row.value), "ci": ci, "counts": counts, "flag": flag(row.insufficient), "note": note,
+    flagged = flag(row.insufficient) and (basis is None or _unresolved(row._asdict(), basis))
+    return {"value": fmt_rate(row.value), "ci": ci, "counts": counts, "flag": flagged, "note": note,
             "people": informative}
 
 
@@ -259,8 +265,7 @@ def _tested(result: AuditResult) -> dict[str, Any]:
     p_items = [item("Mated comparisons", fmt_count(mated) if mated is not None else None),
                item("Impostor comparisons", fmt_count(impostor) if impostor is not None else None)]
     used = {"mated_comparisons", "mated", "n_mated", "impostor_comparisons", "impostors", "impostor", "n_impostor"}
-    p_items += [item("Interval per rate", f"95% {CI_NAMES.get(str(v).lower(), _text(v))}") if k == "interval"
-                else item(str(k).replace("_", " ").capitalize(), v) for k, v in protocol.items() if k not in used]
+    p_items += [item(*_protocol_words(k, v)) for k, v in protocol.items() if k not in used and _protocol_words(k, v)]
     if not result.samples.empty:
         status = result.samples["status"].astype(str).value_counts(sort=False)
         if len(status):
@@ -274,10 +279,50 @@ def _tested(result: AuditResult) -> dict[str, Any]:
             "achieved": fmt_rate(t.achieved_fmr),
             "counts": f"{fmt_count(t.false_matches)} / {fmt_count(t.impostors)}",
             "fnmr": fmt_rate(t.achieved_fnmr),
-            "value": _threshold_value(t.value), "native": _threshold_value(t.native_value),
+            "value": threshold_units(t, result.provenance),
             "insufficient": flag(t.insufficient), "needed": _needed(t),
         })
     return {"backend": b_items, "dataset": d_items, "protocol": p_items, "thresholds": thresholds}
+
+
+#: Protocol fields as the report words them: key -> label (values worded by _protocol_words).
+_PROTOCOL_LABELS = {
+    "kind": "Comparisons", "groupings": "Groupings", "failed_images_excluded": "Images with no usable face",
+    "bootstrap_replicates": "People-level resamples", "disparity_weights": "Weights of the joint summaries",
+    "interval": "Interval beside it, if comparisons were independent", "identities": "Identities",
+    "failed_comparisons": "Failed comparisons", "people_interval": "People-level interval",
+    "reference": "Reference group", "impostors": "Impostor pairs", "pairs": "Pair list", "sides": "Sides",
+    "seed": "Random seed",
+}
+
+
+def _protocol_words(key: str, v: Any) -> tuple[str, str] | None:
+    """(label, value) of one protocol field in plain words; None to leave it out (it is in provenance)."""
+    label = _PROTOCOL_LABELS.get(key, str(key).replace("_", " ").capitalize())
+    if key == "interval":
+        return label, f"95% {CI_NAMES.get(str(v).lower(), _text(v))}"
+    if key == "kind":
+        return label, {"all_pairs": "every pair of images", "pairs": "a given list of pairs",
+                       "same_group": "impostor pairs within a group only"}.get(str(v), str(v).replace("_", " "))
+    if key == "groupings" and isinstance(v, (list, tuple)):
+        return label, ", ".join(_label(str(g)) for g in v)
+    if key == "failed_images_excluded":
+        return label, ("left out of the comparisons and counted as failures to acquire" if v else "compared as they are")
+    if key == "disparity_weights" and isinstance(v, Mapping):
+        names = {"fdr_alpha": "FDR α", "garbe_alpha": "GARBE α", "inequity_alpha": "Inequity Rate α", "inequity_beta": "β"}
+        return label, ", ".join(f"{names.get(k, k)} {x:g}" if isinstance(x, (int, float)) else f"{names.get(k, k)} {x}"
+                                for k, x in v.items())
+    if key == "failed_comparisons" and isinstance(v, Mapping):
+        m, i = v.get("mated", 0) or 0, v.get("impostor", 0) or 0
+        return label, ("none" if not (m or i) else f"{fmt_count(m)} mated and {fmt_count(i)} impostor comparisons "
+                       "had no score (counted as non-matches)")
+    if key == "identities":
+        return label, {"given": "given (people resampled)"}.get(str(v), _text(v))
+    if isinstance(v, bool):
+        return label, "yes" if v else "no"
+    if isinstance(v, Mapping):
+        return label, "; ".join(f"{str(k).replace('_', ' ')}: {_text(x)}" for k, x in v.items())
+    return label, _text(v)
 
 
 #: Single-rate interval methods (the tables' ``ci_method`` values) as the report names them.
@@ -355,12 +400,13 @@ def _fta(result: AuditResult) -> list[dict[str, Any]]:
     return out
 
 
-def _boot_ci(r: Any) -> str:
-    """" (a–b)" for a disparity row with a subject-bootstrap interval, else ""."""
+def _boot_ci(r: Any, ratio: bool = False) -> str:
+    """" (a–b)" for a disparity row with a people-level interval, else ""."""
     lo, hi = _f(getattr(r, "ci_low", math.nan)), _f(getattr(r, "ci_high", math.nan))
     if math.isnan(lo) or math.isnan(hi):
         return ""
-    return f" ({fmt_rate(lo)}–{fmt_rate(hi)})"
+    fmt = (lambda x: times(x) + "×") if ratio else fmt_rate
+    return f" ({fmt(lo)}–{fmt(hi)})"
 
 
 def _rate_rows(groups: list[str], names: list[str], lookup: Mapping, scale: Mapping, metrics: tuple[str, str],
@@ -396,12 +442,14 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         if _f(r.trials) > 0:
             top = max((x for x in (_f(r.value), _f(r.ci_high)) if math.isfinite(x)), default=0.0)
             scale[(t, m)] = max(scale.get((t, m), 0.0), top)
-    rows = _rate_rows(groups, names, lookup, scale, ("fmr", "fnmr"), _rate_cell)
+    bases = {t.name: plots.fmr_basis(t) for t in result.thresholds}
+    rows = _rate_rows(groups, names, lookup, scale, ("fmr", "fnmr"),
+                      lambda r, m: _rate_cell(r, m, bases.get(str(r.threshold_name)) if r is not None and m == "fmr" else None))
     any_flag = any(c[m]["flag"] for r in rows for c in r["cells"] for m in ("fmr", "fnmr"))
     needed = [{"name": t.name, "needed": _needed(t)} for t in result.thresholds if _needed(t)]
 
     figures: list[dict[str, str]] = []
-    thr_text = ", ".join(f"{t.name} ({_threshold_value(t.value)})" for t in result.thresholds)
+    thr_text = ", ".join(f"{t.name} ({threshold_units(t, result.provenance)})" for t in result.thresholds)
     hist_groups = [g for g in group_order(result, grouping)
                    if g in set(_sub(result.score_hist, grouping=grouping)["group"].astype(str))]
     if hist_groups:
@@ -415,10 +463,18 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
                     "a pair matches when its score is at or above a threshold.",
         ))
     det_df = _sub(result.det, grouping=grouping)
-    if not det_df.empty:
+    det_note = ""
+    fnmr_pos = pd.to_numeric(det_df["fnmr"], errors="coerce") > 0 if not det_df.empty else pd.Series([], dtype=bool)
+    fmr_pos = pd.to_numeric(det_df["fmr"], errors="coerce") > 0 if not det_df.empty else pd.Series([], dtype=bool)
+    drawable = set(det_df["group"].astype(str)[(fnmr_pos & fmr_pos).to_numpy(dtype=bool)]) if not det_df.empty else set()
+    none = [g for g in group_order(result, grouping) if g in set(det_df["group"].astype(str)) and g not in drawable]
+    if none:
+        det_note = (f"No DET curve for {_names(none)}: no false non-match at any threshold (or no mated comparison), "
+                    "so FNMR is 0 all along, which a log axis cannot draw.")
+    if not det_df.empty and drawable:
         figures.append(_figure(
             plots.det_curves(result, grouping),
-            alt=f"DET curves: FNMR against same-group FMR on a log scale, one line per {label} group "
+            alt=f"DET curves: FNMR against same-group FMR, both on log scales, one line per {label} group "
                 f"({_names([g for g in group_order(result, grouping) if g in set(det_df['group'].astype(str))])}), "
                 "each with its own line style and marker; large outlined markers show each group's operating point "
                 f"at the thresholds {thr_text}, and vertical dotted lines the overall FMR at each threshold.",
@@ -432,7 +488,8 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
         cdf = _sub(result.cross_fmr, grouping=grouping, threshold_name=t.name)
         if cdf.empty:
             continue
-        heatmaps.append(_heatmap(result, grouping, t))
+        heatmaps.append(heat_view(plots.cross_fmr_matrix(result, grouping, t.name), t, result.provenance,
+                                  directional=_two_sided(result) is not None))
 
     disparity = []
     ddf = _sub(result.disparity, grouping=grouping)
@@ -441,55 +498,70 @@ def _grouping_section(result: AuditResult, index: int, grouping: str) -> dict[st
                      key=lambda r: (order.get(str(r.threshold_name), len(order)), str(r.metric).lower() != "fmr",
                                     str(r.metric).lower(), _summary_rank(str(r.summary))))
     helps: dict[str, str] = {}  # summary id -> help text, for the summaries present
+    reference = _reference_rows(result, grouping, order)
+    same = {(x["threshold"], x["metric"], x["group"], x["reference"]): x["ratio"] for x in reference["rows"]}
     for r in records:
         v = _f(r.value)
         key = str(r.summary)
         name, help_text = _SUMMARIES.get(key.lower(), (key, ""))
+        ratio_like = key.lower() in ("max_min_ratio", "max_geomean_ratio", "inequity_rate")
+        value = ((times(v) + "×" if ratio_like else fmt_rate(v)) if not math.isnan(v) else "—") + _boot_ci(r, ratio_like)
+        note = _opt(r.note, "")
+        pair = (str(r.threshold_name), str(r.metric).upper(), _opt(r.group_high), _opt(r.group_low))
+        if key.lower() == "max_min_ratio" and pair in same:  # one figure for one quantity: the reference table's
+            value = same[pair]
+            note = (note + " " if note else "") + (f"{pair[2]} against the reference group {pair[3]}: the same figure "
+                                                   "as in the table of each group against the reference.")
         disparity.append({
             "threshold": str(r.threshold_name), "metric": str(r.metric).upper(), "summary": name,
-            "value": (fmt_rate(v) if not math.isnan(v) else "—") + _boot_ci(r),
-            "high": _opt(r.group_high), "low": _opt(r.group_low),
-            "used": fmt_count(r.groups_used), "note": _opt(r.note, ""),
+            "value": value, "high": _opt(r.group_high), "low": _opt(r.group_low),
+            "used": fmt_count(r.groups_used), "note": note,
         })
         if help_text:
             helps[key.lower()] = help_text
     return {
-        "reference": _reference_rows(result, grouping, order),
+        "reference": reference,
         "anchor": f"grouping-{index + 1}", "id": grouping, "label": label,
-        "thresholds": [{"name": t.name, "value": _threshold_value(t.value)} for t in result.thresholds],
+        "thresholds": [{"name": t.name, "value": threshold_units(t, result.provenance)} for t in result.thresholds],
         "rows": rows, "any_insufficient": any_flag, "needed": needed,
         "interval": _ci_name(rates, provenance=result.provenance),
-        "figures": figures, "heatmaps": heatmaps, "directional": _two_sided(result),
+        "figures": figures, "heatmaps": heatmaps, "directional": _two_sided(result), "det_note": det_note,
         "disparity": disparity,
         "summary_help": [(label, text + _weights_text(result, key)) for key, (label, text) in _SUMMARIES.items() if key in helps],
     }
 
 
-def _reference_rows(result: AuditResult, grouping: str, order: Mapping[str, int]) -> list[dict[str, str]]:
-    """Each group against the reference group: ratio and difference with simultaneous intervals."""
+def _reference_rows(result: AuditResult, grouping: str, order: Mapping[str, int]) -> dict[str, Any]:
+    """Each group against the reference group: the ratio printed exactly as the key findings print
+    it (:func:`audit.verdict.ratio_text`), the verdict in the same words, the difference and the
+    adjusted p. Rows where neither group erred are collapsed into one line."""
     ref = getattr(result, "reference", None)
     if not isinstance(ref, pd.DataFrame) or ref.empty:
-        return []
-    rows = []
+        return {"rows": [], "quiet": [], "reference": ""}
+    rates = {(str(r["grouping"]), str(r["group"]), str(r["threshold_name"]), str(r["metric"]).lower()): r
+             for r in _sub(result.rates, grouping=grouping).to_dict("records")}
+    by_name = {t.name: t for t in result.thresholds}
+    rows, quiet = [], {}
     sub = _sub(ref, grouping=grouping)
-    for r in sorted(sub.itertuples(index=False), key=lambda r: (order.get(str(r.threshold_name), len(order)), str(r.metric) != "fmr")):
-        ratio, lo, hi = _f(r.ratio), _f(r.ratio_low), _f(r.ratio_high)
-        d, dlo, dhi = _f(r.difference), _f(r.diff_low), _f(r.diff_high)
+    for r in sorted(sub.to_dict("records"), key=lambda r: (order.get(str(r["threshold_name"]), len(order)),
+                                                           str(r["metric"]) != "fmr")):
+        t = by_name.get(str(r["threshold_name"]))
+        metric = str(r["metric"]).lower()
+        basis = plots.fmr_basis(t) if t is not None and metric == "fmr" else None
+        f = finding_from_row(r, rates, "", basis)
+        if math.isnan(f.ratio):
+            quiet.setdefault((f.threshold_name, metric.upper()), []).append(f.group)
+            continue
+        d, dlo, dhi = _f(r.get("difference")), _f(r.get("diff_low")), _f(r.get("diff_high"))
         rows.append({
-            "threshold": str(r.threshold_name), "metric": str(r.metric).upper(), "group": str(r.group), "reference": str(r.reference),
-            "ratio": f"{_times(ratio)}× ({_times(lo)}–{_times(hi)}×)",
+            "threshold": f.threshold_name, "metric": metric.upper(), "group": f.group, "reference": f.reference,
+            "ratio": f.ratio_text, "status": f.status, "verdict": f.status_words,
             "difference": f"{d:+.2g} ({dlo:+.2g} to {dhi:+.2g})" if math.isfinite(d) else "—",
-            "p": f"{_f(r.p_adjusted):.3g}", "verdict": "Difference shown" if bool(r.shown) else "No difference shown",
+            "p": f"{_f(r.get('p_adjusted')):.2g}",
         })
-    return rows
-
-
-def _times(x: float) -> str:
-    if math.isnan(x):
-        return "—"
-    if math.isinf(x):
-        return "∞"
-    return f"{x:.2g}" if x < 10 else f"{x:,.0f}"
+    lines = [f"{metric} at {tn}: no errors in either group for {_names(groups)}." for (tn, metric), groups in quiet.items()]
+    refs = sorted({str(x) for x in sub["reference"]}) if "reference" in sub else []
+    return {"rows": rows, "quiet": lines, "reference": ", ".join(refs)}
 
 
 def _weights_text(result: AuditResult, summary: str) -> str:
@@ -520,74 +592,6 @@ def _two_sided(result: AuditResult) -> dict[str, str] | None:
         return ", ".join(f"{k} = {' or '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sel.items())
 
     return {"probe": text(sides.get("probe")), "reference": text(sides.get("reference"))}
-
-
-def _heatmap(result: AuditResult, grouping: str, t: ThresholdInfo) -> dict[str, Any]:
-    """The cross-group FMR matrix as an HTML table coloured like a heat map (cividis, log scale):
-    real numbers a screen reader can read, crisp at any zoom, and no image to render."""
-    mat = plots.cross_fmr_matrix(result, grouping, t.name)
-    directional = _two_sided(result) is not None
-    rows = []
-    for i, a in enumerate(mat.groups):
-        cells = []
-        for j, b in enumerate(mat.groups):
-            v, e, n = mat.fmr[i, j], mat.false_matches[i, j], mat.comparisons[i, j]
-            if not (math.isfinite(n) and n > 0):
-                kind, text, counts = "na", "n/a", "no comparisons"
-                bg, fg = "", ""
-            else:
-                kind = "pos" if v > 0 else "zero"
-                text, counts = fmt_rate(v), f"{fmt_count(e)}/{fmt_count(n)}"
-                bg, fg = mat.colour(v)
-            cells.append({"kind": kind, "text": text, "counts": counts, "bg": bg, "fg": fg, "diag": i == j,
-                          "title": f"{'probe ' if directional else ''}{a} × {'reference ' if directional else ''}{b}: {text} ({counts})"})
-        rows.append({"group": a, "cells": cells})
-    lo, hi = math.log10(mat.vmin), math.log10(mat.vmax)
-
-    def pos(v: float) -> str:
-        return f"{100.0 * (math.log10(v) - lo) / (hi - lo):.1f}%"
-
-    stops = ", ".join(f"{mat.colour(10 ** (lo + (hi - lo) * k / 10))[0]} {10 * k}%" for k in range(11))
-    target = _f(t.target_fmr)
-    return {
-        "threshold": t.name, "value": _threshold_value(t.value), "groups": list(mat.groups), "rows": rows,
-        "gradient": f"linear-gradient(to right, {stops})",
-        "ticks": [{"pos": pos(v), "label": plots._pow10(v)} for v in mat.ticks()],
-        "target": pos(target) if math.isfinite(target) and mat.vmin <= target <= mat.vmax else "",
-        "summary": _heatmap_summary(mat, directional=directional),
-    }
-
-
-def _heatmap_summary(mat: plots.CrossFmrMatrix, *, directional: bool = False) -> str:
-    """One sentence per fact a reader looks for first; ties go to the first group in report order."""
-    n = len(mat.groups)
-    same, cross = [], []
-    for i in range(n):
-        for j in range(n):
-            c = mat.comparisons[i, j]
-            if math.isfinite(c) and c > 0:
-                item = (mat.fmr[i, j], mat.groups[i], mat.groups[j], mat.false_matches[i, j], c)
-                (same if i == j else cross).append(item)
-
-    def top(items: list) -> tuple:
-        return max(items, key=lambda x: x[0] if math.isfinite(x[0]) else -1.0)  # max keeps the first of ties
-
-    parts = []
-    if same:
-        v, a, _, e, c = top(same)
-        parts.append(f"Highest same-group FMR: {a}, {fmt_rate(v)} ({fmt_count(e)}/{fmt_count(c)}).")
-        zeros = [x[1] for x in same if x[0] == 0]
-        if zeros:
-            parts.append(f"No same-group false match: {_names(zeros)}.")
-    if cross:
-        v, a, b, e, c = top(cross)
-        if v > 0:
-            pair = f"probes of {a} against references of {b}" if directional else f"{a} with {b}"
-            parts.append(f"Highest cross-group FMR: {pair}, {fmt_rate(v)} ({fmt_count(e)}/{fmt_count(c)}).")
-        else:
-            total = sum(x[4] for x in cross) if directional else sum(x[4] for x in cross) // 2
-            parts.append(f"No cross-group false match (0 of {fmt_count(total)} cross-group comparisons).")
-    return " ".join(parts)
 
 
 def _limitations(result: AuditResult) -> list[str]:
@@ -631,14 +635,16 @@ def _limitations(result: AuditResult) -> list[str]:
         order = group_order(result, grouping)
         for t in result.thresholds:
             at = _sub(rates, threshold_name=t.name, metric="fmr")
-            flagged_set = {str(g) for g, f in zip(at["group"], at["insufficient"]) if flag(f)}
+            basis = plots.fmr_basis(t)
+            flagged_set = {str(r["group"]) for r in at.to_dict("records")
+                           if flag(r.get("insufficient")) and (basis is None or _unresolved(r, basis))}
             flagged = [g for g in order if g in flagged_set]
             if flagged:
                 need = _needed(t)
-                out.append(f"At {t.name}, the FMR of {len(flagged)} of {len(at)} {label} groups rests on "
-                           + (f"fewer than 3/FMR = {need} " if need else "too few ")
-                           + f"same-group impostor comparisons ({_names(flagged)}); read these as indications, "
-                             "not measurements.")
+                out.append(f"At {t.name}, too few comparisons: the FMR of {len(flagged)} of {len(at)} {label} groups "
+                           f"({_names(flagged)}) rests on " + (f"fewer than 3/FMR = {need} " if need else "too few ")
+                           + "same-group impostor comparisons (counted effectively) and its interval contains the "
+                             "target, so the sample cannot say whether it is above or below it.")
         fn = _sub(rates, metric="fnmr")
         if not fn.empty:
             trials: dict[str, float] = {}
@@ -651,17 +657,15 @@ def _limitations(result: AuditResult) -> list[str]:
     return out
 
 
-#: How the executive summary's intervals are computed, said under the findings.
+#: How the key findings' intervals are computed, said under them.
 SUMMARY_METHOD = (
-    "Each finding compares the group with the highest rate to the group with the lowest, at one threshold for "
-    "everyone. Those two groups are picked because they are the extremes, so the ratio's 95% interval is one that "
-    "holds for every pair of groups at once: from people-level intervals of every group's rate that hold "
-    "simultaneously (people resampled, so comparisons that share a person are not counted as independent), or, "
-    "where the audit has no people-level results, Katz's log interval (or the exact conditional one with few "
-    "errors) at the Bonferroni level over the pairs of groups. \"Indication only\" marks a comparison involving a "
-    "group with fewer than 3/FMR same-group impostor comparisons, counted effectively. Every group's own rate, "
-    "with its interval and counts, is in the tables below; each group against the reference group is in the "
-    "table of that name."
+    "Each finding is one group against its reference group (set by [analysis] reference; by default the group "
+    "with the most comparisons), at one threshold for everyone. The ratio's 95% interval resamples people, so "
+    "comparisons that share a person are not counted as independent, and holds for all the comparisons of a "
+    "threshold and metric at once, so a \"difference shown\" survives their number. \"Too few comparisons\" "
+    "marks a comparison whose lower rate cannot be placed above or below the level the threshold was set for "
+    "(its interval contains it); a rate measured from many errors is a measurement. Every group's own rate, "
+    "with its interval and counts, is in the tables below."
 )
 
 
@@ -695,12 +699,10 @@ def _backend_label(result: AuditResult) -> str:
 
 
 def _summary(result: AuditResult) -> dict[str, Any]:
-    """The executive summary's view: an overview sentence and the findings by grouping."""
-    groups = []
-    for grouping, items in findings_by_grouping(executive_summary(result)).items():
-        groups.append({"label": _label(grouping), "findings": [
-            {"status": f.status, "status_label": STATUS_LABELS[f.status], "text": f.text} for f in items]})
-    return {"overview": _overview(result), "groups": groups, "method": SUMMARY_METHOD}
+    """The first screen's view: the verdict, the key findings, an overview sentence."""
+    out = first_screen(result)
+    out.update(overview=_overview(result), method=SUMMARY_METHOD)
+    return out
 
 
 def _provenance(result: AuditResult) -> list[dict[str, str]]:
@@ -714,7 +716,7 @@ def _provenance(result: AuditResult) -> list[dict[str, str]]:
     return items
 
 
-def _context(result: AuditResult) -> dict[str, Any]:
+def _context(result: AuditResult, *, links: bool = True) -> dict[str, Any]:
     prov = result.provenance or {}
     backend = prov.get("backend") if isinstance(prov.get("backend"), Mapping) else {}
     dataset = prov.get("dataset") if isinstance(prov.get("dataset"), Mapping) else {}
@@ -722,6 +724,9 @@ def _context(result: AuditResult) -> dict[str, Any]:
     return {
         "title": result.title or "Face recognition audit",
         "summary": _summary(result),
+        "forests": forest_figures(result),
+        "extras": extra_sections(result),
+        "links": data_links() if links else [],
         "backend_label": backend_label,
         "dataset_label": _text(dataset.get("title") or dataset.get("name")) if dataset else "—",
         "created": _text(prov.get("created")),
@@ -738,7 +743,7 @@ def _context(result: AuditResult) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ public API
-def render_html(result: AuditResult, *, include_face_images: bool = False) -> str:
+def render_html(result: AuditResult, *, include_face_images: bool = False, links: bool = True) -> str:
     """Render an audit result as one self-contained HTML page.
 
     Parameters
@@ -746,6 +751,8 @@ def render_html(result: AuditResult, *, include_face_images: bool = False) -> st
     result : AuditResult
         The only input: the report reads nothing else (no files, no network), except the face
         thumbnails asked for with ``include_face_images``.
+    links : bool, default True
+        Link to ``results.json`` and ``tables/*.csv``, which ``face-audit run`` writes beside the page.
     include_face_images : bool, default False
         Add thumbnails of the images that failed to acquire (read from the samples' paths, at most
         :data:`MAX_FACE_IMAGES`). Off by default: faces are biometric data and a report is shared.
@@ -764,7 +771,7 @@ def render_html(result: AuditResult, *, include_face_images: bool = False) -> st
     if not isinstance(result, AuditResult):
         raise plots.ReportError(f"render_html expects an AuditResult, got {type(result).__name__}; "
                                 "load one with AuditResult.from_json(path).")
-    context = _context(result)
+    context = _context(result, links=links)
     context["face_images"] = _failed_face_images(result) if include_face_images else None
     return _environment().get_template("report.html.j2").render(**context)
 
