@@ -207,14 +207,19 @@ def _means(metric: str, group: str, reference: str, e: float, n: float, e0: floa
     return f"{at}, {first} ({int(e):,} of {int(n):,}); {second}" + (f" ({int(e0):,} of {int(n0):,})." if e0 > 0 else ".")
 
 
+_HEAD = {"fmr": ("{g} faces are falsely matched with one another", "{r} faces"),
+         "fnmr": ("{g} faces are not recognised (false non-match)", "{r} faces"),
+         "fpir": ("Searches for {g} people who are not enrolled return someone else", "for {r} people"),
+         "fnir": ("Searches for {g} people who are enrolled miss them", "for {r} people")}
+
+
 def _headline(metric: str, group: str, reference: str, rt: str) -> str:
-    what = {"fmr": "falsely matched with one another", "fnmr": "not recognised (false non-match)",
-            "fpir": "given a false candidate in a search", "fnir": "missed in a search"}[metric]
+    subject, other = (x.format(g=group, r=reference) for x in _HEAD[metric])
     if " (" in rt:
-        return f"{group} faces are {what} {rt.split(' (')[0]} as often as {reference} faces ({rt.split(' (', 1)[1]}"
+        return f"{subject} {rt.split(' (')[0]} as often as {other} ({rt.split(' (', 1)[1]}"
     if rt == "more often than":
-        return f"{group} faces are {what} more often than {reference} faces"
-    return f"{group} faces are {what} {rt} as often as {reference} faces"
+        return f"{subject} more often than {other}"
+    return f"{subject} {rt} as often as {other}"
 
 
 def finding_from_row(r: Mapping[str, Any], rates: Mapping[tuple, Mapping[str, Any]], at: str,
