@@ -209,3 +209,18 @@ def test_reference_frame_columns_for_identification():
     expect = (e["Black"] / n["Black"]) / (e["White"] / n["White"]) if e["White"] else math.inf
     assert r.ratio == pytest.approx(expect)
     assert isinstance(ref, pd.DataFrame)
+
+
+def test_the_example_disparity_policy_catches_the_london_disparity(london):
+    """examples/policies/london-disparity.toml fails the committed London dlib audit, and says why:
+    Black and East Asian FMRs surely above 10x the target, and the max/min ratio 76 (Black / White)."""
+    from audit.gate import evaluate, load_policy
+
+    policies = Path(__file__).resolve().parents[2] / "examples" / "policies"
+    report = evaluate(load_policy(policies / "london-disparity.toml"), london)
+    assert not report.passed
+    failed = report.checks[(report.checks["status"] == "fail").to_numpy(dtype=bool)]
+    assert sorted(failed["group"].astype(str)) == ["-", "Black", "East Asian"] or \
+        set(failed["group"].astype(str)) >= {"Black", "East Asian"}
+    assert any("76.29" in d and "highest 'Black', lowest 'White'" in d for d in failed["detail"].astype(str))
+    assert evaluate(load_policy(policies / "london-pass.toml"), london).passed  # gender only: blind to it
