@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-__all__ = ["KeyFinding", "Verdict", "MAX_FINDINGS", "key_findings", "verdict", "times", "one_in",
+__all__ = ["KeyFinding", "Verdict", "MAX_FINDINGS", "all_findings", "choose", "verdict", "times", "one_in", "ratio_text",
            "threshold_units", "finding_from_row", "STATUS_WORDS"]
 
 #: At most this many key findings on the first screen.

@@ -10,11 +10,29 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..results import AuditResult, ThresholdInfo
-from .plotkit import (KIND_STYLE, PALETTE, THRESHOLD_STYLES, ReportError, fmt_count, fmt_rate, flag, group_order,  # noqa: F401
-                      fmr_basis, needed_impostors)
-from .plotkit import (_BAR_COLOR, _METRIC_LABEL, _check_grouping, _empty_figure, _f, _grouping_label, _metric,
-                      _new_figure, _rows, _t, _threshold)
-
+from .plotkit import (  # noqa: F401
+    _BAR_COLOR,
+    _METRIC_LABEL,
+    KIND_STYLE,
+    PALETTE,
+    THRESHOLD_STYLES,
+    ReportError,
+    _check_grouping,
+    _empty_figure,
+    _f,
+    _grouping_label,
+    _metric,
+    _new_figure,
+    _rows,
+    _t,
+    _threshold,
+    flag,
+    fmr_basis,
+    fmt_count,
+    fmt_rate,
+    group_order,
+    needed_impostors,
+)
 
 # ------------------------------------------------------------------------------------ bar charts
 _Row = tuple  # (group, value, ci_low, ci_high, errors, trials, insufficient)

@@ -11,10 +11,29 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from ..results import AuditResult
-from .plotkit import (KIND_STYLE, PALETTE, THRESHOLD_STYLES, ReportError, fmt_count, fmt_rate, flag, group_order,  # noqa: F401
-                      fmr_basis, needed_impostors)
-from .plotkit import (_check_grouping, _empty_figure, _f, _floats, _grouping_label, _kind,
-                      _log_axis, _new_figure, _rows, _style, _t)
+from .plotkit import (  # noqa: F401
+    KIND_STYLE,
+    PALETTE,
+    THRESHOLD_STYLES,
+    ReportError,
+    _check_grouping,
+    _empty_figure,
+    _f,
+    _floats,
+    _grouping_label,
+    _kind,
+    _log_axis,
+    _new_figure,
+    _rows,
+    _style,
+    _t,
+    flag,
+    fmr_basis,
+    fmt_count,
+    fmt_rate,
+    group_order,
+    needed_impostors,
+)
 
 
 # ------------------------------------------------------------------------------ score histograms

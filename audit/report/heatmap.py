@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -14,10 +14,25 @@ from matplotlib.patches import Rectangle
 
 from ..results import AuditResult
 from ..verdict import threshold_units
-from .plotkit import (KIND_STYLE, PALETTE, THRESHOLD_STYLES, ReportError, fmt_count, fmt_rate, flag, group_order,  # noqa: F401
-                      fmr_basis, needed_impostors)
-from .plotkit import (_check_grouping, _empty_figure, _f, _grouping_label, _new_figure, _t, _threshold)
-
+from .plotkit import (  # noqa: F401
+    KIND_STYLE,
+    PALETTE,
+    THRESHOLD_STYLES,
+    ReportError,
+    _check_grouping,
+    _empty_figure,
+    _f,
+    _grouping_label,
+    _new_figure,
+    _t,
+    _threshold,
+    flag,
+    fmr_basis,
+    fmt_count,
+    fmt_rate,
+    group_order,
+    needed_impostors,
+)
 
 # ------------------------------------------------------------------------- the one colour scale
 #: Diverging around 1: blue below the target FMR, red above, near-white at the target.

@@ -5,19 +5,28 @@
 Content-Security-Policy in the page forbids any), so the file can be mailed, archived or opened
 offline and shows the same thing. ``write_report`` writes it atomically as ``index.html``.
 
-What is drawn how:
+The page, top to bottom:
 
-- score distributions, DET curves and failure-to-acquire bars: matplotlib figures
-  (:mod:`audit.report.plots`), inlined as PNG with descriptive alt text;
-- cross-group FMR heat maps: HTML tables coloured on the log scale of
-  :func:`~audit.report.plots.cross_fmr_matrix` (cividis) — every number is real text for screen
-  readers and copy-paste, it stays crisp at any zoom, and a 14×14 matrix costs no rendering time;
-- FMR/FNMR with intervals: the per-group table itself, each rate with a small CSS bar and
-  whisker (hatched when insufficient). :func:`~audit.report.plots.rate_bars` and
-  :func:`~audit.report.plots.fmr_fnmr_bars` draw the same as figures for notebooks.
+- the first screen (:mod:`audit.report.firstscreen`): a one-sentence verdict and at most five key
+  findings, each a group against its reference group with its interval and a plain "1 in N"
+  statement (:mod:`audit.verdict`); repeated no-error statements as one line each; links to
+  ``results.json`` and the CSV tables;
+- sections added by other parts of face-audit (:data:`audit.report.firstscreen.EXTRA_SECTIONS`);
+- forest plots of every group's ratio to its reference group, one per threshold
+  (:mod:`audit.report.forest`);
+- what was tested, in plain words, composition and failure to acquire (:mod:`audit.report.sections`);
+- per grouping: each group against the reference (the same figures as the key findings), the
+  rates table, score distributions, DET curves on log–log axes (a group with no false non-match
+  is said in words), cross-group FMR heat maps on the report's one colour scale (FMR ÷ the
+  target, :mod:`audit.report.heatmap`) each with its colour bar, and the disparity summaries
+  (folded away);
+- limitations and provenance (folded away).
 
-Layout: compute → structure → render. This module turns the result's tables into plain view
-objects (strings already formatted, nothing marked safe); the Jinja2 template
+Thresholds are written in the backend's own units (a distance for dlib), never negated. Wide
+tables scroll inside their own box; the page reads at 390 px and prints on a few pages.
+
+Layout: compute → structure → render. The view-model modules turn the result's tables into plain
+view objects (strings already formatted, nothing marked safe); the Jinja2 template
 ``templates/report.html.j2`` only lays them out, with autoescaping on for every template, since
 titles, group names, labels and file names come from users.
 """
@@ -33,17 +42,48 @@ import pandas as pd
 from ..results import AuditResult
 from ..verdict import finding_from_row, threshold_units, times
 from . import plots
-from .plots import _f, fmt_count, fmt_rate, group_order
 from .firstscreen import data_links, extra_sections, first_screen, forest_figures
 from .heatmap import heat_view
-from .viewkit import (  # noqa: F401 - re-exported: compare.py, identification.py and tests use them from here
-    CI_NAMES, FIGURE_DPI, SMALL_GROUP_SUBJECTS, _SUMMARIES, _bar, _boot_ci, _ci_name, _environment, _figure, _first, _label,
-    _link, _names, _needed, _opt, _plain, _rate_cell, _rate_rows, _short, _sub, _summary_rank, _text, _threshold_value,
-    _write_index,
-)
+from .plots import _f, fmt_count, fmt_rate, group_order
 from .sections import (  # noqa: F401
-    MAX_FACE_IMAGES, _backend_label, _composition, _failed_face_images, _fta, _limitations, _overview, _provenance,
-    _protocol_words, _tested, _two_sided, _weights_text,
+    MAX_FACE_IMAGES,
+    _backend_label,
+    _composition,
+    _failed_face_images,
+    _fta,
+    _limitations,
+    _overview,
+    _protocol_words,
+    _provenance,
+    _tested,
+    _two_sided,
+    _weights_text,
+)
+from .viewkit import (  # noqa: F401 - re-exported: compare.py, identification.py and tests use them from here
+    _SUMMARIES,
+    CI_NAMES,
+    FIGURE_DPI,
+    SMALL_GROUP_SUBJECTS,
+    _bar,
+    _boot_ci,
+    _ci_name,
+    _environment,
+    _figure,
+    _first,
+    _label,
+    _link,
+    _names,
+    _needed,
+    _opt,
+    _plain,
+    _rate_cell,
+    _rate_rows,
+    _short,
+    _sub,
+    _summary_rank,
+    _text,
+    _threshold_value,
+    _write_index,
 )
 
 __all__ = ["render_html", "write_report", "SMALL_GROUP_SUBJECTS"]

@@ -23,7 +23,6 @@ from ..errors import FaceAuditError
 from ..results import AuditResult, ThresholdInfo
 
 
-
 class ReportError(FaceAuditError, ValueError):
     """A report or plot was asked for something the result does not hold (grouping, threshold,
     metric, image format). The message lists what is available."""

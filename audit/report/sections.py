@@ -13,8 +13,20 @@ from ..results import AuditResult
 from ..verdict import _unresolved, threshold_units
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order
-from .viewkit import (CI_NAMES, SMALL_GROUP_SUBJECTS, _figure, _first, _label, _link, _names, _needed, _plain,
-                      _short, _sub, _text)
+from .viewkit import (
+    CI_NAMES,
+    SMALL_GROUP_SUBJECTS,
+    _figure,
+    _first,
+    _label,
+    _link,
+    _names,
+    _needed,
+    _plain,
+    _short,
+    _sub,
+    _text,
+)
 
 
 def _tested(result: AuditResult) -> dict[str, Any]:
@@ -40,13 +52,19 @@ def _tested(result: AuditResult) -> dict[str, Any]:
     b_items.append(item("Weights sha256", _short(sha) if sha else None, full=sha))
     for key, label in (("metric", "Score"), ("dim", "Embedding size")):
         if key in backend:
-            b_items.append(item(label, backend.get(key)))
+            value = backend.get(key)
+            if key == "metric" and result.thresholds:
+                unit = threshold_units(result.thresholds[0], result.provenance)
+                value = f"{unit.split(' ≤ ')[0].split(' ≥ ')[0]} ({'smaller' if '≤' in unit else 'larger'} is more alike)"
+            b_items.append(item(label, value))
     if backend.get("default_threshold") is not None:
         src = backend.get("default_threshold_source")
         b_items.append(item("Library's default threshold", f"{_text(backend.get('default_threshold'))}"
                                                           + (f" ({_text(src)})" if src else "")))
     if backend.get("options"):
-        b_items.append(item("Options", backend.get("options")))
+        opts = backend.get("options")
+        b_items.append(item("Options", ", ".join(f"{str(k).replace('_', ' ')} {_text(v)}" for k, v in opts.items())
+                            if isinstance(opts, Mapping) else opts))
     if backend.get("fingerprint"):
         b_items.append(item("Fingerprint", _short(backend.get("fingerprint")), full=str(backend.get("fingerprint"))))
 

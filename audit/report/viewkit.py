@@ -19,7 +19,6 @@ from ..verdict import _unresolved, times
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate
 
-
 #: Groups with fewer subjects than this are listed under "Limitations".
 SMALL_GROUP_SUBJECTS = 30
 #: Figures are rasterised at this resolution: sharp on screen, small in the file.

@@ -18,7 +18,16 @@ from audit.report.curves import det_curves
 from audit.report.firstscreen import EXTRA_SECTIONS
 from audit.report.heatmap import HeatScale
 from audit.results import AuditResult
-from audit.verdict import MAX_FINDINGS, all_findings, choose, one_in, ratio_text, threshold_units, times, verdict
+from audit.verdict import (
+    MAX_FINDINGS,
+    all_findings,
+    choose,
+    one_in,
+    ratio_text,
+    threshold_units,
+    times,
+    verdict,
+)
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 
