@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from audit.cli import main
-from audit.config import config_from_dict
+from audit.verification.config import config_from_dict
 from audit.verification.runner import run_audit
 from audit.verification.result import AuditResult
 
