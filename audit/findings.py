@@ -1,4 +1,4 @@
-"""Plain-language findings generated from an :class:`~audit.results.AuditResult`.
+"""Plain-language findings generated from an :class:`~audit.verification.result.AuditResult`.
 
 The report leads with :func:`verdict` (:mod:`audit.verdict`): one sentence and at most five key
 findings, each a group against the reference group with a people-level interval that holds over
@@ -59,11 +59,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
-from .metrics.uncertainty import rate_ratio_interval
+from .metrics.ratio import rate_ratio_interval
 from .verdict import KeyFinding, Verdict, verdict  # noqa: F401 - the verdict and key findings live beside this module
 
 if TYPE_CHECKING:  # findings read results; results never import findings (no import cycle, even a lazy one)
-    from .results import AuditResult, ThresholdInfo
+    from .results import ThresholdInfo
+    from .verification.result import AuditResult
 
 __all__ = ["Finding", "executive_summary", "STATUS_LABELS", "verdict", "Verdict", "KeyFinding"]
 

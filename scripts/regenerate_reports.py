@@ -90,7 +90,7 @@ def _render(name: str) -> None:
 def _compare() -> None:
     sys.path.insert(0, str(REPO))
     from audit.report import write_comparison_report
-    from audit.results import AuditResult
+    from audit.verification.result import AuditResult
 
     name, title, systems = COMPARE
     results = [AuditResult.from_json(REPO / "reports" / n / "results.json") for n, _ in systems]

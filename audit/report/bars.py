@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..results import AuditResult, ThresholdInfo
+from ..results import ThresholdInfo
+from ..verification.result import AuditResult
 from .plotkit import (  # noqa: F401
     _BAR_COLOR,
     _METRIC_LABEL,

@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from ..results import AuditResult
+from ..verification.result import AuditResult
 from .plotkit import (  # noqa: F401
     KIND_STYLE,
     PALETTE,

@@ -12,7 +12,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..results import AuditResult
+from ..verification.result import AuditResult
 from ..verdict import threshold_units
 from .plotkit import (  # noqa: F401
     KIND_STYLE,

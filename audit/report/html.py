@@ -1,4 +1,4 @@
-"""The self-contained HTML audit report, rendered from an :class:`~audit.results.AuditResult` alone.
+"""The self-contained HTML audit report, rendered from an :class:`~audit.verification.result.AuditResult` alone.
 
 ``render_html`` turns a result into one HTML page: the stylesheet is inline, figures are PNG
 ``data:`` URIs, and there is no script, no web font and no remote resource (a
@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..results import AuditResult
+from ..verification.result import AuditResult
 from ..verdict import finding_from_row, threshold_units, times
 from . import plots
 from .firstscreen import data_links, extra_sections, first_screen, forest_figures

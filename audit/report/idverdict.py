@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..metrics.uncertainty import rate_ratio_interval
+from ..metrics.ratio import rate_ratio_interval
 
 __all__ = ["identification_reference", "REFERENCE_METHOD"]
 

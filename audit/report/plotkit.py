@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from ..errors import FaceAuditError
-from ..results import AuditResult, ThresholdInfo
+from ..results import ThresholdInfo
+from ..verification.result import AuditResult
 
 
 class ReportError(FaceAuditError, ValueError):

@@ -1,4 +1,4 @@
-"""Figures for the audit report, drawn from an :class:`~audit.results.AuditResult` alone.
+"""Figures for the audit report, drawn from an :class:`~audit.verification.result.AuditResult` alone.
 
 Every function returns a :class:`matplotlib.figure.Figure` built directly (with an Agg canvas),
 never through ``pyplot``, so nothing touches matplotlib's global figure registry and figures are

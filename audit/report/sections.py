@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..results import AuditResult
+from ..verification.result import AuditResult
 from ..verdict import _unresolved, threshold_units
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order

@@ -17,7 +17,7 @@ from audit.report import render_html
 from audit.report.curves import det_curves
 from audit.report.firstscreen import EXTRA_SECTIONS
 from audit.report.heatmap import HeatScale
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 from audit.verdict import (
     MAX_FINDINGS,
     all_findings,
