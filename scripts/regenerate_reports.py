@@ -4,13 +4,16 @@ take a first-screen screenshot of each (docs/screenshots/NAME.png).
     python scripts/regenerate_reports.py                 # re-run every audit (embedding caches make it fast)
     python scripts/regenerate_reports.py --render-only   # re-render index.html from each results.json
     python scripts/regenerate_reports.py --only london-dlib --only london-compare
+    python scripts/regenerate_reports.py --quick         # re-run the 1:1 and 1:N audits only (see below)
 
 A full run calls the ``face-audit`` command for each config in examples/ (``run``, ``identify``,
 ``skintone``, ``classify`` or ``mitigate``, by the config's tables; skin-tone label files first,
 since other configs read them), then writes the comparison of the three London systems
 (reports/london-compare). ``--render-only`` re-renders the 1:1 and 1:N reports and the
 comparison from the results.json already there (equivalent when only the report code changed; a
-change to what the audit computes needs the full run). Datasets are read from
+change to what the audit computes needs the full run). ``--quick`` re-runs the 1:1 and 1:N audits
+and the comparison but leaves the skin-tone, classifier and mitigation reports as they are (their
+runs take most of the time: skin tone is measured from the pixels again). Datasets are read from
 ``$FACE_AUDIT_MIRROR`` (default ``../shared/datasets`` when it exists). Screenshots need Chromium
 (``/usr/bin/chromium``) and Playwright; ``--no-screenshots`` skips them. Prints each step's time.
 """
@@ -122,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--render-only", action="store_true", help="re-render from each results.json; run no audit")
     ap.add_argument("--only", action="append", metavar="NAME", help="only this report (a folder name under reports/)")
+    ap.add_argument("--quick", action="store_true", help="re-run only the 1:1 and 1:N audits (and the comparison)")
     ap.add_argument("--no-screenshots", action="store_true", help="take no screenshots")
     args = ap.parse_args(argv)
     want = set(args.only or [])
     total, done = 0.0, []
     for name, config, cmd in _configs():
         if want and name not in want:
+            continue
+        if args.quick and cmd not in ("run", "identify"):
             continue
         if args.render_only:
             if cmd not in ("run", "identify") or not (REPO / "reports" / name / "results.json").exists():
