@@ -159,7 +159,7 @@ def test_engine_scan_and_given_pairs_agree_including_bootstrap(tmp_path):
     """An embeddings file (tiled engine) and a scores file of the same canonical scores (pair path)
     give identical counts and identical subject-bootstrap intervals."""
     from audit.verification.config import config_from_dict
-    from audit.engine.tiles import score_pairs
+    from audit.engine.pairs import score_pairs
     from audit.verification.runner import run_audit
 
     rng = np.random.default_rng(5)

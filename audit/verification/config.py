@@ -37,16 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import (
-    BackendConfig,
-    DatasetConfig,
-    INTERVALS,
-    RunConfig,
-    ThresholdConfig,
-    _pos_int,
-    field_readers,
-    read_toml,
-)
+from ..config import BackendConfig, DatasetConfig, INTERVALS, RunConfig, ThresholdConfig, _pos_int, field_readers, read_toml
 
 
 
