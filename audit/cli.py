@@ -82,7 +82,7 @@ def _config_for_data(args: argparse.Namespace):
     --labels/--pattern in a temporary folder, or the folder's own (``datasets init``)."""
     import tempfile
 
-    from .config import config_from_dict
+    from .verification.config import config_from_dict
 
     folder = Path(args.data).expanduser().resolve()
     if not folder.is_dir():
@@ -129,8 +129,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .config import load_config
-    from .pipeline import run_audit
+    from .verification.config import load_config
+    from .verification.runner import run_audit
 
     if args.config and args.data:
         raise ConfigError("give a config file or --data FOLDER, not both")
@@ -273,7 +273,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.include_face_images:
         from .report import write_report
-        from .results import AuditResult
+        from .verification.result import AuditResult
 
         if not isinstance(res, AuditResult):
             raise ConfigError("--include-face-images applies to 1:1 audit results only")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from audit.config import load_config
-from audit.pipeline import run_audit
+from audit.verification.config import load_config
+from audit.verification.runner import run_audit
 
 
 def main() -> None:

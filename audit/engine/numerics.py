@@ -67,13 +67,13 @@ def _k_rule(target: float, n: int) -> int:
     Exact equality with it depends on using the very same function; it is imported here, not at
     module level, so that tile workers (which never set thresholds) do not import pandas/scipy.
     """
-    from ..metrics.rates import _allowed_false_matches
+    from ..metrics.thresholds import _allowed_false_matches
 
     return _allowed_false_matches(target, n)
 
 
 def _just_above(value: float, dtype: np.dtype) -> float:
-    from ..metrics.rates import _just_above as above
+    from ..metrics.thresholds import _just_above as above
 
     return above(value, dtype)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..comparisons import PairScores
+from ..verification.protocol import PairScores
 from ..errors import MetricError
 from .numerics import _canonical, _codes, _group_codes, _prepare
 

@@ -13,7 +13,7 @@ import pytest
 
 import audit.engine.kernel as kernel_mod
 import audit.engine.scan as scan_mod
-from audit.comparisons import similarity_matrix
+from audit.verification.protocol import similarity_matrix
 from audit.engine.counts import coarsen_cells
 from audit.engine.pairs import pair_scores_from_list, sample_impostor_pairs, score_pairs
 from audit.engine.scan import score_tiles
