@@ -30,6 +30,7 @@ from .search import (
     make_search_backend,
     recall_at_k,
 )
+from .sharded import ShardedSearch  # also registers search = "exact-sharded"
 from .split import (
     GalleryProbeSplit,
     IdentificationError,
@@ -51,6 +52,7 @@ __all__ = [
     "ExactSearch",
     "FaissSearch",
     "CollectionSearch",
+    "ShardedSearch",
     "SEARCH_BACKENDS",
     "make_search_backend",
     "recall_at_k",
