@@ -157,7 +157,7 @@ class _Acquired:
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
     table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
     if config.dataset.subjects is not None:
-        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
+        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed, balance=config.dataset.balance)
     groupings = config.dataset.groupings or default_groupings
     name = table.dataset.get("name", config.dataset.name)
     for cols in groupings:
