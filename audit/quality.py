@@ -22,7 +22,8 @@ Wrong face
 ----------
 An acquired image is flagged when it is farther from every other image of its own subject than
 ``mated_quantile`` (0.99) of all mated distances, *and* at most as far from some image of another
-subject as the median mated pair: it looks like someone else (a mislabelled file, or the wrong face taken from a
+subject as 90% of mated pairs are from their own (the mated distances' 0.9 quantile): it looks like
+someone else (a mislabelled file, or the wrong face taken from a
 photo with several). Images in which the detector found several faces are listed too.
 """
 
@@ -198,7 +199,7 @@ def wrong_faces(samples: pd.DataFrame, ok_rows: np.ndarray, embeddings: np.ndarr
             mated.append(d[bi, bj])
         m = np.concatenate(mated) if mated else np.zeros(0)
         if m.size:
-            cut, close = float(np.quantile(m, mated_quantile)), float(np.median(m))
+            cut, close = float(np.quantile(m, mated_quantile)), float(np.quantile(m, 0.9))
             flag = np.isfinite(own) & (own > cut) & (other <= close)
             for i in np.flatnonzero(flag):
                 rows.append((ids[ok_rows[i]], subj[i], f"farther from its own subject's images than {mated_quantile:.0%} of mated pairs "
