@@ -40,7 +40,10 @@ The replicate ratio keeps the point estimate's weights ``w_s`` (a ratio of two s
 rates); its log is floored at half an error like the crude one, and the interval is max-t
 simultaneous over the ``K - 1`` comparisons of a grouping (:mod:`audit.metrics.reference`). With
 one stratum every step is the crude comparison's, so the adjusted interval *is* the crude one
-(tested).
+(tested). One difference: a small group can lose, in some replicate, every stratum it shares with
+the reference; that replicate then does not count towards that comparison (rather than making the
+whole family's replicate extreme, the crude rule), and a comparison undefined in more than 5% of
+replicates gets no interval (0 to infinity).
 """
 
 from __future__ import annotations
@@ -404,9 +407,35 @@ def _weighted(rates: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.where(ws > 0, np.sum(np.where(ok, w * np.nan_to_num(rates), 0.0), axis=-1) / np.where(ws > 0, ws, 1), np.nan)
 
 
-def _family(groups, e, n, reps, r: int, confidence: float):
+#: A comparison whose adjusted ratio is undefined in more replicates than this share gets no interval.
+MAX_UNDEFINED = 0.05
+
+
+def _max_t_defined(lp: np.ndarray, lr: np.ndarray, confidence: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """Max-t as :func:`audit.metrics.reference._max_t`, but a replicate in which a comparison is
+    undefined (its group kept no comparison in the strata it shares with the reference) does not
+    count towards that comparison, instead of making the whole replicate extreme; comparisons
+    undefined in more than :data:`MAX_UNDEFINED` of the replicates leave the family."""
+    lp = np.where(np.mean(~np.isfinite(lr), axis=0) > MAX_UNDEFINED, np.nan, lp) if lr.shape[0] else lp
+    valid = np.isfinite(lr)
+    with np.errstate(invalid="ignore"):
+        se = np.array([np.std(lr[valid[:, j], j], ddof=1) if valid[:, j].sum() >= 2 else np.nan for j in range(lr.shape[1])])
+    use = np.isfinite(se) & (se > 0) & np.isfinite(lp)
+    if not use.any() or lr.shape[0] == 0:
+        return se, np.nan, np.zeros(0)
+    z = np.abs(lr[:, use] - lp[use]) / se[use]
+    t = np.max(np.where(np.isfinite(z), z, -np.inf), axis=1)
+    t = t[np.isfinite(t)]
+    if not t.size:
+        return se, np.nan, np.zeros(0)
+    c = float(np.sort(t)[min(len(t) - 1, int(np.ceil(confidence * (len(t) - 1))))])
+    return np.where(np.isfinite(lp), se, np.nan), c, t
+
+
+def _family(groups, e, n, reps, r: int, confidence: float, strict: bool = True):
     """Max-t intervals of the MH ratio of each group against group ``r``: rows (k, ratio, lo, hi,
-    p_adj, used, missing, gr_lo, gr_hi)."""
+    p_adj, used, missing, gr_lo, gr_hi). ``strict``: an undefined replicate makes the whole
+    replicate extreme (the crude reference table's rule); otherwise :func:`_max_t_defined`."""
     from scipy.stats import norm
 
     idx = [k for k in range(len(groups)) if k != r and n[k].sum() > 0]
@@ -433,7 +462,7 @@ def _family(groups, e, n, reps, r: int, confidence: float):
         info.append((k, ratio, ek, er, int(both.sum()), missing, gr))
     lp_a = np.array(lp, np.float64)
     lr_a = np.stack(lr, axis=1) if lr else np.zeros((reps.shape[0], 0))
-    se, c, t = _max_t(lp_a, lr_a, confidence)
+    se, c, t = _max_t(lp_a, lr_a, confidence) if strict else _max_t_defined(lp_a, lr_a, confidence)
     rows = []
     for j, (k, ratio, ek, er, used, missing, gr) in enumerate(info):
         if ek == 0 and er == 0 or used == 0:
@@ -489,7 +518,7 @@ def adjusted_comparisons(
     ae, an, areps = stratum_rate_replicates(sc, metric, k, op_column=op_column)
     crude = {row[0]: row for row in _family(groups, ce, cn, creps, reference, confidence)}
     out = []
-    for row in _family(groups, ae, an, areps, reference, confidence):
+    for row in _family(groups, ae, an, areps, reference, confidence, strict=False):
         kk, ratio, lo, hi, p_adj, used, missing, gr = row
         c = crude.get(kk)
         c_ratio, clo, chi = (c[1], c[2], c[3]) if c is not None else (np.nan, np.nan, np.nan)
