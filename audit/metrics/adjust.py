@@ -36,8 +36,8 @@ stratum's replicate rates get the crude rates' corrections (pair-level noise cou
 :func:`~audit.metrics.reference.remove_pair_noise`, for FMR; few people,
 :func:`~audit.metrics.reference.inflate_for_few_people`), and FNMR at a target-FMR threshold is
 counted at each replicate's re-estimated threshold (the operating point), as in the crude table.
-The replicate ratio keeps the point estimate's weights ``w_s`` (a ratio of two standardised
-rates); its log is floored at half an error like the crude one, and the interval is max-t
+Each replicate's ratio is the Mantel–Haenszel ratio of its own comparisons and corrected stratum
+rates (over the strata the estimate uses); its log is floored at half an error like the crude one, and the interval is max-t
 simultaneous over the ``K - 1`` comparisons of a grouping (:mod:`audit.metrics.reference`). With
 one stratum every step is the crude comparison's, so the adjusted interval *is* the crude one
 (tested). One difference: a small group can lose, in some replicate, every stratum it shares with
@@ -333,8 +333,9 @@ def _rates(e: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def stratum_rate_replicates(sc: StratumCounts, metric: str, k: int, *, collapse: bool = False,
-                            op_column: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Errors (G, X), comparisons (G, X) and corrected replicate rates (B, G, X) of threshold ``k``.
+                            op_column: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Errors (G, X), comparisons (G, X), corrected replicate rates (B, G, X) and replicate
+    comparisons (B, G, X) of threshold ``k``.
 
     ``X`` is the strata (pair strata for ``"fmr"``), or one column with ``collapse`` (the crude
     rate). The corrections are the crude table's: pair-level noise for FMR, few people for both;
@@ -355,7 +356,7 @@ def stratum_rate_replicates(sc: StratumCounts, metric: str, k: int, *, collapse:
     if metric == "fmr":
         reps = remove_pair_noise(point.reshape(-1), n.reshape(-1), reps)
     reps = inflate_for_few_people(point.reshape(-1), reps, np.repeat(sc.people, x))
-    return e, n, reps.reshape(b, g, x)
+    return e, n, reps.reshape(b, g, x), rn
 
 
 @dataclass(frozen=True)
@@ -432,9 +433,10 @@ def _max_t_defined(lp: np.ndarray, lr: np.ndarray, confidence: float) -> tuple[n
     return np.where(np.isfinite(lp), se, np.nan), c, t
 
 
-def _family(groups, e, n, reps, r: int, confidence: float, strict: bool = True):
+def _family(groups, e, n, reps, rn, r: int, confidence: float, strict: bool = True):
     """Max-t intervals of the MH ratio of each group against group ``r``: rows (k, ratio, lo, hi,
-    p_adj, used, missing, gr_lo, gr_hi). ``strict``: an undefined replicate makes the whole
+    p_adj, used, missing, gr_lo, gr_hi). Each replicate's ratio is the MH ratio of its own
+    comparisons ``rn`` (B, G, X) and corrected stratum rates ``reps``. ``strict``: an undefined replicate makes the whole
     replicate extreme (the crude reference table's rule); otherwise :func:`_max_t_defined`."""
     from scipy.stats import norm
 
@@ -452,7 +454,9 @@ def _family(groups, e, n, reps, r: int, confidence: float, strict: bool = True):
         if er == 0 and ek == 0 or not both.any():
             point = np.nan  # nothing to compare: not in the family (as for the crude ratio)
         lp.append(point)
-        lr.append(_floored_log(_weighted(reps[:, k], w), fk) - _floored_log(_weighted(reps[:, r], w), fr))
+        a_, b_ = rn[:, k], rn[:, r]  # the replicate's own MH weights, over the strata the estimate uses
+        wb = np.where(both & (a_ > 0) & (b_ > 0), a_ * b_ / np.where(a_ + b_ > 0, a_ + b_, 1), 0.0)
+        lr.append(_floored_log(_weighted(reps[:, k], wb), fk) - _floored_log(_weighted(reps[:, r], wb), fr))
         ratio = float(mantel_haenszel(e[k], n[k], e[r], n[r]))
         v = float(greenland_robins_variance(e[k], n[k], e[r], n[r]))
         z = norm.ppf((1 + confidence) / 2)
@@ -514,11 +518,11 @@ def adjusted_comparisons(
         One per group with comparisons other than the reference, in ``groups`` order. Stratum
         indices in ``strata_missing`` are pair strata for FMR (:func:`pair_strata`).
     """
-    ce, cn, creps = stratum_rate_replicates(sc, metric, k, collapse=True, op_column=op_column)
-    ae, an, areps = stratum_rate_replicates(sc, metric, k, op_column=op_column)
-    crude = {row[0]: row for row in _family(groups, ce, cn, creps, reference, confidence)}
+    ce, cn, creps, crn = stratum_rate_replicates(sc, metric, k, collapse=True, op_column=op_column)
+    ae, an, areps, arn = stratum_rate_replicates(sc, metric, k, op_column=op_column)
+    crude = {row[0]: row for row in _family(groups, ce, cn, creps, crn, reference, confidence)}
     out = []
-    for row in _family(groups, ae, an, areps, reference, confidence, strict=False):
+    for row in _family(groups, ae, an, areps, arn, reference, confidence, strict=False):
         kk, ratio, lo, hi, p_adj, used, missing, gr = row
         c = crude.get(kk)
         c_ratio, clo, chi = (c[1], c[2], c[3]) if c is not None else (np.nan, np.nan, np.nan)

@@ -36,6 +36,7 @@ import jinja2
 import pandas as pd
 
 from ..results import AuditResult, ThresholdInfo
+from .confounders import confounder_section
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order
 from ..findings import STATUS_LABELS, executive_summary, findings_by_grouping
@@ -732,6 +733,7 @@ def _context(result: AuditResult) -> dict[str, Any]:
         "fta": _fta(result),
         "sections": [_grouping_section(result, i, g) for i, g in enumerate(result.groupings)],
         "limitations": _limitations(result),
+        "confounders": confounder_section(result),  # covariates, adjusted ratios, duplicates (report/confounders.py)
         "provenance": _provenance(result),
         "small_group": SMALL_GROUP_SUBJECTS,
     }
