@@ -53,7 +53,7 @@ __all__ = [
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "run": "api", "identify": "api", "from_scores": "api", "from_embeddings": "api", "load": "api",
-    "AuditResult": "results", "ThresholdInfo": "results",
+    "AuditResult": "verification.result", "ThresholdInfo": "results",
     "IdentificationResult": "identification.result",
     "Finding": "findings", "executive_summary": "findings",
     "init_dataset": "datasets.init", "load_dataset": "datasets",

@@ -1,7 +1,7 @@
 """The public Python API: ``audit.run``, ``audit.identify``, ``audit.from_scores``,
 ``audit.from_embeddings`` and ``audit.load``.
 
-Each returns a frozen result (:class:`~audit.results.AuditResult` for 1:1 verification,
+Each returns a frozen result (:class:`~audit.verification.result.AuditResult` for 1:1 verification,
 :class:`~audit.identification.IdentificationResult` for 1:N search) that a notebook reads with
 ``result.overall``, ``result.by_group(grouping, threshold)``, ``result.ratio(reference=...)``,
 ``result.difference(reference=...)`` and ``result.same_vs_cross_group(grouping)``, and that
@@ -162,7 +162,7 @@ def run(
     >>> result = audit.run("examples/london-dlib.toml", subjects=16, workers=2)   # doctest: +SKIP
     """
     from .config import config_from_dict
-    from .pipeline import run_audit
+    from .verification.runner import run_audit
 
     raw, path = _raw_and_path(config)
     progress = overrides.pop("progress", None)
@@ -205,7 +205,7 @@ def identify(
 
 
 def load(path: str | Path):
-    """Read a ``results.json`` of either kind (1:1 :class:`~audit.results.AuditResult` or 1:N
+    """Read a ``results.json`` of either kind (1:1 :class:`~audit.verification.result.AuditResult` or 1:N
     :class:`~audit.identification.IdentificationResult`)."""
     from .identification.result import read_result
 
@@ -254,7 +254,7 @@ def _frame(data: Any, what: str) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, (str, Path)):
-        from .inputs import read_table
+        from .verification.inputs import read_table
 
         return read_table(data)
     raise ConfigError(f"{what}: expected a pandas DataFrame or a CSV/Parquet path, got {type(data).__name__}")
@@ -282,7 +282,7 @@ def from_scores(
     ----------
     pairs : pandas.DataFrame or path
         Columns ``sample_a``, ``sample_b``, ``score``; optionally ``mated``; without ``samples``
-        also ``subject_a``/``subject_b`` and ``<group>_a``/``<group>_b`` (see :mod:`audit.inputs`).
+        also ``subject_a``/``subject_b`` and ``<group>_a``/``<group>_b`` (see :mod:`audit.verification.inputs`).
     samples : pandas.DataFrame or path, optional
         One row per image: ``sample_id``, ``subject``, the group columns, optionally ``status``.
     groups : list of str, optional
@@ -318,7 +318,7 @@ def from_scores(
     >>> audit.from_scores(pairs, samples, bootstrap=0).overall                                          # doctest: +SKIP
     """
     from .config import config_from_dict
-    from .pipeline import run_audit
+    from .verification.runner import run_audit
 
     pairs_df = _frame(pairs, "pairs")
     samples_df = _frame(samples, "samples") if samples is not None else None
@@ -382,7 +382,7 @@ def from_embeddings(
     """
     from .config import config_from_dict
     from .errors import DataError
-    from .pipeline import run_audit
+    from .verification.runner import run_audit
 
     samples_df = _frame(samples, "samples")
     emb = np.asarray(embeddings)

@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .config import load_config
-    from .pipeline import run_audit
+    from .verification.runner import run_audit
 
     if args.config and args.data:
         raise ConfigError("give a config file or --data FOLDER, not both")
@@ -278,7 +278,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.include_face_images:
         from .report import write_report
-        from .results import AuditResult
+        from .verification.result import AuditResult
 
         if not isinstance(res, AuditResult):
             raise ConfigError("--include-face-images applies to 1:1 audit results only")

@@ -58,7 +58,7 @@ def _environment():
 
 
 def result_html(result: Any) -> str:
-    """The compact HTML view of an :class:`~audit.results.AuditResult`: what was tested, the
+    """The compact HTML view of an :class:`~audit.verification.result.AuditResult`: what was tested, the
     executive summary, and FMR, FNMR and FTA of every group at the first target-FMR threshold
     (each with its 95% interval and counts; † marks too few impostor comparisons)."""
     from .findings import STATUS_LABELS, executive_summary, findings_by_grouping

@@ -1,4 +1,4 @@
-"""The executive summary: plain-language findings generated from an :class:`~audit.results.AuditResult`.
+"""The executive summary: plain-language findings generated from an :class:`~audit.verification.result.AuditResult`.
 
 For each grouping, at each target-FMR threshold (every threshold when there is none), and for
 FMR and FNMR, the summary compares the group with the **highest** rate to the group with the
@@ -54,8 +54,9 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .covariate_findings import with_adjusted
-from .metrics.uncertainty import rate_ratio_interval
-from .results import AuditResult, ThresholdInfo
+from .metrics.ratio import rate_ratio_interval
+from .verification.result import AuditResult
+from .results import ThresholdInfo
 
 __all__ = ["Finding", "executive_summary", "STATUS_LABELS"]
 

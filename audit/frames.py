@@ -1,6 +1,6 @@
 """Tidy views of a result, in the spirit of fairlearn's ``MetricFrame``.
 
-A result (:class:`~audit.results.AuditResult` for 1:1 verification,
+A result (:class:`~audit.verification.result.AuditResult` for 1:1 verification,
 :class:`~audit.identification.IdentificationResult` for 1:N search) holds long tables; these
 functions read them and return DataFrames with fixed columns and integer counts. The result
 classes expose them as methods (``result.overall``, ``result.by_group(...)``,

@@ -150,7 +150,7 @@ def _output_state(out: Path) -> str:
     if (out / "INCOMPLETE.txt").exists():
         return "marked INCOMPLETE"
     if (out / "results.json").is_file():
-        from audit.results import AuditResult
+        from audit.verification.result import AuditResult
 
         AuditResult.from_json(out / "results.json")
         return "complete (an earlier run's)" if (out / "index.html").is_file() else "results.json without index.html!"
@@ -164,7 +164,7 @@ def _start(cfg: Path, data_dir: str, env: dict) -> subprocess.Popen:
 
 
 def _tables(path: Path) -> dict:
-    from audit.results import AuditResult
+    from audit.verification.result import AuditResult
 
     r = AuditResult.from_json(path)
     out = {name: getattr(r, name) for name in ("composition", "fta", "rates", "cross_fmr", "disparity", "score_hist", "det")}

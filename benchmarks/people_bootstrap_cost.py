@@ -13,7 +13,7 @@ import argparse
 from dataclasses import replace
 
 from audit.config import load_config
-from audit.pipeline import run_audit
+from audit.verification.runner import run_audit
 
 
 def main() -> None:

@@ -114,7 +114,7 @@ def child_engine(args) -> dict:
     from audit.engine.tiles import score_tiles
     from audit.metrics.people import people_bootstrap
     from audit.metrics.reference import compare_to_reference
-    from audit.verification import _people_intervals
+    from audit.verification.intervals import _people_intervals
 
     emb, subj, grp = make_data(args.n, args.d)
     targets = [float(x) for x in args.targets.split(",")] if args.targets else TARGETS

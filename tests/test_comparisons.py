@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.comparisons import similarity_matrix
+from audit.verification.protocol import similarity_matrix
 from audit.errors import MetricError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from audit.gate import gate_main
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 
 REPO = Path(__file__).resolve().parents[1]
 LONDON = REPO / "reports" / "london-dlib" / "results.json"

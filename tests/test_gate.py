@@ -40,7 +40,8 @@ from audit.gate import (
     policy_from_dict,
     run_gate,
 )
-from audit.results import TABLE_COLUMNS, AuditResult, ThresholdInfo
+from audit.verification.result import TABLE_COLUMNS, AuditResult
+from audit.results import ThresholdInfo
 
 REPO = Path(__file__).resolve().parents[1]
 T = "FMR=1e-3"

@@ -37,7 +37,7 @@ from audit.identification import (
     split_gallery_probes,
 )
 from audit.identification.result import ID_TABLE_COLUMNS
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

@@ -8,8 +8,8 @@ import pytest
 
 from audit.cli import main
 from audit.errors import DataError
-from audit.inputs import read_embeddings, read_scores
-from audit.results import AuditResult
+from audit.verification.inputs import read_embeddings, read_scores
+from audit.verification.result import AuditResult
 
 SAMPLES = pd.DataFrame({
     "sample_id": ["a1", "a2", "b1", "c1", "c2", "d1"],
@@ -106,7 +106,7 @@ def test_missing_columns(tmp_path):
 
 def test_embeddings_file_scores_all_pairs(tmp_path):
     from audit.config import config_from_dict
-    from audit.pipeline import run_audit
+    from audit.verification.runner import run_audit
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(6, 8))
@@ -160,7 +160,7 @@ def test_engine_scan_and_given_pairs_agree_including_bootstrap(tmp_path):
     give identical counts and identical subject-bootstrap intervals."""
     from audit.config import config_from_dict
     from audit.engine.tiles import score_pairs
-    from audit.pipeline import run_audit
+    from audit.verification.runner import run_audit
 
     rng = np.random.default_rng(5)
     n = 40
@@ -188,7 +188,7 @@ def test_run_interval_reaches_the_rates_and_the_provenance(tmp_path):
     and provenance records the choice; the default run records Wilson."""
     from audit.config import config_from_dict
     from audit.metrics import clopper_pearson_interval
-    from audit.pipeline import run_audit
+    from audit.verification.runner import run_audit
 
     _write(tmp_path)
     common = {"scores": {"path": "scores.csv", "samples": "samples.csv", "groups": ["group"]},
@@ -208,7 +208,7 @@ def test_run_interval_reaches_the_rates_and_the_provenance(tmp_path):
 
 def _run_scores(tmp_path, rows, scores_cfg, **extra):
     from audit.config import config_from_dict
-    from audit.pipeline import run_audit
+    from audit.verification.runner import run_audit
 
     pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
     cfg = config_from_dict({"scores": {"path": "s.csv", **scores_cfg}, "thresholds": {"target_fmr": [], "fixed": [50]},

@@ -14,8 +14,8 @@ from PIL import Image
 
 from audit.cli import main
 from audit.config import config_from_dict
-from audit.pipeline import run_audit
-from audit.results import AuditResult
+from audit.verification.runner import run_audit
+from audit.verification.result import AuditResult
 
 REPO = Path(__file__).resolve().parents[1]
 pytest.importorskip("dlib")
@@ -82,7 +82,7 @@ def test_london_subset_end_to_end_with_dlib_and_cached_rerun(tmp_path, shared_di
     from audit.backends.registry import create_backend
     from audit.datasets import load_dataset
     from audit.engine.tiles import score_tiles
-    from audit.pipeline import embed_table
+    from audit.verification.acquire import embed_table
 
     table = load_dataset("london", data_dir=shared_dir).subset_subjects(14, seed=0)
     samples, ok_rows, emb, stats = embed_table(table, create_backend("dlib", upsample=1), store_dir=tmp_path / "cache" / "embeddings",

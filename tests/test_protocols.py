@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.comparisons import mated_pair_indices, read_pair_list
+from audit.verification.protocol import mated_pair_indices, read_pair_list
 from audit.config import config_from_dict
 from audit.errors import ConfigError, DataError
-from audit.pipeline import run_audit
+from audit.verification.runner import run_audit
 
 SAMPLES = pd.DataFrame({
     "sample_id": ["a1", "a2", "b1", "c1", "c2", "d1", "e1"],

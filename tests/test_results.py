@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit.errors import ResultsError
-from audit.results import RATES_FRAME_COLUMNS, AuditResult
+from audit.verification.result import RATES_FRAME_COLUMNS, AuditResult
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from audit.backends.base import BackendInfo
-from audit.comparisons import PairScores
+from audit.verification.protocol import PairScores
 from audit.errors import MetricError
 from audit.metrics import clopper_pearson_interval
 from audit.results import ThresholdInfo
-from audit.verification import analyse_verification, choose_thresholds
+from audit.verification.analysis import analyse_verification, choose_thresholds
 
 # 7 images; image 6 failed to acquire. Acquired rows 0..5 have subjects a a b c c d, groups A A A B B B.
 SAMPLES = pd.DataFrame({

@@ -239,7 +239,7 @@ def predict_images(samples: pd.DataFrame, predictor, *, cache_root: Path | None 
 
 
 def _read_prediction_file(config: ClassifyConfig, samples: pd.DataFrame | None) -> pd.DataFrame:
-    from ..inputs import read_table
+    from ..verification.inputs import read_table
 
     pred = read_table(config.predictions)
     if "sample_id" not in pred.columns:
@@ -261,7 +261,7 @@ def _read_prediction_file(config: ClassifyConfig, samples: pd.DataFrame | None) 
         if config.prediction_values:
             pred[c] = pred[c].map(lambda v: config.prediction_values.get(str(v), v) if pd.notna(v) else v)
     if samples is None:
-        from ..inputs import read_table as _rt
+        from ..verification.inputs import read_table as _rt
 
         samples = _rt(config.samples)
         if "sample_id" not in samples.columns:

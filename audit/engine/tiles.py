@@ -23,7 +23,7 @@ distance, so a pair matches when ``score >= threshold`` (a tie is a match), as i
 ``(g, h)`` and to cell ``(h, g)``: cell matrices are symmetric, the diagonal holds the groups'
 same-group counts, and an unordered pair of different groups is counted once in each of the two
 cells. A mated pair (two rows of one subject) belongs to the group of its first row (the lower row
-index in the caller's order), as in :func:`audit.verification.analyse_verification`.
+index in the caller's order), as in :func:`audit.verification.analysis.analyse_verification`.
 
 Pass the finest grouping you need (the intersection of all groupings, e.g. ethnicity × gender):
 :meth:`CellCounts.coarsen` and :func:`coarsen_cells` sum cells into any coarser grouping,
@@ -96,7 +96,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..comparisons import PairScores
+from ..verification.protocol import PairScores
 from . import _fused
 from ..errors import MetricError
 
@@ -181,13 +181,13 @@ def _k_rule(target: float, n: int) -> int:
     Exact equality with it depends on using the very same function; it is imported here, not at
     module level, so that tile workers (which never set thresholds) do not import pandas/scipy.
     """
-    from ..metrics.rates import _allowed_false_matches
+    from ..metrics.thresholds import _allowed_false_matches
 
     return _allowed_false_matches(target, n)
 
 
 def _just_above(value: float, dtype: np.dtype) -> float:
-    from ..metrics.rates import _just_above as above
+    from ..metrics.thresholds import _just_above as above
 
     return above(value, dtype)
 

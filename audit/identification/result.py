@@ -1,6 +1,6 @@
 """IdentificationResult: the frozen outcome of a 1:N audit, and its versioned JSON form.
 
-Like :class:`~audit.results.AuditResult` it holds long DataFrames with fixed columns
+Like :class:`~audit.verification.result.AuditResult` it holds long DataFrames with fixed columns
 (:data:`ID_TABLE_COLUMNS`), the thresholds and the provenance, and round-trips through JSON
 exactly. Its JSON carries ``"result_kind": "identification"`` so that readers (the gate, the
 report command) know which kind of result a ``results.json`` holds; :func:`read_result` reads
@@ -22,8 +22,20 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
-from ..results import (SCHEMA_VERSION, AuditResult, RatesAccess, _jsonable, check_tables, TEXT_ENCODING, csv_safe, decode_record, decode_table, encode_table,
-                       dump_result_json, load_result_json)
+from ..results import (
+    SCHEMA_VERSION,
+    RatesAccess,
+    _jsonable,
+    check_tables,
+    TEXT_ENCODING,
+    csv_safe,
+    decode_record,
+    decode_table,
+    encode_table,
+    dump_result_json,
+    load_result_json,
+)
+from ..verification.result import AuditResult
 
 __all__ = ["RESULT_KIND", "ID_TABLE_COLUMNS", "IdentificationThreshold", "IdentificationResult", "read_result"]
 
@@ -283,7 +295,7 @@ def _load(path: str | Path) -> Any:
 
 def read_result(path: str | Path) -> AuditResult | IdentificationResult:
     """Read a ``results.json`` of either kind: 1:N when it carries ``"result_kind": "identification"``,
-    else a 1:1 :class:`~audit.results.AuditResult`."""
+    else a 1:1 :class:`~audit.verification.result.AuditResult`."""
     data = _load(path)
     if isinstance(data, Mapping) and data.get("result_kind") == RESULT_KIND:
         return IdentificationResult.from_dict(data, source=str(path))

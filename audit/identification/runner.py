@@ -5,7 +5,7 @@ thresholds -> metrics -> IdentificationResult -> results.json, tables and an HTM
 :func:`add_identification_arguments` / :func:`identification_command`); notebooks call it too.
 It never prints: progress goes to tqdm bars (stderr) and messages to the ``log`` callback.
 
-Images are embedded through :func:`audit.pipeline.embed_table` and its embedding store, so only
+Images are embedded through :func:`audit.verification.acquire.embed_table` and its embedding store, so only
 the images the gallery and probes use are embedded, and a rerun does no inference.
 """
 
@@ -105,7 +105,7 @@ def _with_status(table: SampleTable, samples: pd.DataFrame) -> SampleTable:
 
 
 def _load(base: AuditConfig, ds, data_dir, log) -> SampleTable:
-    from ..pipeline import _load_table  # shared with the 1:1 pipeline (manifests and Hugging Face)
+    from ..verification.acquire import _load_table
 
     table, _, _ = _load_table(dataclasses.replace(base, dataset=ds), data_dir, log)
     return table
@@ -151,7 +151,7 @@ def run_identification(
     >>> run.result.by_group("ethnicity", "FPIR=1e-2")                                 # doctest: +SKIP
     """
     from ..backends.registry import create_backend
-    from ..pipeline import _machine, embed_table
+    from ..verification.acquire import _machine, embed_table
 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)

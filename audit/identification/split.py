@@ -19,7 +19,7 @@ Builders (all seeded, all sizes configurable; each returns a validated :class:`G
   another (the ACLU's test: members of Congress searched against arrest photos).
 
 Inputs are :class:`~audit.datasets.SampleTable` objects or their ``data`` frames. When the frame
-has a ``status`` column (as :func:`audit.pipeline.embed_table` returns), enrolment only picks
+has a ``status`` column (as :func:`audit.verification.acquire.embed_table` returns), enrolment only picks
 images whose status is ``ok``; probes keep their status (a failed probe is a result, see
 :mod:`audit.identification.analysis`).
 """

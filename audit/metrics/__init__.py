@@ -16,40 +16,21 @@ counts genuine (mated) scores ``< threshold``.
 
 from __future__ import annotations
 
-from .disparity import (
-    Disparity,
-    fairness_discrepancy_rate,
-    garbe,
-    gini,
-    inequity_rate,
-    max_geomean_ratio,
-    max_min_ratio,
-    summarize,
-)
-from .rates import (
-    CI_METHODS,
-    ErrorCounts,
-    Rate,
-    det_curve,
-    error_counts,
-    fmr,
-    fnmr,
-    rate_from_counts,
-    threshold_at_fmr,
-    thresholds_at_fmr,
-)
+from .disparity import Disparity, max_geomean_ratio, max_min_ratio, summarize
+from .joint import fairness_discrepancy_rate, garbe, gini, inequity_rate
+from .rates import CI_METHODS, ErrorCounts, Rate, det_curve, error_counts, fmr, fnmr, rate_from_counts
+from .thresholds import threshold_at_fmr, thresholds_at_fmr
 from .uncertainty import (
     Interval,
     IntervalArrays,
-    RatioInterval,
     clopper_pearson_interval,
     clopper_pearson_interval_arrays,
     insufficient_impostors,
     interval_arrays,
-    rate_ratio_interval,
     wilson_interval,
     wilson_interval_arrays,
 )
+from .ratio import RatioInterval, rate_ratio_interval
 
 __all__ = [
     # rates

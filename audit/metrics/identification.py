@@ -50,7 +50,8 @@ from scipy import stats
 
 from audit.errors import MetricError
 
-from .rates import Rate, _allowed_false_matches, _just_above, rate_from_counts
+from .rates import Rate, rate_from_counts
+from .thresholds import _allowed_false_matches, _just_above
 from .uncertainty import _check_target_fmr, interval_arrays
 
 __all__ = [

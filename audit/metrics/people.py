@@ -49,7 +49,7 @@ import numpy as np
 
 from audit.errors import MetricError
 
-from .rates import _REL_TOL
+from .uncertainty import _REL_TOL
 
 __all__ = ["PeopleCounts", "PeopleReplicates", "people_weights", "people_bootstrap", "IMPOSTOR_MODES"]
 

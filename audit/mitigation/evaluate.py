@@ -166,7 +166,7 @@ def evaluate_mitigations(
     -------
     MitigationTables
     """
-    from ..comparisons import mated_pair_indices
+    from ..verification.protocol import mated_pair_indices
     from ..engine.tiles import sample_impostor_pairs
 
     unknown = [m for m in methods if m not in METHODS or m == "baseline"]

@@ -162,7 +162,7 @@ def run_mitigation(config: MitigationConfig, *, data_dir: str | Path | None = No
     """Embed (through the cache), evaluate the methods on held-out people, write the outputs."""
     from ..backends.registry import create_backend
     from ..datasets import cache_dir
-    from ..pipeline import _load_table, embed_table
+    from ..verification.acquire import _load_table, embed_table
 
     t0 = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)

@@ -31,7 +31,7 @@ def write_identification_report(result, folder) -> Path:  # noqa: ANN001
 
 
 def write_any_report(result, folder) -> Path:  # noqa: ANN001
-    """Write the report of either kind of result (1:1 :class:`~audit.results.AuditResult` or 1:N
+    """Write the report of either kind of result (1:1 :class:`~audit.verification.result.AuditResult` or 1:N
     :class:`~audit.identification.result.IdentificationResult`) to ``folder/index.html``."""
     from ..identification.result import IdentificationResult
 

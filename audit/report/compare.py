@@ -1,6 +1,6 @@
 """Several audits of one dataset side by side: backends, models or versions, in one HTML page.
 
-``render_comparison_html`` reads two or more :class:`~audit.results.AuditResult` objects of the
+``render_comparison_html`` reads two or more :class:`~audit.verification.result.AuditResult` objects of the
 same dataset and lays them out so that a reader can compare systems group by group:
 
 - the systems compared (model, version, weights, detector, thresholds, overall rates);
@@ -36,7 +36,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..errors import FaceAuditError
-from ..results import AuditResult, ThresholdInfo
+from ..verification.result import AuditResult
+from ..results import ThresholdInfo
 from . import plots
 from .html import (
     SUMMARY_METHOD,

@@ -1,4 +1,4 @@
-"""The self-contained HTML audit report, rendered from an :class:`~audit.results.AuditResult` alone.
+"""The self-contained HTML audit report, rendered from an :class:`~audit.verification.result.AuditResult` alone.
 
 ``render_html`` turns a result into one HTML page: the stylesheet is inline, figures are PNG
 ``data:`` URIs, and there is no script, no web font and no remote resource (a
@@ -35,7 +35,8 @@ from typing import Any, Mapping
 import jinja2
 import pandas as pd
 
-from ..results import AuditResult, ThresholdInfo
+from ..verification.result import AuditResult
+from ..results import ThresholdInfo
 from .confounders import confounder_section
 from . import plots
 from .plots import _f, flag, fmt_count, fmt_rate, group_order

@@ -1,4 +1,4 @@
-"""Figures for the audit report, drawn from an :class:`~audit.results.AuditResult` alone.
+"""Figures for the audit report, drawn from an :class:`~audit.verification.result.AuditResult` alone.
 
 Every function returns a :class:`matplotlib.figure.Figure` built directly (with an Agg canvas),
 never through ``pyplot``, so nothing touches matplotlib's global figure registry and figures are
@@ -39,7 +39,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 from matplotlib.transforms import blended_transform_factory
 
 from ..errors import FaceAuditError
-from ..results import AuditResult, ThresholdInfo
+from ..verification.result import AuditResult
+from ..results import ThresholdInfo
 
 __all__ = [
     "ReportError",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import audit.engine.tiles as tiles_mod
-from audit.comparisons import similarity_matrix
+from audit.verification.protocol import similarity_matrix
 from audit.engine.tiles import (
     coarsen_cells,
     pair_scores_from_list,

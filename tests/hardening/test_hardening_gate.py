@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 from conftest import cli, load_json
 
 POLICY = """

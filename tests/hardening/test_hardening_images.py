@@ -13,7 +13,7 @@ from PIL import Image
 
 from audit.backends.base import FaceStatus
 from audit.engine.local import embed_one
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 from conftest import cli, config_text, write_checksums
 from fake_backend import QuadrantColourBackend
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 from conftest import cli, embeddings_config, good_embeddings, samples_frame, scores_config, scores_frame
 
 

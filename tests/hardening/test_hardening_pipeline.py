@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 from conftest import cli, config_text
 
 
@@ -80,11 +80,11 @@ def test_an_interrupted_move_leaves_the_folder_marked_incomplete(ready, capsys, 
             raise OSError(errno.EIO, "simulated crash")
         return real(src, dst)
 
-    monkeypatch.setattr("audit.pipeline.os.replace", replace)
+    monkeypatch.setattr("audit.verification.outputs.os.replace", replace)
     assert cli("run", ready["cfg"], "--data-dir", ready["data"]) == 2
     assert "INCOMPLETE.txt" in capsys.readouterr().err
     assert (ready["out"] / "INCOMPLETE.txt").is_file() and (ready["out"] / "index.html").is_file()
-    monkeypatch.setattr("audit.pipeline.os.replace", real)
+    monkeypatch.setattr("audit.verification.outputs.os.replace", real)
     assert cli("run", ready["cfg"], "--data-dir", ready["data"]) == 0
     assert not (ready["out"] / "INCOMPLETE.txt").exists()
     assert sorted(p.name for p in ready["out"].iterdir()) == ["index.html", "results.json", "tables"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.comparisons import PairScores
+from audit.verification.protocol import PairScores
 from audit.engine.tiles import score_tiles
 from audit.metrics.adjust import (
     adjusted_comparisons,
@@ -17,7 +17,8 @@ from audit.metrics.adjust import (
 )
 from audit.metrics.people import people_bootstrap, people_weights
 from audit.metrics.reference import compare_to_reference
-from audit.verification import _people_intervals, cell_data_from_pairs
+from audit.verification.analysis import cell_data_from_pairs
+from audit.verification.intervals import _people_intervals
 
 
 def _dataset(seed=3, people=9, cells=3):

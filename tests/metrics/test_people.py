@@ -8,11 +8,11 @@ import itertools
 import numpy as np
 import pytest
 
-from audit.comparisons import PairScores
+from audit.verification.protocol import PairScores
 from audit.engine.tiles import score_tiles
 from audit.errors import MetricError
 from audit.metrics.people import PeopleCounts, people_bootstrap, people_weights
-from audit.verification import cell_data_from_pairs, cell_data_from_scan
+from audit.verification.analysis import cell_data_from_pairs, cell_data_from_scan
 
 
 def _dataset(seed=3, people=9, cells=3):

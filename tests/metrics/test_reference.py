@@ -19,7 +19,7 @@ from audit.metrics.reference import (
     remove_pair_noise,
     simultaneous_rate_bounds,
 )
-from audit.verification import joint_replicates
+from audit.verification.intervals import joint_replicates
 
 
 def test_max_t_by_hand_with_one_comparison():

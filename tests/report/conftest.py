@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.results import TABLE_COLUMNS, AuditResult, ThresholdInfo
+from audit.verification.result import TABLE_COLUMNS, AuditResult
+from audit.results import ThresholdInfo
 
 SCRIPT = "<script>alert(1)</script> / male"
 TITLE = 'Tiny audit: "dlib" & <friends>\'s test'

@@ -20,7 +20,7 @@ from audit.report.compare import (
     render_comparison_html,
     write_comparison_report,
 )
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 
 REPO = Path(__file__).resolve().parents[2]
 DLIB = REPO / "reports" / "london-dlib" / "results.json"

@@ -10,7 +10,7 @@ import pytest
 
 from audit.report import render_html, write_report
 from audit.report.html import _environment
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 
 SCRIPT = "<script>alert(1)</script> / male"
 TITLE = 'Tiny audit: "dlib" & <friends>\'s test'

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from audit.report import render_comparison_html, render_html
-from audit.results import AuditResult
+from audit.verification.result import AuditResult
 
 REPO = Path(__file__).resolve().parents[2]
 LONDON = REPO / "reports" / "london-dlib" / "results.json"

@@ -10,7 +10,8 @@ import pytest
 
 from audit.report import render_html
 from audit.findings import STATUS_LABELS, Finding, executive_summary, pct, times
-from audit.results import TABLE_COLUMNS, AuditResult, ThresholdInfo
+from audit.verification.result import TABLE_COLUMNS, AuditResult
+from audit.results import ThresholdInfo
 
 SCRIPT = "<script>alert(1)</script> / male"
 

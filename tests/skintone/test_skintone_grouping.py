@@ -7,7 +7,7 @@ import pytest
 
 from audit.config import config_from_dict
 from audit.errors import ConfigError, DataError
-from audit.pipeline import _load_table
+from audit.verification.acquire import _load_table
 
 
 def _labels(tmp_path, subjects):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MetricError
+from ..errors import MetricError
 
 __all__ = ["PairScores", "similarity_matrix", "read_pair_list", "mated_pair_indices"]
 
@@ -30,7 +30,7 @@ class PairScores:
         Similarities.
     mated_a, mated_b, impostor_a, impostor_b : numpy.ndarray of int64
         Row indices (into the embedding matrix) of the two sides: ``a < b``, except in two-sided
-        scores (:func:`audit.inputs.read_scores` with ``two_sided=True``), where ``a`` is the probe.
+        scores (:func:`audit.verification.inputs.read_scores` with ``two_sided=True``), where ``a`` is the probe.
     """
 
     mated_score: np.ndarray
@@ -90,7 +90,7 @@ def read_pair_list(path, sample_ids, *, id_format: str = "lfw-deepfunneled/{name
     """
     from pathlib import Path
 
-    from .errors import DataError
+    from ..errors import DataError
 
     path = Path(path)
     if not path.is_file():

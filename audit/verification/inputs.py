@@ -58,10 +58,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .backends.base import BackendInfo
-from .comparisons import PairScores
-from .errors import DataError
-from .images import sha256_file
+from ..backends.base import BackendInfo
+from .protocol import PairScores
+from ..errors import DataError
+from ..images import sha256_file
 
 __all__ = ["ScoredInput", "read_table", "read_scores", "read_embeddings", "check_subject_labels", "check_numeric_text", "single_subject_groups"]
 

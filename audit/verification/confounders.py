@@ -23,11 +23,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .datasets.table import group_labels, grouping_id, join_group_values
-from .errors import ConfigError
-from .metrics.adjust import adjusted_comparisons, greenland_robins_variance, mantel_haenszel, pair_strata, stratum_counts
-from .metrics.balance import MATERIAL_DIFFERENCE, covariate_balance, standardised_difference
-from .metrics.people import people_bootstrap
+from ..datasets.table import group_labels, grouping_id, join_group_values
+from ..errors import ConfigError
+from ..metrics.adjust import adjusted_comparisons, greenland_robins_variance, mantel_haenszel, pair_strata, stratum_counts
+from ..metrics.balance import MATERIAL_DIFFERENCE, covariate_balance, standardised_difference
+from ..metrics.people import people_bootstrap
 
 __all__ = ["ConfounderTables", "confounder_tables", "CONFOUNDER_COLUMNS", "UNKNOWN_STRATUM"]
 

@@ -7,10 +7,6 @@ progress goes to tqdm bars (stderr) and messages to the ``log`` callback.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import platform
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,18 +15,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .backends.registry import create_backend
-from .backends.base import BackendInfo
-from .comparisons import PairScores
-from .inputs import read_embeddings, read_scores, single_subject_groups
-from .config import AuditConfig
-from .datasets import SampleTable, cache_dir, load_dataset, load_manifest
-from .engine import EmbedStats, default_workers, embed_missing
-from .errors import ConfigError, DataError
-from .results import AuditResult, paths_of_failures_only
-from .store import EmbeddingStore
-from .verification import (
+from .. import __version__
+from ..backends.base import BackendInfo
+from .protocol import PairScores
+from .inputs import single_subject_groups
+from ..config import AuditConfig
+from ..engine import EmbedStats
+from ..errors import ConfigError, DataError
+from .result import AuditResult
+from ..results import paths_of_failures_only
+from .analysis import (
     analyse_cells,
     cell_data_from_pairs,
     cell_data_from_scan,
@@ -39,8 +33,10 @@ from .verification import (
     threshold_specs,
     thresholds_from_counts,
 )
+from .acquire import _Acquired, _acquire_from_file, _acquire_from_images, _machine, _noop
+from .outputs import check_output_dir, write_outputs
 
-__all__ = ["AuditRun", "run_audit", "embed_table"]
+__all__ = ["AuditRun", "run_audit"]
 
 
 @dataclass(frozen=True)
@@ -52,168 +48,6 @@ class AuditRun:
     seconds: float
     output_dir: Path | None
     files: tuple[Path, ...]
-
-
-def _noop(msg: str) -> None:
-    return None
-
-
-def _machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-    }
-
-
-def embed_table(
-    table: SampleTable,
-    backend,
-    *,
-    store_dir: Path | None = None,
-    workers: int | None = None,
-    batch_size: int = 8,
-    progress: bool = True,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, EmbedStats]:
-    """Embed every image of a table through the store.
-
-    Returns
-    -------
-    samples : pandas.DataFrame
-        The table's rows with ``status``, ``n_faces`` and ``detail`` added.
-    ok_rows : numpy.ndarray of int, shape (n_ok,)
-        Positions of the acquired images.
-    embeddings : numpy.ndarray of shape (n_ok, d), float32
-    stats : EmbedStats
-    """
-    backend.load()
-    info = backend.info()
-    store_dir = Path(store_dir) if store_dir else cache_dir() / "embeddings"
-    df = table.data.reset_index(drop=True)
-    paths = dict(zip(df["sha256"], df["path"]))
-    with EmbeddingStore(store_dir, info) as store:
-        stats = embed_missing(
-            backend, paths, store, workers=workers or default_workers(), batch_size=batch_size,
-            progress=progress, desc=f"{info.backend}:{info.model}",
-        )
-        got = store.get_many(df["sha256"])
-    results = [got[s] for s in df["sha256"]]
-    samples = df.copy()
-    samples["status"] = [r.status.value for r in results]
-    samples["n_faces"] = [r.n_faces for r in results]
-    samples["detail"] = [r.detail for r in results]
-    ok_rows = np.flatnonzero(samples["status"].to_numpy() == "ok")
-    dim = info.dim
-    emb = np.stack([results[i].embedding for i in ok_rows]).astype(np.float32) if ok_rows.size else np.empty((0, dim), np.float32)
-    return samples, ok_rows, emb, stats
-
-
-def _load_table(config: AuditConfig, data_dir, log) -> tuple[SampleTable, str, tuple[tuple[str, ...], ...]]:
-    ds = config.dataset
-    if ds.huggingface:
-        from .datasets.hf import from_huggingface
-
-        log(f"dataset {ds.huggingface}: loading through Hugging Face datasets")
-        table = from_huggingface(
-            ds.huggingface, groups=ds.hf_groups or {}, subject_column=ds.hf_subject_column,
-            split=ds.hf_split, revision=ds.hf_revision, name=ds.name,
-        )
-        return table, "all_pairs", tuple((g,) for g in table.group_columns)
-    manifest = load_manifest(ds.manifest or ds.name)
-    log(f"dataset {manifest.name}: verifying files against {manifest.path.name}")
-    table = load_dataset(manifest, data_dir=data_dir or ds.data_dir)
-    if ds.labels is not None:  # extra label columns (e.g. a measured skin-tone bin) become group columns
-        from .labelfile import join_label_file
-
-        wanted = list(dict.fromkeys(c for g in (ds.groupings or ()) for c in g if c not in table.group_columns))
-        data, added = join_label_file(table.data, ds.labels, columns=wanted)
-        table = SampleTable(data, (*table.group_columns, *added), dict(table.dataset, extra_labels={"file": str(ds.labels), "columns": added}))
-        log(f"labels {ds.labels.name}: added the group columns {added}")
-    return table, manifest.protocol_kind, manifest.groupings
-
-
-@dataclass(frozen=True)
-class _Acquired:
-    samples: pd.DataFrame
-    ok_rows: np.ndarray
-    pairs: PairScores
-    info: BackendInfo
-    groupings: tuple[tuple[str, ...], ...]
-    group_columns: tuple[str, ...]
-    dataset: dict
-    protocol_kind: str
-    stats: EmbedStats
-    workers: int
-    score_seconds: float
-    embeddings: np.ndarray | None = None  # acquired rows, scored all-pairs by the tiled engine
-    side: np.ndarray | None = None  # two-sided scores file: 0 probe / 1 reference per acquired row
-    identities: bool = True  # False: a scores file with only a mated flag (pairs assumed independent)
-    failed_comparisons: tuple[int, int] = (0, 0)  # (mated, impostor) pairs without a score
-
-
-def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
-    table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
-    if config.dataset.subjects is not None:
-        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed, balance=config.dataset.balance)
-    groupings = config.dataset.groupings or default_groupings
-    name = table.dataset.get("name", config.dataset.name)
-    for cols in groupings:
-        unknown = [c for c in cols if c not in table.group_columns]
-        if unknown:
-            raise ConfigError(
-                f"{config.path or '<config>'}: field 'dataset.groupings' names {unknown}; dataset {name} has the group columns {list(table.group_columns)}"
-            )
-    log(f"dataset {name}: {len(table)} images of {table.n_subjects} subjects (found via {table.dataset.get('location')})")
-
-    backend = create_backend(config.backend.name, **dict(config.backend.options))
-    backend.load()
-    info = backend.info()
-    log(f"backend {info.backend}:{info.model} (weights sha256 {info.weights_sha256[:12]}…)")
-    store_dir = (config.run.cache_dir or cache_dir()) / "embeddings"
-    n_workers = workers or config.run.workers or default_workers()
-    samples, ok_rows, emb, stats = embed_table(
-        table, backend, store_dir=store_dir, workers=n_workers, batch_size=config.run.batch_size, progress=config.run.progress,
-    )
-    if stats.computed:
-        log(f"embedded {stats.computed} image(s) in {stats.seconds:.1f} s ({stats.images_per_second:.1f} img/s, {n_workers} worker(s)); {stats.cached} from cache")
-    else:
-        log(f"all {stats.cached} embeddings came from the cache: no inference was run")
-    return _Acquired(
-        samples, ok_rows, None, info, tuple(groupings), tuple(table.group_columns), dict(table.dataset),
-        protocol_kind, stats, n_workers, 0.0, emb,
-    )
-
-
-def _acquire_from_file(config: AuditConfig, log) -> _Acquired:
-    inp = config.input
-    t0 = time.perf_counter()
-    if inp.kind == "scores":
-        log(f"scores file {inp.path}: reading")
-        got = read_scores(inp.path, higher_is_similar=inp.higher_is_similar, group_columns=inp.group_columns, samples_path=inp.samples,
-                          name=inp.name, two_sided=inp.two_sided)
-        protocol = "pairs_from_scores_file" + (" (two-sided: sample_a probes, sample_b references)" if inp.two_sided else "")
-    else:
-        log(f"embeddings file {inp.path}: reading and scoring all pairs")
-        got = read_embeddings(inp.path, samples_path=inp.samples, group_columns=inp.group_columns, metric=inp.metric, name=inp.name)
-        protocol = "all_pairs"
-    dataset = {
-        "name": inp.name or inp.path.stem,
-        "title": f"{inp.kind} file {inp.path.name}",
-        "source": str(inp.path),
-        "samples": str(inp.samples) if inp.samples else None,
-        "sha256": got.info.weights_sha256,
-        "label_source": f"columns {list(inp.group_columns)} of " + (str(inp.samples.name) if inp.samples else inp.path.name),
-        "licence": "as supplied",
-    }
-    log(f"{len(got.samples)} samples" + (f" of {got.samples['subject'].nunique()} subjects" if got.identities else " (no identities given)"))
-    return _Acquired(
-        got.samples, got.ok_rows, got.pairs, got.info, inp.groupings, inp.group_columns, dataset,
-        protocol, EmbedStats(0, 0, 0.0, 1), 1, time.perf_counter() - t0, got.embeddings, got.side,
-        got.identities, (got.failed_mated, got.failed_impostor),
-    )
 
 
 #: The engine's exact tail holds this many times the largest target's allowed false matches.
@@ -245,8 +79,8 @@ def _protocol_name(config: AuditConfig, default: str) -> str:
 def _listed_pairs(acq: _Acquired, config: AuditConfig, subjects: np.ndarray) -> tuple[PairScores, list[str]]:
     """Pairs of a given list (e.g. LFW's pairs.txt) or every mated pair plus sampled impostors,
     with warnings about listed pairs that had to be left out."""
-    from .comparisons import mated_pair_indices, read_pair_list
-    from .engine.tiles import pair_scores_from_list, sample_impostor_pairs
+    from .protocol import mated_pair_indices, read_pair_list
+    from ..engine.tiles import pair_scores_from_list, sample_impostor_pairs
 
     protocol = config.protocol
     pos = np.full(len(acq.samples), -1, dtype=np.int64)
@@ -351,7 +185,7 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
         data = cell_data_from_pairs(pairs, cells, len(labels), [t.value for t in thresholds],
                                     subjects=subjects if acq.identities else None, side=side)
         return _Scored(thresholds, data, labels, columns, pairs.n_mated, pairs.n_impostor, tuple(notes))
-    from .engine.tiles import score_tiles
+    from ..engine.tiles import score_tiles
 
     protocol = config.protocol
     if protocol.pairs or protocol.sample_impostors:
@@ -566,83 +400,3 @@ def run_audit(
         files = write_outputs(result, out_dir, include_face_images=config.include_face_images)
     total = time.perf_counter() - t_start
     return AuditRun(result, stats, total, out_dir if write else None, tuple(files))
-
-
-#: Marks an output folder whose files are being replaced; if it stays, a run was killed while
-#: moving its outputs into place and the folder may mix two runs.
-INCOMPLETE_MARKER = "INCOMPLETE.txt"
-
-
-def check_output_dir(out_dir: str | Path) -> None:
-    """Raise a ConfigError (before any work) unless ``out_dir`` is, or can be made, a writable folder."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--output / field 'output.dir': {out_dir} is a file, not a folder; choose another output folder")
-    probe = out_dir
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"--output / field 'output.dir': {out_dir} cannot be created: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"--output / field 'output.dir': {out_dir} cannot be written ({probe} is not writable); choose a writable output folder"
-        )
-
-
-def write_outputs(result: AuditResult, out_dir: str | Path, *, include_face_images: bool = False) -> list[Path]:
-    """Write ``results.json``, ``tables/*.csv`` and ``index.html`` into ``out_dir`` without ever
-    leaving a mix of two runs unmarked.
-
-    Everything is first written into a temporary folder inside ``out_dir``; then a marker
-    (:data:`INCOMPLETE_MARKER`) is created, the files are moved into place (``results.json``
-    last), and the marker is removed. A failure while writing (a full disk) removes the temporary
-    folder and leaves the previous outputs as they were.
-    """
-    from .report import write_report
-
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".face-audit-partial-", dir=out_dir))
-    except OSError as exc:
-        raise ConfigError(f"--output / field 'output.dir': cannot create {out_dir} ({exc.strerror or exc})") from exc
-    marker = out_dir / INCOMPLETE_MARKER
-    try:
-        try:
-            result.to_json(tmp / "results.json")
-            result.write_tables(tmp / "tables")
-            write_report(result, tmp, include_face_images=include_face_images)
-        except OSError as exc:
-            raise ConfigError(
-                f"--output / field 'output.dir': writing the outputs into {out_dir} failed ({exc.strerror or exc}); "
-                "nothing was replaced there. Free space or choose another folder and run again "
-                "(embeddings are kept in the cache, so a rerun does not embed again)"
-            ) from exc
-        try:
-            marker.write_text(
-                "face-audit was moving a run's outputs into this folder and did not finish: results.json, index.html and "
-                "tables/ may come from different runs. Run the audit again.\n", encoding="utf-8")
-            old_tables = out_dir / "tables"
-            if old_tables.is_dir() and not old_tables.is_symlink():
-                trash = Path(tempfile.mkdtemp(prefix=".face-audit-old-", dir=out_dir))
-                os.replace(old_tables, trash / "tables")
-                os.replace(tmp / "tables", old_tables)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                if old_tables.is_symlink() or old_tables.exists():
-                    old_tables.unlink()
-                os.replace(tmp / "tables", old_tables)
-            os.replace(tmp / "index.html", out_dir / "index.html")
-            os.replace(tmp / "results.json", out_dir / "results.json")
-            marker.unlink()
-        except OSError as exc:
-            raise ConfigError(
-                f"--output / field 'output.dir': moving the outputs into {out_dir} failed ({exc.strerror or exc}); "
-                f"{marker.name} there marks the folder incomplete"
-            ) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return [out_dir / "results.json", *sorted((out_dir / "tables").glob("*.csv")), out_dir / "index.html"]
