@@ -15,7 +15,8 @@ Two measures, both of a table of counts (groups x covariate strata):
   and covariate, 0 for identical compositions, 1 when the covariate determines the group.
 
 Counts are of people (each person's stratum is that of their first image), the unit the
-adjustment works with.
+adjustment works with. A group of fewer than :data:`MIN_PEOPLE` people is never called materially
+different: one person's band is "100% of the group" whatever the population looks like.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["standardised_difference", "cramers_v", "Balance", "covariate_balance", "MATERIAL_DIFFERENCE"]
+__all__ = ["standardised_difference", "cramers_v", "Balance", "covariate_balance", "MATERIAL_DIFFERENCE", "MIN_PEOPLE"]
 
 #: ``|d|`` at or above which a group's covariate composition differs materially from the reference's.
 MATERIAL_DIFFERENCE = 0.25
+#: Groups (and references) with fewer people than this get a standardised difference but no flag.
+MIN_PEOPLE = 5
 
 
 def standardised_difference(p1, p0) -> np.ndarray:
@@ -71,7 +74,7 @@ class Balance:
     stratum : str
         The stratum where it occurs.
     material : bool
-        ``|max_difference| >= MATERIAL_DIFFERENCE``.
+        ``|max_difference| >= MATERIAL_DIFFERENCE``, both groups having at least ``MIN_PEOPLE`` people.
     """
 
     group: str
@@ -81,7 +84,8 @@ class Balance:
     material: bool
 
 
-def covariate_balance(counts, groups: list[str], strata: list[str], reference: int) -> tuple[list[Balance], float]:
+def covariate_balance(counts, groups: list[str], strata: list[str], reference: int, *,
+                      min_people: int = MIN_PEOPLE) -> tuple[list[Balance], float]:
     """Each group's balance against the reference, and Cramér's V of the table.
 
     Parameters
@@ -112,5 +116,6 @@ def covariate_balance(counts, groups: list[str], strata: list[str], reference: i
             continue
         d = standardised_difference(share[g], share[reference])
         j = int(np.argmax(np.abs(d)))
-        out.append(Balance(groups[g], groups[reference], float(d[j]), strata[j], bool(abs(d[j]) >= MATERIAL_DIFFERENCE)))
+        enough = min(tot[g], tot[reference]) >= min_people
+        out.append(Balance(groups[g], groups[reference], float(d[j]), strata[j], bool(enough and abs(d[j]) >= MATERIAL_DIFFERENCE)))
     return out, cramers_v(c)

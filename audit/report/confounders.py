@@ -80,6 +80,8 @@ def _adjusted(result: Any, grouping: str) -> list[dict[str, str]]:
     order = {t.name: i for i, t in enumerate(getattr(result, "thresholds", ()))}
     rows = []
     for r in sorted(adj.itertuples(index=False), key=lambda r: (order.get(str(r.threshold_name), len(order)), str(r.metric) != "fmr")):
+        if math.isnan(_f(r.crude)) and math.isnan(_f(r.adjusted)):
+            continue  # no errors on either side: nothing to compare (the row stays in tables/adjusted.csv)
         rows.append({
             "threshold": str(r.threshold_name), "metric": str(r.metric).upper(), "group": str(r.group), "reference": str(r.reference),
             "crude": _ratio(r.crude, r.crude_low, r.crude_high), "adjusted": _ratio(r.adjusted, r.adjusted_low, r.adjusted_high),

@@ -28,19 +28,13 @@ from ..errors import ConfigError
 from ..metrics.adjust import adjusted_comparisons, greenland_robins_variance, mantel_haenszel, pair_strata, stratum_counts
 from ..metrics.balance import MATERIAL_DIFFERENCE, covariate_balance, standardised_difference
 from ..metrics.people import people_bootstrap
+from .result import TABLE_COLUMNS
 
-__all__ = ["ConfounderTables", "confounder_tables", "CONFOUNDER_COLUMNS", "UNKNOWN_STRATUM"]
+__all__ = ["ConfounderTables", "confounder_tables", "covariate_tables", "CONFOUNDER_COLUMNS", "UNKNOWN_STRATUM"]
 
 UNKNOWN_STRATUM = "unknown"
 
-CONFOUNDER_COLUMNS: dict[str, list[str]] = {
-    "covariates": ["grouping", "covariate", "group", "stratum", "people", "images", "share", "std_difference"],
-    "balance": ["grouping", "covariate", "group", "reference", "max_std_difference", "stratum", "material", "cramers_v"],
-    "stratum_rates": ["grouping", "threshold_name", "threshold", "metric", "group", "stratum", "errors", "trials", "rate"],
-    "adjusted": ["grouping", "threshold_name", "threshold", "metric", "group", "reference", "covariate", "crude", "crude_low",
-                 "crude_high", "crude_shown", "adjusted", "adjusted_low", "adjusted_high", "adjusted_shown", "p_adjusted",
-                 "strata_used", "strata_missing", "independent_low", "independent_high", "method"],
-}
+CONFOUNDER_COLUMNS: dict[str, list[str]] = {k: TABLE_COLUMNS[k] for k in ("covariates", "balance", "stratum_rates", "adjusted")}
 
 #: How the adjusted intervals are made (the crude ones of the same rows are the reference table's).
 ADJUSTED_METHOD = "Mantel-Haenszel over strata; people bootstrap, max-t simultaneous over the comparisons"
@@ -205,3 +199,13 @@ def confounder_tables(
                                              a.independent_low, a.independent_high, method))
     frames = {key: pd.DataFrame(r, columns=CONFOUNDER_COLUMNS[key]) for key, r in rows.items()}
     return ConfounderTables(**frames, warnings=tuple(warnings))
+
+
+def covariate_tables(samples: pd.DataFrame, ok_rows: np.ndarray, scored, groupings, config, dataset: Mapping | None) -> ConfounderTables:
+    """:func:`confounder_tables` for a run: the scored cell data, the config's ``[analysis]`` and
+    ``[run]`` settings, and the covariates' band order from the dataset's manifest."""
+    declared = (dataset or {}).get("covariates") or {}
+    levels = {k: v.get("levels") for k, v in declared.items() if isinstance(v, Mapping)}
+    return confounder_tables(samples, ok_rows, scored.data, scored.labels, scored.columns, groupings, scored.thresholds,
+                             adjust_for=list(config.analysis.adjust_for), reference=config.analysis.reference,
+                             bootstrap=config.run.bootstrap, seed=config.run.seed, levels=levels)
