@@ -115,23 +115,30 @@ class StratumCounts:
 
 
 def _pair_sum(a, b, code, values, n_codes: int, WT: np.ndarray) -> np.ndarray:
-    """``sum w_a w_b v`` per code over rows (a, b, code, values (R, T)); returns (b, n_codes, T)."""
+    """``sum w_a w_b v`` per code over rows (a, b, code, values (R, T)); returns (b, n_codes, T).
+    Rows with ``code < 0`` are left out. In chunks of rows: each row's replicate weights
+    ``w_a * w_b`` (R, b), summed into its code by a sparse one-hot product."""
     from scipy import sparse
 
-    s, nb = WT.shape
+    nb = WT.shape[1]
     t = values.shape[1]
-    out = np.zeros((nb, n_codes, t))
-    for j in np.unique(code[code >= 0]):
-        rows = np.flatnonzero(code == j)
+    out = np.zeros((n_codes, nb, t))
+    keep = (code >= 0) & np.any(values != 0, axis=1)
+    a, b, code, values = a[keep], b[keep], code[keep], values[keep].astype(np.float64)
+    step = max(1, _CHUNK_ELEMS // max(1, nb))
+    for s in range(0, a.size, step):
+        e = min(a.size, s + step)
+        prod = WT[a[s:e]] * WT[b[s:e]]  # (r, b)
         for k in range(t):
-            v = values[rows, k].astype(np.float64)
-            nz = v != 0
-            if not nz.any():
-                continue
-            left, a_code = np.unique(a[rows][nz], return_inverse=True)
-            F = sparse.csr_matrix((v[nz], (a_code.reshape(-1), b[rows][nz])), shape=(left.size, s))
-            out[:, j, k] = (WT[left] * (F @ WT)).sum(axis=0)
-    return out
+            H = sparse.csr_matrix((values[s:e, k], (code[s:e], np.arange(e - s))), shape=(n_codes, e - s))
+            out[:, :, k] += H @ prod
+    return np.moveaxis(out, 0, 1)
+
+
+def _by_group_stratum(W: np.ndarray, N: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``sum_i W[b, i] N[i, g] S[i, k]`` as one matrix product: (b, G, K)."""
+    g, k = N.shape[1], S.shape[1]
+    return (W @ (N[:, :, None] * S[:, None, :]).reshape(N.shape[0], g * k)).reshape(W.shape[0], g, k)
 
 
 def _impostor_trials(counts: PeopleCounts, mapping, g: int, sigma, k: int, W: np.ndarray) -> np.ndarray:
@@ -149,9 +156,9 @@ def _impostor_trials(counts: PeopleCounts, mapping, g: int, sigma, k: int, W: np
         half = counts.n_cells // 2
         P = counts.images[:, :half] @ _onehot(mapping[:half], g)  # (S, G)
         R = counts.images[:, half:] @ _onehot(mapping[half:], g)
-        WP = np.einsum("bi,ig,ik->bgk", W, P, S)  # probe images by group and stratum
-        WR = np.einsum("bi,ig,ik->bgk", W, R, S)
-        self_pairs = np.einsum("bi,ig,ik->bgk", W2, P * R, S)
+        WP = _by_group_stratum(W, P, S)  # probe images by group and stratum
+        WR = _by_group_stratum(W, R, S)
+        self_pairs = _by_group_stratum(W2, P * R, S)
         directed = WP[:, :, :, None] * WR[:, :, None, :]  # (b, G, K, K): probe stratum, reference stratum
         directed[:, :, np.arange(k), np.arange(k)] -= self_pairs
         out = directed[:, :, ps, pt]
@@ -160,20 +167,20 @@ def _impostor_trials(counts: PeopleCounts, mapping, g: int, sigma, k: int, W: np
         return out
     if counts.impostor_mode == "all":
         N = (counts.images @ _onehot(mapping, g)).astype(np.float64)  # (S, G)
-        A = np.einsum("bi,ig,ik->bgk", W, N, S)
-        Q = np.einsum("bi,ig,ik->bgk", W2, N * N, S)
+        A = _by_group_stratum(W, N, S)
+        Q = _by_group_stratum(W2, N * N, S)
         out = A[:, :, ps] * A[:, :, pt]
         same = ps == pt
         out[:, :, same] = (A[:, :, ps[same]] ** 2 - Q[:, :, ps[same]]) / 2
         return out
     # same_cell: impostors only within a cell; a group sums its cells
     Nc = counts.images.astype(np.float64)  # (S, C)
-    A = np.einsum("bi,ic,ik->bck", W, Nc, S)
-    Q = np.einsum("bi,ic,ik->bck", W2, Nc * Nc, S)
+    A = _by_group_stratum(W, Nc, S)
+    Q = _by_group_stratum(W2, Nc * Nc, S)
     per = A[:, :, ps] * A[:, :, pt]
     same = ps == pt
     per[:, :, same] = (A[:, :, ps[same]] ** 2 - Q[:, :, ps[same]]) / 2
-    return np.einsum("bcp,cg->bgp", per, _onehot(mapping, g))
+    return np.moveaxis(np.moveaxis(per, 1, 2) @ _onehot(mapping, g), 2, 1)
 
 
 def _counts(counts: PeopleCounts, mapping, g: int, sigma, k: int, W: np.ndarray):
