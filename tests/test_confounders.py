@@ -180,3 +180,36 @@ def test_planted_duplicates_under_each_policy(tmp_path, shared_dir):
         for a, b in pairs:
             assert a in html and b in html  # the report lists every pair, kept or left out
         assert html.count(">left out<") == int(d.excluded.sum())
+
+
+def test_config_fields_and_their_errors(tmp_path):
+    from audit.errors import ConfigError
+
+    base = {"dataset": {"name": "london"}, "backend": {"name": "dlib"}}
+    cfg = config_from_dict({**base, "analysis": {"adjust_for": ["age_band"]}, "data": {"duplicates": "exclude"}}, base_dir=tmp_path)
+    assert cfg.analysis.adjust_for == ("age_band",) and cfg.data.duplicates == "exclude"
+    assert config_from_dict(base, base_dir=tmp_path).data.duplicates == "default"
+    with pytest.raises(ConfigError, match="field 'data.duplicates'.*'drop'"):
+        config_from_dict({**base, "data": {"duplicates": "drop"}}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="field 'analysis.adjust_for'"):
+        config_from_dict({**base, "analysis": {"adjust_for": [3]}}, base_dir=tmp_path)
+    cfg = config_from_dict({**base, "dataset": {"name": "london", "subjects": 10, "balance": "ethnicity, gender"}}, base_dir=tmp_path)
+    assert cfg.dataset.balance == ("ethnicity", "gender")
+
+
+def test_balance_needs_subjects_on_the_command_line(tmp_path, capsys):
+    from audit.cli import main
+
+    cfg = Path(__file__).resolve().parents[1] / "examples" / "london-dlib.toml"
+    assert main(["run", str(cfg), "--balance", "ethnicity", "--output", str(tmp_path / "o")]) != 0
+    assert "--balance goes with --subjects" in capsys.readouterr().err
+
+
+def test_adjusting_for_an_unknown_column_names_the_field(shared_dir):
+    from audit.errors import ConfigError
+    from audit.verification.confounders import confounder_tables
+    import pandas as pd
+
+    s = pd.DataFrame({"sample_id": ["a", "b"], "subject": ["1", "2"], "status": ["ok", "ok"], "ethnicity": ["x", "y"]})
+    with pytest.raises(ConfigError, match="'analysis.adjust_for' names \\['age'\\].*\\['ethnicity'\\]"):
+        confounder_tables(s, np.arange(2), None, [], [], [], [], adjust_for=["age"])
