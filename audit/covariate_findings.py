@@ -10,7 +10,9 @@ part of the gap that goes with the covariate.
 - ``0.25 <= share < 0.5``: "Part of this gap goes with age band: ..."
 - the adjusted ratio on the other side of 1: "Within age bands the gap reverses: ..."
 - ``share <= -0.25``: "Age band hides part of this gap: within age bands the ratio is 9.1×."
-- otherwise nothing: adjusting does not change the picture materially.
+- otherwise: "Age band does not explain this gap: within age bands the ratio is 23×."
+
+Nothing is said when the result has no strata (no ``adjust_for``) or a ratio is 0 or infinite.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def adjusted_sentence(result: Any, grouping: str, metric: str, threshold_name: s
         return f"Part of this gap goes with {name}: {within} {ratio}."
     if share <= -PART:
         return f"{name[0].upper()}{name[1:]} hides part of this gap: {within} {ratio}."
-    return ""
+    return f"{name[0].upper()}{name[1:]} does not explain this gap: {within} {ratio}."
 
 
 def with_adjusted(result: Any, finding):
