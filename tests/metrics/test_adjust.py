@@ -156,21 +156,28 @@ def test_closed_form_trials_equal_the_listed_pairs(mode):
         np.testing.assert_allclose(x, y)
 
 
-def test_one_stratum_gives_the_crude_comparison():
-    """With a single stratum every step is the crude reference comparison's: same ratio, same interval."""
+@pytest.mark.parametrize("operating_point", [False, True])
+def test_one_stratum_gives_the_crude_comparison(operating_point):
+    """With a single stratum every step is the crude reference comparison's: same ratio, same
+    interval (FNMR at a target-FMR threshold at each replicate's re-estimated threshold too)."""
     subj, cell, emb = _dataset(seed=8, people=40, cells=3)
     pairs = _all_pairs(subj, emb)
-    th = np.array([0.2, 0.35])
+    imp = np.sort(pairs.impostor_score)[::-1]
+    th = np.array([np.nextafter(imp[int(0.05 * imp.size)], np.inf), 0.35])  # the first at FMR 0.05
     data = cell_data_from_pairs(pairs, cell, 3, th, subjects=subj)
     mapping, g = np.array([0, 1, 2]), 3
-    rep = people_bootstrap(data.people, mapping, g, n_replicates=200, seed=3)
+    targets = [0.05, None] if operating_point else None
+    rep = people_bootstrap(data.people, mapping, g, n_replicates=200, seed=3, targets=targets)
     pi = _people_intervals(data.people, rep, mapping, g)
-    sc = stratum_counts(data.people, mapping, g, np.zeros(data.people.n_people, np.int64), 1, n_replicates=200, seed=3)
+    op = rep.op_threshold if operating_point else None
+    op_cols = np.isfinite(op).mean(axis=0) >= 0.9 if operating_point else np.zeros(2, bool)
+    assert op_cols.tolist() == ([True, False] if operating_point else [False, False])
+    sc = stratum_counts(data.people, mapping, g, np.zeros(data.people.n_people, np.int64), 1, n_replicates=200, seed=3, op_threshold=op)
     groups = ["a", "b", "c"]
     for k in range(th.size):
         for metric, e, n in (("fmr", rep.point_fm[:g, k], rep.point_imp[:g]), ("fnmr", rep.point_fnm[:g, k], rep.point_mated[:g])):
             crude = compare_to_reference(groups, e / n, n, e, pi[metric][:, :g, k], 0)
-            adj = adjusted_comparisons(groups, sc, metric, k, 0)
+            adj = adjusted_comparisons(groups, sc, metric, k, 0, op_column=bool(metric == "fnmr" and op_cols[k]))
             assert [c.group for c in crude] == [a.group for a in adj] == ["b", "c"]
             for c, a in zip(crude, adj):
                 for got in ((a.crude, a.crude_low, a.crude_high), (a.adjusted, a.adjusted_low, a.adjusted_high)):
