@@ -100,7 +100,8 @@ def _merge(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
 
 
 def _raw_and_path(config: Any) -> tuple[dict[str, Any], Path | None]:
-    from .config import AuditConfig, read_toml
+    from .verification.config import AuditConfig
+    from .config import read_toml
 
     if isinstance(config, (str, Path)):
         path = Path(config)
@@ -161,7 +162,7 @@ def run(
     --------
     >>> result = audit.run("examples/london-dlib.toml", subjects=16, workers=2)   # doctest: +SKIP
     """
-    from .config import config_from_dict
+    from .verification.config import config_from_dict
     from .verification.runner import run_audit
 
     raw, path = _raw_and_path(config)
@@ -317,7 +318,7 @@ def from_scores(
     ...                         "gender": ["F", "F", "M"]})                                            # doctest: +SKIP
     >>> audit.from_scores(pairs, samples, bootstrap=0).overall                                          # doctest: +SKIP
     """
-    from .config import config_from_dict
+    from .verification.config import config_from_dict
     from .verification.runner import run_audit
 
     pairs_df = _frame(pairs, "pairs")
@@ -380,7 +381,7 @@ def from_embeddings(
     -------
     AuditResult
     """
-    from .config import config_from_dict
+    from .verification.config import config_from_dict
     from .errors import DataError
     from .verification.runner import run_audit
 

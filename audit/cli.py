@@ -82,7 +82,7 @@ def _config_for_data(args: argparse.Namespace):
     --labels/--pattern in a temporary folder, or the folder's own (``datasets init``)."""
     import tempfile
 
-    from .config import config_from_dict
+    from .verification.config import config_from_dict
 
     folder = Path(args.data).expanduser().resolve()
     if not folder.is_dir():
@@ -129,7 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .config import load_config
+    from .verification.config import load_config
     from .verification.runner import run_audit
 
     if args.config and args.data:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from audit.backends.registry import create_backend  # noqa: E402
 from audit.verification.protocol import read_pair_list
 from audit.datasets import load_dataset  # noqa: E402
-from audit.engine.tiles import score_pairs  # noqa: E402
+from audit.engine.pairs import score_pairs  # noqa: E402
 from audit.verification.acquire import embed_table
 
 PUBLISHED = {"dlib": "99.38% (dlib's model card)", "opencv-sface": "99.40% (99.32% quantised; OpenCV model zoo)"}

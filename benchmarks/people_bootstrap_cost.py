@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from audit.config import load_config
+from audit.verification.config import load_config
 from audit.verification.runner import run_audit
 
 

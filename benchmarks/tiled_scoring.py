@@ -78,7 +78,7 @@ def cpu_seconds() -> float:
 
 
 def peak_rss() -> int:
-    from audit.engine.tiles import _peak_rss
+    from audit.engine.kernel import _peak_rss
     return _peak_rss()
 
 
@@ -111,7 +111,7 @@ def child_engine(args) -> dict:
     if args.numpy_loop:  # before the engine is imported (its worker processes inherit it)
         os.environ["FACE_AUDIT_NUMBA"] = "0"
     import audit.metrics  # noqa: F401  (pandas, scipy: imported by any pipeline; not timed)
-    from audit.engine.tiles import score_tiles
+    from audit.engine.scan import score_tiles
     from audit.metrics.people import people_bootstrap
     from audit.metrics.reference import compare_to_reference
     from audit.verification.intervals import _people_intervals
@@ -209,7 +209,7 @@ def child_naive(args) -> dict:
 
 def child_engine_small(args) -> dict:
     import audit.metrics  # noqa: F401  (pandas, scipy: imported by any pipeline; not timed)
-    from audit.engine.tiles import score_tiles
+    from audit.engine.scan import score_tiles
 
     emb, subj, grp = make_data(args.n, args.d, quantise=True)
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.config import config_from_dict, load_config
+from audit.verification.config import config_from_dict, load_config
 from audit.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

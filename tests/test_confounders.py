@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audit.config import config_from_dict
+from audit.verification.config import config_from_dict
 from audit.findings import executive_summary
 from audit.report import render_html
 from audit.verification.result import AuditResult

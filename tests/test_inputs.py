@@ -105,7 +105,7 @@ def test_missing_columns(tmp_path):
 
 
 def test_embeddings_file_scores_all_pairs(tmp_path):
-    from audit.config import config_from_dict
+    from audit.verification.config import config_from_dict
     from audit.verification.runner import run_audit
 
     rng = np.random.default_rng(0)
@@ -158,8 +158,8 @@ def test_cli_audits_a_vendor_scores_file_at_its_default_threshold(tmp_path, caps
 def test_engine_scan_and_given_pairs_agree_including_bootstrap(tmp_path):
     """An embeddings file (tiled engine) and a scores file of the same canonical scores (pair path)
     give identical counts and identical subject-bootstrap intervals."""
-    from audit.config import config_from_dict
-    from audit.engine.tiles import score_pairs
+    from audit.verification.config import config_from_dict
+    from audit.engine.pairs import score_pairs
     from audit.verification.runner import run_audit
 
     rng = np.random.default_rng(5)
@@ -186,7 +186,7 @@ def test_engine_scan_and_given_pairs_agree_including_bootstrap(tmp_path):
 def test_run_interval_reaches_the_rates_and_the_provenance(tmp_path):
     """[run] interval = "clopper-pearson": every FTA, FMR and FNMR interval is Clopper–Pearson's,
     and provenance records the choice; the default run records Wilson."""
-    from audit.config import config_from_dict
+    from audit.verification.config import config_from_dict
     from audit.metrics import clopper_pearson_interval
     from audit.verification.runner import run_audit
 
@@ -207,7 +207,7 @@ def test_run_interval_reaches_the_rates_and_the_provenance(tmp_path):
 
 
 def _run_scores(tmp_path, rows, scores_cfg, **extra):
-    from audit.config import config_from_dict
+    from audit.verification.config import config_from_dict
     from audit.verification.runner import run_audit
 
     pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)

@@ -34,6 +34,8 @@ FORBIDDEN = {
                 "engine", "gate", "cli", "api", "config"},
     # the engine spreads and scores work; it knows nothing of reports, runs or the command line
     "engine": {"report", "cli", "gate", "verification.runner", "verification.acquire", "datasets", "findings", "identification"},
+    # the shared config reader knows no audit kind
+    "config": {"verification", "identification", "attributes", "skintone", "mitigation", "report", "gate", "engine", "backends"},
     # the command line reaches the library through its modules, never the other way round
     "api": {"cli"},
 }

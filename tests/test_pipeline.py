@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from audit.cli import main
-from audit.config import config_from_dict
+from audit.verification.config import config_from_dict
 from audit.verification.runner import run_audit
 from audit.verification.result import AuditResult
 
@@ -81,7 +81,7 @@ def test_london_subset_end_to_end_with_dlib_and_cached_rerun(tmp_path, shared_di
     # pairs: the thresholds at 1e-2 and 1e-3 then come from narrowing passes, and must not move
     from audit.backends.registry import create_backend
     from audit.datasets import load_dataset
-    from audit.engine.tiles import score_tiles
+    from audit.engine.scan import score_tiles
     from audit.verification.acquire import embed_table
 
     table = load_dataset("london", data_dir=shared_dir).subset_subjects(14, seed=0)

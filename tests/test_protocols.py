@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from audit.verification.protocol import mated_pair_indices, read_pair_list
-from audit.config import config_from_dict
+from audit.verification.config import config_from_dict
 from audit.errors import ConfigError, DataError
 from audit.verification.runner import run_audit
 

@@ -1,7 +1,7 @@
 """Identification configs: the ``[identification]`` section of an audit TOML, validated.
 
 An identification config is an audit config (``title``, ``[dataset]``, ``[backend]``, ``[run]``,
-``[output]``, read by :func:`audit.config.config_from_dict`) plus one section::
+``[output]``, read by :func:`audit.verification.config.config_from_dict`) plus one section::
 
     [identification]
     scenario = "lfw-singletons"     # | "london-half" | "custom" | "cross-dataset"
@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import AuditConfig, DatasetConfig, config_from_dict, read_toml
+from ..verification.config import AuditConfig, config_from_dict
+from ..config import DatasetConfig, read_toml
 from ..errors import ConfigError
 
 __all__ = ["SCENARIOS", "IdentificationSettings", "IdentificationConfig", "load_identification_config",

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..config import AuditConfig
+from ..verification.config import AuditConfig
 from ..datasets import SampleTable, cache_dir, load_manifest
 from ..engine import EmbedStats
 from ..errors import ConfigError, FaceAuditError

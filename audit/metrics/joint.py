@@ -10,17 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from audit.errors import MetricError
-from .disparity import (
-    Disparity,
-    _argmin,
-    _check_weight,
-    _dropped_note,
-    _join,
-    _names,
-    _paired,
-    _ratio,
-    _too_few,
-)
+from .disparity import Disparity, _argmin, _check_weight, _dropped_note, _join, _names, _paired, _ratio, _too_few
 
 __all__ = ["gini", "garbe", "inequity_rate", "fairness_discrepancy_rate"]
 

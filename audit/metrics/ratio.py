@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from scipy import stats
 
 from audit.errors import MetricError
-from .uncertainty import (
-    _check_confidence,
-    _check_counts,
-    _z,
-)
+from .uncertainty import _check_confidence, _check_counts, _z
 
 __all__ = ["rate_ratio_interval", "KATZ_MIN_CELL", "RatioInterval"]
 

@@ -13,9 +13,7 @@ from numpy.typing import ArrayLike
 from audit.errors import MetricError
 
 from .uncertainty import _REL_TOL, _check_target_fmr
-from .rates import (
-    _as_scores,
-)
+from .rates import _as_scores
 
 __all__ = ["thresholds_at_fmr", "threshold_at_fmr"]
 

@@ -167,7 +167,7 @@ def evaluate_mitigations(
     MitigationTables
     """
     from ..verification.protocol import mated_pair_indices
-    from ..engine.tiles import sample_impostor_pairs
+    from ..engine.pairs import sample_impostor_pairs
 
     unknown = [m for m in methods if m not in METHODS or m == "baseline"]
     if unknown:

@@ -43,7 +43,7 @@ SCHEMA = "face-audit/mitigation/1"
 
 @dataclass(frozen=True)
 class MitigationConfig:
-    audit: Any  # audit.config.AuditConfig: dataset, backend, run, output
+    audit: Any  # audit.verification.config.AuditConfig: dataset, backend, run, output
     grouping: tuple[str, ...]
     target_fmr: float
     methods: tuple[str, ...]
@@ -53,8 +53,8 @@ class MitigationConfig:
 
 
 def mitigation_config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> MitigationConfig:
-    """Validate a mitigation config (the audit sections by :func:`audit.config.config_from_dict`)."""
-    from ..config import config_from_dict
+    """Validate a mitigation config (the audit sections by :func:`audit.verification.config.config_from_dict`)."""
+    from ..verification.config import config_from_dict
 
     src = str(path) if path else "<config>"
 

@@ -17,7 +17,7 @@ from ..backends.registry import create_backend
 from ..backends.base import BackendInfo
 from .protocol import PairScores
 from .inputs import read_embeddings, read_scores
-from ..config import AuditConfig
+from .config import AuditConfig
 from ..datasets import SampleTable, cache_dir, load_dataset, load_manifest
 from ..engine import EmbedStats, default_workers, embed_missing
 from ..errors import ConfigError

@@ -397,7 +397,7 @@ def analyse_cells(
     ``ci_method``): ``interval="wilson"`` (default) or ``"clopper-pearson"`` (exact, wider).
 
     ``disparity_weights`` sets the joint summaries' weights: ``fdr_alpha`` (0.5), ``garbe_alpha``
-    (0.5), ``inequity_alpha`` and ``inequity_beta`` (1 and 1); see :class:`~audit.config.DisparityConfig`.
+    (0.5), ``inequity_alpha`` and ``inequity_beta`` (1 and 1); see :class:`~audit.verification.config.DisparityConfig`.
 
     Score histograms and DET curves come from the per-cell impostor histograms (and the exact mated
     scores): they are drawn at the histogram's resolution. Every rate and count is exact.

@@ -19,7 +19,7 @@ from .. import __version__
 from ..backends.base import BackendInfo
 from .protocol import PairScores
 from .inputs import single_subject_groups
-from ..config import AuditConfig
+from .config import AuditConfig
 from ..engine import EmbedStats
 from ..errors import ConfigError, DataError
 from .result import AuditResult

@@ -47,7 +47,7 @@ def test_unmapped_value_and_missing_column(imagefolder):
 
 
 def test_audit_config_can_name_a_hugging_face_imagefolder(imagefolder, tmp_path):
-    from audit.config import config_from_dict
+    from audit.verification.config import config_from_dict
     from audit.verification.runner import run_audit
 
     from audit.backends.registry import register_backend

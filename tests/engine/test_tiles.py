@@ -11,15 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import audit.engine.tiles as tiles_mod
+import audit.engine.kernel as kernel_mod
+import audit.engine.scan as scan_mod
 from audit.verification.protocol import similarity_matrix
-from audit.engine.tiles import (
-    coarsen_cells,
-    pair_scores_from_list,
-    sample_impostor_pairs,
-    score_pairs,
-    score_tiles,
-)
+from audit.engine.counts import coarsen_cells
+from audit.engine.pairs import pair_scores_from_list, sample_impostor_pairs, score_pairs
+from audit.engine.scan import score_tiles
 from audit.errors import MetricError
 from audit.metrics import error_counts, thresholds_at_fmr
 
@@ -209,7 +206,7 @@ def test_two_workers_give_the_same_counts():
 def test_a_wrong_floor_guess_is_caught(monkeypatch):
     emb, subj, grp = make(7, 500)
     ref_scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64)
-    monkeypatch.setattr(tiles_mod, "_guess_floor", lambda geo, *a: np.float32(geo.offset + geo.scale * 0.99))
+    monkeypatch.setattr(scan_mod, "_guess_floor", lambda geo, *a: np.float32(geo.offset + geo.scale * 0.99))
     scan = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=64)
     assert scan.stats.passes == 2  # the tail was redone without the guess
     np.testing.assert_array_equal(scan.thresholds_at_fmr([1e-2, 1e-4]), ref_scan.thresholds_at_fmr([1e-2, 1e-4]))
@@ -494,7 +491,7 @@ def test_compiled_pass_with_a_tiny_candidate_buffer_gives_the_same_scan(inner_lo
     early tiles (before the floor rises) must not change anything."""
     emb, subj, grp = make(13, 600)
     ref = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128, thresholds=[0.0])
-    monkeypatch.setattr(tiles_mod, "_IDX_BUF", 4)
+    monkeypatch.setattr(kernel_mod, "_IDX_BUF", 4)
     small = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=128, thresholds=[0.0])
     th = ref.thresholds_at_fmr([5e-2, 1e-3])
     np.testing.assert_array_equal(th, small.thresholds_at_fmr([5e-2, 1e-3]))

@@ -151,7 +151,7 @@ def test_row_summaries_follow_the_disparity_conventions():
 
 
 def test_bootstrap_with_engine_counts():
-    from audit.engine.tiles import score_tiles
+    from audit.engine.scan import score_tiles
 
     rng = np.random.default_rng(3)
     subj = np.repeat(np.arange(120), 3)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from audit.verification.protocol import PairScores
-from audit.engine.tiles import score_tiles
+from audit.engine.scan import score_tiles
 from audit.errors import MetricError
 from audit.metrics.people import PeopleCounts, people_bootstrap, people_weights
 from audit.verification.analysis import cell_data_from_pairs, cell_data_from_scan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from audit.config import config_from_dict
+from audit.verification.config import config_from_dict
 from audit.errors import ConfigError, DataError
 from audit.verification.acquire import _load_table
 

@@ -1,0 +1,219 @@
+"""Counts at thresholds from a scan: from the exact tail (with its rows, so per-cell and
+per-subject counts need no second pass), from the counts of thresholds given to the scan, or by a
+counting pass over the tiles; the impostor pairs at or above a threshold; per-person counts for the
+people-level bootstrap."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import MetricError
+from .counts import CellCounts
+from .geometry import _raw_band
+from .numerics import _canonical
+from .workers import _run
+
+
+def _subtract_mated(fm: np.ndarray, th: np.ndarray, mated, m_scores: np.ndarray, grp: np.ndarray) -> None:
+    """Remove the scanned mated pairs from pass counts ``fm`` (T, N, G): the kernel counts every
+    pair of a tile, and a mated pair inside it was counted exactly when its canonical score
+    reached the threshold."""
+    ma, mb, in_scan, _ = mated
+    for k in range(th.size):
+        hit = in_scan & (m_scores >= th[k])
+        np.subtract.at(fm[k], (ma[hit], grp[mb[hit]]), 1)
+        np.subtract.at(fm[k], (mb[hit], grp[ma[hit]]), 1)
+
+
+class CountingMixin:
+    """:meth:`counts_at`, :meth:`false_match_rows` and :meth:`people_counts` of
+    :class:`audit.engine.scan.TileScan`."""
+
+    def counts_at(self, thresholds: Sequence[float], *, allow_rescan: bool = True) -> CellCounts:
+        """Exact false matches per cell/subject and false non-matches per group/subject.
+
+        Each threshold is counted from the tail when it is at or above :attr:`tail_floor`, from the
+        pass counts when it was given to :func:`score_tiles`, and otherwise by a second pass over
+        the tiles (all such thresholds together; ``rescanned`` says so).
+
+        Parameters
+        ----------
+        thresholds : sequence of float, shape (T,)
+            Similarity units; ``-inf``/``inf`` allowed.
+        allow_rescan : bool, default True
+            When False, a threshold that needs a second pass raises instead.
+
+        Returns
+        -------
+        CellCounts
+
+        Raises
+        ------
+        MetricError
+            NaN thresholds, or a rescan needed while ``allow_rescan`` is False.
+        """
+        th = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+        if np.isnan(th).any():
+            raise MetricError("thresholds must not be NaN; check how they were computed.")
+        geo = self._geo
+        n, g = geo.e32.shape[0], geo.n_groups
+        fm_row = np.zeros((th.size, n, g), dtype=np.int64)
+        need = []
+        for k, t in enumerate(th):
+            lo32, hi32 = _raw_band(geo, float(t))
+            fixed_hit = np.flatnonzero(self._fixed == t)
+            if self._tail is not None and lo32 >= self._tail[3]:
+                fm_row[k] = self._tail_counts(float(t), lo32, hi32)
+            elif fixed_hit.size:
+                fm_row[k] = self._fm_fixed[fixed_hit[0]]
+            elif self._tail is None and self._n_imp == 0:
+                pass  # nothing to count
+            else:
+                need.append(k)
+        rescanned = False
+        if need:
+            if not allow_rescan:
+                raise MetricError(
+                    f"threshold(s) {th[need].tolist()} lie below the exact tail (floor {self.tail_floor:.6g}) and were not "
+                    "given to score_tiles; counting them needs a second pass. Pass allow_rescan=True, give them as "
+                    "score_tiles(thresholds=...), or raise max_fmr."
+                )
+            parts = _run(geo, self._tiles, mated=self._mated, tail_k=None, tail_floor=None, thresholds=th[need].tolist(),
+                         histogram=False, workers=self._workers, progress=self._progress,
+                         desc="second pass (thresholds below the tail)")
+            fm = sum(p["fm"] for p in parts)
+            _subtract_mated(fm, th[need], self._mated, self._mated_scores, geo.grp)
+            fm_row[need] = fm
+            self._stats = replace(self._stats, passes=self._stats.passes + 1)
+            rescanned = True
+        return self._assemble(th, fm_row, rescanned)
+
+    def false_match_rows(self, threshold: float, *, max_pairs: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every impostor pair scoring at or above ``threshold``, as (row, row) in scan order.
+
+        From the tail when the threshold is at or above :attr:`tail_floor`; otherwise by a pass
+        that collects them, when the scan's counts show at most ``max_pairs`` (default
+        ``max_tail_pairs``) of them. Returns ``None`` when there are more (nothing is collected)."""
+        geo = self._geo
+        t = float(threshold)
+        lo32, hi32 = _raw_band(geo, t)
+        if self._tail is not None and lo32 >= self._tail[3]:
+            v, r, c, _ = self._tail
+            i_lo = int(np.searchsorted(v, lo32, side="left"))
+            i_hi = int(np.searchsorted(v, hi32, side="left"))
+            br, bc = r[i_lo:i_hi].astype(np.int64), c[i_lo:i_hi].astype(np.int64)
+            hit = _canonical(geo.e32, br, bc, geo.metric) >= t if br.size else np.zeros(0, bool)
+            rows = np.concatenate([r[i_hi:].astype(np.int64), br[hit]])
+            cols = np.concatenate([c[i_hi:].astype(np.int64), bc[hit]])
+            return rows, cols
+        if self._n_imp == 0 or not np.isfinite(t) and t > 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        cap = self._max_tail if max_pairs is None else int(max_pairs)
+        n_fm = int(self.counts_at([t]).false_matches_total[0])
+        if n_fm > cap:
+            return None
+        if n_fm == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        top = np.float32(np.finfo(np.float32).max)
+        ((_above, _h, (_v, r, c)),) = self._window_pass([(float(lo32), float(top), 0, True)], "collecting false-match pairs")
+        r, c = r.astype(np.int64), c.astype(np.int64)
+        hit = _canonical(geo.e32, r, c, geo.metric) >= t if r.size else np.zeros(0, bool)
+        return r[hit], c[hit]
+
+    def people_counts(self, thresholds: Sequence[float], *, max_pairs: int | None = None):
+        """Per-person counts for the people-level bootstrap (:class:`audit.metrics.people.PeopleCounts`),
+        or ``None`` when some threshold has more false matches than ``max_pairs`` to list.
+
+        Cells are the scan's group codes (two-sided: side-coded). A mated pair belongs to the cell
+        of its first image in the caller's order (the probe's in a two-sided scan)."""
+        from audit.metrics.people import PeopleCounts
+
+        geo = self._geo
+        th = np.asarray(thresholds, np.float64).reshape(-1)
+        g = geo.n_groups
+        n_subj = self._subject_labels.shape[0]
+        lists = [self.false_match_rows(float(t), max_pairs=max_pairs) for t in th]
+        if any(x is None for x in lists):
+            return None
+        rows = np.concatenate([x[0] for x in lists]) if lists else np.zeros(0, np.int64)
+        cols = np.concatenate([x[1] for x in lists]) if lists else np.zeros(0, np.int64)
+        which = np.repeat(np.arange(th.size), [x[0].size for x in lists]) if lists else np.zeros(0, np.int64)
+        onehot = np.zeros((rows.size, th.size), np.int64)
+        onehot[np.arange(rows.size), which] = 1
+        a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(geo.subj[rows], geo.subj[cols], geo.grp[rows], geo.grp[cols], onehot)
+        images = np.bincount(geo.subj * g + geo.grp, minlength=n_subj * g).reshape(n_subj, g)
+        first_cell = self._subject_first_group()
+        mg = self._mated_first_group()
+        msubj = geo.subj[self._mated[0]]
+        miss = (self._mated_scores[:, None] < th[None, :]).astype(np.int64)  # (m, T)
+        mp, _, mc, _, agg = PeopleCounts.aggregate_pairs(msubj, msubj, mg, mg, np.concatenate([np.ones((msubj.size, 1), np.int64), miss], axis=1))
+        mode = "two_sided" if geo.base_groups else ("same_cell" if self._impostor_mode == "same_group" else "all")
+        tail = {}
+        if self._tail is not None and self._tail[0].size:  # the highest impostor scores, for the operating point
+            _, tr, tc, _ = self._tail
+            tr, tc = tr.astype(np.int64), tc.astype(np.int64)
+            ts = _canonical(geo.e32, tr, tc, geo.metric)
+            o = np.argsort(-ts, kind="stable")
+            tail = dict(tail_score=ts[o], tail_a=geo.subj[tr[o]], tail_b=geo.subj[tc[o]], tail_ca=geo.grp[tr[o]], tail_cb=geo.grp[tc[o]],
+                        mated_score=np.asarray(self._mated_scores, np.float64), mated_score_person=msubj.astype(np.int64),
+                        mated_score_cell=mg.astype(np.int64))
+        return PeopleCounts(th.copy(), first_cell.astype(np.int64), images.astype(np.int64), mode, a, b, ca, cb, cnt,
+                            mp, mc, agg[:, 0].copy(), agg[:, 1:].copy(), **tail)
+
+    def _tail_counts(self, t: float, lo32, hi32) -> np.ndarray:
+        v, r, c, _ = self._tail
+        geo = self._geo
+        n, g = geo.e32.shape[0], geo.n_groups
+        i_lo = int(np.searchsorted(v, lo32, side="left"))
+        i_hi = int(np.searchsorted(v, hi32, side="left"))
+        rows = [r[i_hi:]]
+        cols = [c[i_hi:]]
+        if i_hi > i_lo:
+            br, bc = r[i_lo:i_hi].astype(np.int64), c[i_lo:i_hi].astype(np.int64)
+            hit = _canonical(geo.e32, br, bc, geo.metric) >= t
+            rows.append(br[hit])
+            cols.append(bc[hit])
+        rr = np.concatenate(rows).astype(np.int64)
+        cc = np.concatenate(cols).astype(np.int64)
+        out = np.bincount(rr * g + geo.grp[cc], minlength=n * g) + np.bincount(cc * g + geo.grp[rr], minlength=n * g)
+        return out.reshape(n, g)
+
+    def _assemble(self, th: np.ndarray, fm_row: np.ndarray, rescanned: bool) -> CellCounts:
+        geo = self._geo
+        g = geo.n_groups
+        base = geo.base_groups or g  # group code modulo the side
+        n_subj = self._subject_labels.shape[0]
+        t = th.size
+        fm_cells = np.stack([self._cells(fm_row[k]) for k in range(t)]) if t else np.zeros((0, g, g), np.int64)
+        sub_fm = np.zeros((t, n_subj, g), dtype=np.int64)
+        for k in range(t):
+            np.add.at(sub_fm[k], geo.subj, fm_row[k])
+        sub_imp = np.zeros((n_subj, g), dtype=np.int64)
+        np.add.at(sub_imp, geo.subj, self._imp_row)
+        # mated: by the group of the pair's first row (caller's order); subject of the pair
+        mg = self._mated_first_group()
+        msubj = geo.subj[self._mated[0]]
+        miss = self._mated_scores[None, :] < th[:, None]  # (T, m)
+        fnm = np.stack([np.bincount(mg[miss[k]], minlength=g) for k in range(t)]) if t else np.zeros((0, g), np.int64)
+        sub_fnm = np.stack([np.bincount(msubj[miss[k]], minlength=n_subj) for k in range(t)]) if t else np.zeros((0, n_subj), np.int64)
+        # subject's group: the group of its first row in the caller's order
+        sub_group = self._subject_first_group()
+        ma, mb = self._mated[0], self._mated[1]
+        return CellCounts(
+            thresholds=th.copy(),
+            false_matches=fm_cells.astype(np.int64),
+            impostors=self.impostors,
+            false_non_matches=fnm.astype(np.int64),
+            mated=np.bincount(mg, minlength=g).astype(np.int64),
+            subject_labels=self._subject_labels,
+            subject_group=sub_group.astype(np.int64),
+            subject_false_matches=sub_fm,
+            subject_impostors=sub_imp,
+            subject_false_non_matches=sub_fnm.astype(np.int64),
+            subject_mated=np.bincount(msubj, minlength=n_subj).astype(np.int64),
+            mated_cross_group=int(np.sum(geo.grp[ma] % base != geo.grp[mb] % base)),
+            rescanned=rescanned,
+        )
