@@ -156,7 +156,7 @@ def confounder_tables(
         if bootstrap and data.people.mated_person.size and any(t is not None for t in targets) and data.people.tail_score is not None:
             op = people_bootstrap(data.people, mapping, g, n_replicates=bootstrap, seed=seed, targets=targets).op_threshold
         sc = stratum_counts(data.people, mapping, g, sigma, k, n_replicates=bootstrap, seed=seed, op_threshold=op)
-        ref, note = _reference(reference, cols, cats, sc.imp.sum(1) if sc.imp.sum() > 0 else sc.mated.sum(1))
+        ref, note = _reference(reference, cols, cats, sc.imp.sum(1))  # as the reference table: same-group impostor comparisons
         share = people / np.maximum(people.sum(1, keepdims=True), 1)
         for c in range(g):
             d = standardised_difference(share[c], share[ref]) if ref is not None else np.full(k, np.nan)
