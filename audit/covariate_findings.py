@@ -4,13 +4,16 @@ Reads an :class:`~audit.results.AuditResult`'s ``stratum_rates`` table only (wri
 was run with ``[analysis] adjust_for``). For a finding comparing group H with group L, the
 Mantel–Haenszel ratio of H to L over the covariate's strata (:func:`audit.metrics.adjust.mantel_haenszel`)
 is set beside the crude ratio on the log scale: ``share = 1 - log(adjusted) / log(crude)`` is the
-part of the gap that goes with the covariate.
+part of the gap that goes with the covariate. Adjusting changes the picture *materially* only when
+the adjusted ratio differs from the crude one by a factor of at least :data:`MIN_FACTOR` (1.25):
+near parity a tiny change is a large share (1.1× to 1.2× is "-90%").
 
 - ``share >= 0.5``: "Most of this gap goes with age band: within age bands the ratio is 1.4×."
 - ``0.25 <= share < 0.5``: "Part of this gap goes with age band: ..."
 - the adjusted ratio on the other side of 1: "Within age bands the gap reverses: ..."
 - ``share <= -0.25``: "Age band hides part of this gap: within age bands the ratio is 9.1×."
-- otherwise: "Age band does not explain this gap: within age bands the ratio is 23×."
+- otherwise (or a change by less than a factor 1.25): "Age band does not explain this gap: within
+  age bands the ratio is 23×."
 
 Nothing is said when the result has no strata (no ``adjust_for``) or a ratio is 0 or infinite.
 """
@@ -25,10 +28,11 @@ import numpy as np
 
 from .metrics.adjust import mantel_haenszel
 
-__all__ = ["adjusted_sentence", "with_adjusted", "MOST", "PART"]
+__all__ = ["adjusted_sentence", "with_adjusted", "MOST", "PART", "MIN_FACTOR"]
 
 MOST = 0.5    #: share of the log gap that "most of this gap" means
 PART = 0.25   #: share of the log gap that "part of this gap" means (and, negative, "hides part")
+MIN_FACTOR = 1.25  #: the adjusted ratio must differ from the crude one by this factor to change the picture
 
 
 def _times(r: float) -> str:
@@ -76,6 +80,8 @@ def adjusted_sentence(result: Any, grouping: str, metric: str, threshold_name: s
     cov = "+".join((getattr(result, "provenance", None) or {}).get("adjust_for") or ["the covariate"])
     name, within = _words(cov)
     ratio = f"the ratio is {_times(adj)}×"
+    if abs(np.log(adj) - np.log(crude)) < np.log(MIN_FACTOR):
+        return f"{name[0].upper()}{name[1:]} does not explain this gap: {within} {ratio}."
     if (adj - 1) * (crude - 1) < 0:
         return f"{within[0].upper()}{within[1:]} the gap reverses: {ratio}, so the crude gap goes with {name}."
     share = 1 - np.log(adj) / np.log(crude)

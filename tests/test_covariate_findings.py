@@ -33,6 +33,13 @@ def test_sentences(rows, crude, expected):
     assert adjusted_sentence(_R(rows), "g", "fmr", "t", "H", "L", crude) == expected
 
 
+def test_a_small_change_near_parity_is_not_material():
+    # crude 1.1, adjusted (MH by hand: (12*500/1000 + 12*500/1000) / (10*500/1000 + 10*500/1000)) = 1.2:
+    # on the log scale that is "-90%" of the gap, but a change by a factor 1.09 < 1.25
+    r = _R([("H", "child", 12, 500), ("H", "adult", 12, 500), ("L", "child", 10, 500), ("L", "adult", 10, 500)])
+    assert adjusted_sentence(r, "g", "fmr", "t", "H", "L", 1.1) == "Age band does not explain this gap: within age bands the ratio is 1.2×."
+
+
 def test_nothing_without_strata_or_with_an_infinite_ratio():
     r = _R([("H", "child", 40, 800), ("L", "child", 10, 200)])
     assert adjusted_sentence(r, "g", "fmr", "t", "H", "L", float("inf")) == ""
