@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
+from .covariate_findings import with_adjusted
 from .metrics.ratio import rate_ratio_interval
 from .verdict import KeyFinding, Verdict, verdict  # noqa: F401 - the verdict and key findings live beside this module
 
@@ -453,7 +454,7 @@ def executive_summary(result: AuditResult) -> list[Finding]:
                 f = _finding(grouping, metric, t, _observations(sub, "errors", "trials", order),
                              pairs.get((grouping, t.name, metric)))
                 if f is not None:
-                    findings.append(f)
+                    findings.append(with_adjusted(result, f))  # "most of this gap goes with age: ..."
         fta = result.fta[(result.fta["grouping"] == grouping).to_numpy(dtype=bool)]
         obs = _observations(fta, "failures", "attempts", order)
         if any(o.errors > 0 for o in obs):

@@ -15,6 +15,11 @@ embeddings stops before computing any, naming the folder (:attr:`EmbeddingStore.
 
 Embeddings are biometric data: the folder is created with mode 0700 and the databases 0600, the
 store lives in the user's cache (never the repository), and nothing here logs vectors.
+
+Where one SQLite file cannot be shared (the nodes of a cluster), results move between stores as a
+Parquet table keyed by image sha256 and backend fingerprint (:meth:`EmbeddingStore.export_parquet`,
+:meth:`EmbeddingStore.import_parquet`; columns in :data:`PARQUET_COLUMNS`). The file is written
+with mode 0600, like the databases.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .backends.base import BackendInfo, FaceResult, FaceStatus
-from .errors import ConfigError
+from .errors import BackendError, ConfigError, MissingDependencyError
 
-__all__ = ["EmbeddingStore", "CachedResult"]
+__all__ = ["EmbeddingStore", "CachedResult", "PARQUET_COLUMNS"]
+
+#: Columns of an exported embedding table: the key (image sha256, backend fingerprint), the
+#: result (status, faces found, detail) and the embedding (float32 list, null unless status "ok").
+PARQUET_COLUMNS = ("image_sha256", "backend_fingerprint", "status", "n_faces", "detail", "embedding")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -181,3 +190,77 @@ class EmbeddingStore:
                 emb = None if vec is None else np.frombuffer(vec, dtype="<f4", count=dim).astype(np.float32)
                 out[sha] = FaceResult(FaceStatus(status), emb, n_faces, detail)
         return out
+
+    # ------------------------------------------------------------------ Parquet exchange
+    def export_parquet(self, path: str | Path, shas: Iterable[str] | None = None) -> int:
+        """Write the stored results (all, or those of ``shas``) to a Parquet file; returns the rows written."""
+        pa, pq = _pyarrow()
+        if shas is None:
+            shas = [r[0] for r in self._conn.execute("SELECT image_sha256 FROM results ORDER BY image_sha256")]
+        got = self.get_many(shas)
+        keys = sorted(got)
+        emb = [None if got[k].embedding is None else got[k].embedding.tolist() for k in keys]
+        table = pa.table({
+            "image_sha256": pa.array(keys, pa.string()),
+            "backend_fingerprint": pa.array([self.info.fingerprint] * len(keys), pa.string()),
+            "status": pa.array([got[k].status.value for k in keys], pa.string()),
+            "n_faces": pa.array([int(got[k].n_faces) for k in keys], pa.int64()),
+            "detail": pa.array([got[k].detail for k in keys], pa.string()),
+            "embedding": pa.array(emb, pa.list_(pa.float32())),
+        })
+        path = Path(path)
+        pq.write_table(table, path)
+        os.chmod(path, 0o600)
+        return len(keys)
+
+    def import_parquet(self, path: str | Path, *, replace: bool = False) -> int:
+        """Add the results of an exported Parquet file; returns the rows added.
+
+        Every row must carry this store's backend fingerprint (embeddings of another model or
+        version would be wrong here). Results already stored are kept unless ``replace``.
+        """
+        pa, pq = _pyarrow()
+        path = Path(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from exc
+        missing = [c for c in PARQUET_COLUMNS if c not in table.column_names]
+        if missing:
+            raise ConfigError(f"{path}: column '{missing[0]}' is missing; an embedding table has the columns {list(PARQUET_COLUMNS)}")
+        cols = {c: table.column(c).to_pylist() for c in PARQUET_COLUMNS}
+        results: dict[str, FaceResult] = {}
+        for i, sha in enumerate(cols["image_sha256"]):
+            where = f"{path}: row {i}"
+            fp = cols["backend_fingerprint"][i]
+            if fp != self.info.fingerprint:
+                raise ConfigError(
+                    f"{where}, field 'backend_fingerprint': {str(fp)[:16]}… is not this store's backend "
+                    f"({self.info.backend}:{self.info.model}, {self.info.fingerprint[:16]}…); import it into a store of that backend"
+                )
+            if not isinstance(sha, str) or len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
+                raise ConfigError(f"{where}, field 'image_sha256': expected 64 lowercase hex digits, found {sha!r}")
+            try:
+                status = FaceStatus(cols["status"][i])
+                vec = cols["embedding"][i]
+                emb = None if vec is None else np.asarray(vec, dtype=np.float32)
+                if emb is not None and self.info.dim and emb.shape != (self.info.dim,):
+                    raise ValueError(f"embedding has {emb.shape[0]} values, the backend gives {self.info.dim}")
+                results[sha] = FaceResult(status, emb, int(cols["n_faces"][i] or 0), cols["detail"][i] or "")
+            except (ValueError, TypeError, BackendError) as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+        if not replace:
+            have = self._existing(list(results))
+            results = {k: v for k, v in results.items() if k not in have}
+        if results:
+            self.put_many(results)
+        return len(results)
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError("Parquet embedding tables need pyarrow: pip install 'face-audit[parquet]'") from None
+    return pa, pq

@@ -18,6 +18,13 @@ def shared_datasets() -> Path | None:
     return None
 
 
+def pytest_configure(config):
+    """Under ``-n``, schedule tests marked ``xdist_group`` on one worker (plain ``load`` ignores the
+    mark): the Ray tests then share one local Ray instance instead of starting one per worker."""
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     d = shared_datasets()

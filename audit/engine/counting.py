@@ -82,7 +82,7 @@ class CountingMixin:
                     "score_tiles(thresholds=...), or raise max_fmr."
                 )
             parts = _run(geo, self._tiles, mated=self._mated, tail_k=None, tail_floor=None, thresholds=th[need].tolist(),
-                         histogram=False, workers=self._workers, progress=self._progress,
+                         histogram=False, workers=self._workers, engine=self._engine, progress=self._progress,
                          desc="second pass (thresholds below the tail)")
             fm = sum(p["fm"] for p in parts)
             _subtract_mated(fm, th[need], self._mated, self._mated_scores, geo.grp)

@@ -171,6 +171,11 @@ def embed_missing(
         raise BackendError(f"workers must be at least 1, got {workers}")
     if batch_size < 1:
         raise BackendError(f"batch_size must be at least 1, got {batch_size}")
+    from .select import active_embedder
+
+    other = active_embedder()  # an engine made active by use_engine (Ray): it embeds instead
+    if other is not None:
+        return other(backend, paths, store, workers=workers, batch_size=batch_size, progress=progress, desc=desc)
     todo = store.missing(list(paths))
     if hasattr(store, "check_writable"):
         store.check_writable(len(todo))

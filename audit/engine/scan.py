@@ -158,6 +158,7 @@ def score_tiles(
     workers: int = 1,
     progress: bool = False,
     max_tail_pairs: int = 1 << 23,
+    engine=None,
 ) -> "TileScan":
     """Score all pairs in tiles and accumulate per-cell counts, histograms and an exact tail.
 
@@ -222,6 +223,11 @@ def score_tiles(
         sub-histogram pass narrows the bin while it holds more pairs than this, and a last pass
         collects the few pairs left; counts at such thresholds take a counting pass. Memory then
         stays O(N·d + cells × bins + max_tail_pairs), whatever N.
+    engine : optional
+        Who runs the passes over the tiles: None runs them here (``workers``), or the engine made
+        active by :func:`audit.engine.select.use_engine`; a :class:`audit.engine.ray_scan.RayTileRunner`
+        runs them as Ray tasks, a :class:`audit.engine.gpu.DeviceTileRunner` computes the products
+        on a GPU. Results are identical whoever runs them (only the screening is spread).
 
     Returns
     -------
@@ -318,8 +324,12 @@ def score_tiles(
 
     mated = (ma, mb, in_scan, by_tile)
     floor0 = _guess_floor(geo, tail_k, n_imp, impostors) if tail_k is not None else None
+    if engine is None:
+        from .select import active_tile_runner
+
+        engine = active_tile_runner()
     parts = _run(geo, tiles, mated=mated, tail_k=tail_k, tail_floor=floor0, thresholds=fixed.tolist(),
-                 histogram=histogram, workers=int(workers), progress=progress)
+                 histogram=histogram, workers=int(workers), progress=progress, engine=engine)
     passes = 1
 
     # merge the workers' accumulators
@@ -339,7 +349,8 @@ def score_tiles(
         if floor0 is not None and not _floor_valid(tail, tail_k, geo.margin, floor0):
             # the sampled guess was above the true boundary (rare): redo the tail from scratch
             parts_t = _run(geo, tiles, mated=mated, tail_k=tail_k, tail_floor=None, thresholds=[],
-                           histogram=False, workers=int(workers), progress=progress, desc="scoring pairs again (tail)")
+                           histogram=False, workers=int(workers), progress=progress, desc="scoring pairs again (tail)",
+                           engine=engine)
             tail = _merge_tails(parts_t, tail_k, geo.margin)
             parts = parts + parts_t
             passes += 1
@@ -354,7 +365,7 @@ def score_tiles(
         _geo=geo, _order=order, _subject_labels=subject_labels, _impostor_mode=impostors, _tiles=tiles,
         _mated=mated, _mated_scores=m_scores, _imp_row=imp_row, _n_imp=n_imp, _tail=tail, _max_fmr=mf,
         _fixed=fixed, _fm_fixed=fm_fixed, _hist=hist, _workers=int(workers), _histogram=histogram, _progress=bool(progress),
-        _tail_k=tail_k or 0, _max_tail=int(max_tail_pairs), _hist_global=hist_global,
+        _tail_k=tail_k or 0, _max_tail=int(max_tail_pairs), _hist_global=hist_global, _engine=engine,
     )
     scan._stats = ScanStats(passes=passes, seconds=time.perf_counter() - t_start, **stats)
     return scan

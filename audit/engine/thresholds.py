@@ -122,7 +122,7 @@ class ThresholdsMixin:
     def _window_pass(self, windows: list[tuple], desc: str) -> list[tuple]:
         """One pass over the tiles for ``windows``; per window (impostors above, histogram, pairs)."""
         parts = _run(self._geo, self._tiles, mated=self._mated, tail_k=None, tail_floor=None, thresholds=[],
-                     histogram=False, workers=self._workers, progress=self._progress, desc=desc, windows=windows)
+                     histogram=False, workers=self._workers, engine=self._engine, progress=self._progress, desc=desc, windows=windows)
         self._stats = replace(self._stats, passes=self._stats.passes + 1)
         out = []
         for i in range(len(windows)):

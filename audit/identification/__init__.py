@@ -23,13 +23,14 @@ from .search import (
     SEARCH_BACKENDS,
     CollectionSearch,
     ExactSearch,
-    FaissSearch,
     SearchBackend,
     SearchHits,
     brute_force_search,
     make_search_backend,
     recall_at_k,
 )
+from .search_faiss import FaissSearch
+from .sharded import ShardedSearch  # also registers search = "exact-sharded"
 from .split import (
     GalleryProbeSplit,
     IdentificationError,
@@ -51,6 +52,7 @@ __all__ = [
     "ExactSearch",
     "FaissSearch",
     "CollectionSearch",
+    "ShardedSearch",
     "SEARCH_BACKENDS",
     "make_search_backend",
     "recall_at_k",

@@ -41,6 +41,7 @@ import pandas as pd
 
 from ..verification.result import AuditResult
 from ..verdict import finding_from_row, threshold_units, times
+from .confounders import confounder_section
 from . import plots
 from .firstscreen import data_links, extra_sections, first_screen, forest_figures
 from .heatmap import heat_view
@@ -265,6 +266,7 @@ def _context(result: AuditResult, *, links: bool = True) -> dict[str, Any]:
         "fta": _fta(result),
         "sections": [_grouping_section(result, i, g) for i, g in enumerate(result.groupings)],
         "limitations": _limitations(result),
+        "confounders": confounder_section(result),  # covariates, adjusted ratios, duplicates (report/confounders.py)
         "provenance": _provenance(result),
         "small_group": SMALL_GROUP_SUBJECTS,
     }

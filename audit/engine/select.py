@@ -1,0 +1,128 @@
+"""Choosing the engine: ``[engine]`` in a config, ``--engine ray [--address ADDR]`` on the command line.
+
+``kind = "local"`` (default) embeds in local processes and scans tiles here; ``kind = "ray"``
+embeds through Ray Data actors and runs the scan's passes as Ray tasks, on the cluster at
+``address`` or on a local Ray instance. ``device = "cuda"`` (or ``"auto"``: when one is found)
+computes the scan's matrix products on a GPU with CuPy or torch (see :mod:`audit.engine.gpu`);
+results are identical in every case.
+
+:func:`use_engine` makes an engine active for a block of code; :func:`audit.engine.scan.score_tiles`
+and :func:`audit.engine.local.embed_missing` use the active one when not told otherwise::
+
+    with use_engine(EngineConfig(kind="ray")):
+        run_audit(config)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+from ..errors import ConfigError
+
+__all__ = ["EngineConfig", "engine_config", "use_engine", "active_tile_runner", "active_embedder", "KINDS", "DEVICES"]
+
+KINDS = ("local", "ray")
+DEVICES = ("cpu", "auto", "cuda")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``[engine]``: ``kind`` ("local" | "ray"), ``address`` of a Ray cluster (None: a local Ray
+    instance), ``device`` for the scan's matrix products ("cpu" | "auto" | "cuda"),
+    ``gpus_per_worker`` for embedding actors (None: shared out when the cluster has GPUs)."""
+
+    kind: str = "local"
+    address: str | None = None
+    device: str = "cpu"
+    gpus_per_worker: float | None = None
+
+
+def engine_config(table: Mapping[str, Any] | None, *, where: str = "<config>") -> EngineConfig:
+    """Validate an ``[engine]`` table (as parsed from TOML); errors name the field and the fix."""
+    t = dict(table or {})
+    allowed = {"kind", "address", "device", "gpus_per_worker"}
+    unknown = sorted(set(t) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: field 'engine.{unknown[0]}': unknown key; allowed keys are {sorted(allowed)}")
+    kind = t.get("kind", "local")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: field 'engine.kind': expected \"local\" or \"ray\", found {kind!r}")
+    address = t.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ConfigError(f"{where}: field 'engine.address': expected a Ray address such as \"auto\" or \"host:6379\", found {address!r}")
+    if address is not None and kind != "ray":
+        raise ConfigError(f"{where}: field 'engine.address': only used with kind = \"ray\"; set engine.kind = \"ray\" or drop it")
+    device = t.get("device", "cpu")
+    if device not in DEVICES:
+        raise ConfigError(f"{where}: field 'engine.device': expected one of {list(DEVICES)}, found {device!r}")
+    gpw = t.get("gpus_per_worker")
+    if gpw is not None and (isinstance(gpw, bool) or not isinstance(gpw, (int, float)) or not 0 <= gpw <= 8):
+        raise ConfigError(f"{where}: field 'engine.gpus_per_worker': expected a number from 0 to 8 (0.5: two actors per GPU), found {gpw!r}")
+    return EngineConfig(kind, address, device, None if gpw is None else float(gpw))
+
+
+@dataclass
+class _Active:
+    tile_runner: Any = None
+    embedder: Callable | None = None
+
+
+_ACTIVE: contextvars.ContextVar[_Active | None] = contextvars.ContextVar("face_audit_engine", default=None)
+
+
+def active_tile_runner():
+    """The tile runner of the active engine, or None (scan here)."""
+    a = _ACTIVE.get()
+    return None if a is None else a.tile_runner
+
+
+def active_embedder() -> Callable | None:
+    """The embedding function of the active engine (``embed_missing``'s signature), or None (local)."""
+    a = _ACTIVE.get()
+    return None if a is None else a.embedder
+
+
+@contextlib.contextmanager
+def use_engine(cfg: EngineConfig | None) -> Iterator[None]:
+    """Make ``cfg``'s engine active inside the block (joining or starting Ray when kind is "ray";
+    a local Ray instance started here stops at the end)."""
+    if cfg is None or (cfg.kind == "local" and cfg.device == "cpu"):
+        yield
+        return
+    active = _Active()
+    started = False
+    if cfg.device != "cpu":
+        from .gpu import DeviceTileRunner, matmul_device
+
+        dev = matmul_device(cfg.device)
+        if dev is not None:
+            active.tile_runner = DeviceTileRunner(dev)
+    if cfg.kind == "ray":
+        from . import ray_runtime
+        from .ray_embed import embed_missing_ray
+        from .ray_scan import RayTileRunner
+
+        ray = ray_runtime.require_ray()
+        started = not ray.is_initialized() and not cfg.address
+        ray_runtime.connect(cfg.address)
+        if active.tile_runner is None:  # (a GPU runner scans here: the products are on the device)
+            active.tile_runner = RayTileRunner()
+        gpw = cfg.gpus_per_worker
+
+        def embedder(backend, paths, store, *, workers=2, batch_size=8, progress=True, desc="embedding"):
+            return embed_missing_ray(backend, paths, store, workers=workers, batch_size=batch_size, progress=progress,
+                                     desc=desc, gpus_per_worker=gpw)
+
+        active.embedder = embedder
+    token = _ACTIVE.set(active)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+        if started:
+            from .ray_runtime import disconnect
+
+            disconnect()
