@@ -33,6 +33,7 @@ Pure: reads results only, builds plain text (no escaping; templates escape).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -368,8 +369,19 @@ def all_findings(result: Any, reference: pd.DataFrame | None = None) -> list[Key
             continue
         metric = str(r["metric"]).lower()
         basis = _basis(t) if metric in ("fmr", "fpir") else None
-        out.append(finding_from_row(r, lookup, _at(t, result.provenance), basis))
+        out.append(_with_adjusted(result, finding_from_row(r, lookup, _at(t, result.provenance), basis)))
     return out
+
+
+def _with_adjusted(result: Any, f: KeyFinding) -> KeyFinding:
+    """The finding with the covariate-adjusted sentence (:mod:`audit.covariate_findings`, issue 10)
+    appended when the result holds stratum rates ("most of this gap goes with age band: ...")."""
+    if getattr(result, "stratum_rates", None) is None or not math.isfinite(f.ratio):
+        return f
+    from .covariate_findings import adjusted_sentence
+
+    s = adjusted_sentence(result, f.grouping, f.metric, f.threshold_name, f.group, f.reference, f.ratio)
+    return dataclasses.replace(f, text=f"{f.text} {s}") if s else f
 
 
 def system_name(result: Any) -> str:

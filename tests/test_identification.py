@@ -436,7 +436,9 @@ def test_report_renders_self_contained_and_escaped(tmp_path):
     assert html == render_identification_html(IdentificationResult.from_dict(json.loads(r.to_json())))  # deterministic
     assert "<script" not in html.lower() and "Tiny &lt;search&gt; &amp; &#34;friends&#34;" in html
     assert "default-src 'none'" in html
-    assert not re.search(r'(src|href)="(?!data:|#|https?://)', html)
+    # nothing is loaded from elsewhere; the only relative links are to the files written beside the page
+    assert not re.search(r'(src|href)="(?!data:|#|https?://|results\.json"|tables/[a-z_]+\.csv")', html)
+    assert 'href="results.json"' in html and 'href="tables/rates.csv"' in html
     assert not re.search(r'src="https?://', html)
     imgs = re.findall(r"<img [^>]*>", html)
     assert imgs and all('alt="' in i and 'alt=""' not in i for i in imgs)

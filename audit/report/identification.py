@@ -496,22 +496,22 @@ METHOD_1TON = (
 )
 
 
-def _first(result: IdentificationResult) -> dict[str, Any]:
+def _first(result: IdentificationResult, links: bool = False) -> dict[str, Any]:
     """The first screen: verdict, key findings, forest plots (FPIR and FNIR), links."""
     ref = identification_reference(result)
     summary = first_screen(result, verdict(result, reference=ref))
     summary.update(overview="", method=METHOD_1TON)
-    return {"summary": summary, "links": data_links(TABLES_1TON), "extras": extra_sections(result),
+    return {"summary": summary, "links": data_links(TABLES_1TON) if links else [], "extras": extra_sections(result),
             "forests": forest_figures(result, metrics=("fpir", "fnir"), kinds=("target_fpir",), reference=ref)}
 
 
-def _context(result: IdentificationResult) -> dict[str, Any]:
+def _context(result: IdentificationResult, links: bool = False) -> dict[str, Any]:
     prov = result.provenance or {}
     backend = prov.get("backend") if isinstance(prov.get("backend"), Mapping) else {}
     dataset = prov.get("dataset") if isinstance(prov.get("dataset"), Mapping) else {}
     return {
         "title": result.title or "Face identification audit",
-        **_first(result),
+        **_first(result, links),
         "backend_label": " / ".join(_text(backend.get(k)) for k in ("backend", "model") if backend.get(k)) or "—",
         "dataset_label": _text(dataset.get("title") or dataset.get("name")) if dataset else "—",
         "created": _text(prov.get("created")),
@@ -528,8 +528,11 @@ def _context(result: IdentificationResult) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ public API
-def render_identification_html(result: IdentificationResult) -> str:
+def render_identification_html(result: IdentificationResult, *, links: bool = True) -> str:
     """Render a 1:N identification result as one self-contained HTML page (deterministic).
+
+    ``links`` (default on) links to ``results.json`` and ``tables/*.csv``, the files ``face-audit identify``
+    writes beside the page.
 
     Raises
     ------
@@ -539,9 +542,9 @@ def render_identification_html(result: IdentificationResult) -> str:
     if not isinstance(result, IdentificationResult):
         raise plots.ReportError(f"render_identification_html expects an IdentificationResult, got {type(result).__name__}; "
                                 "load one with IdentificationResult.from_json(path).")
-    return _environment().get_template("identification.html.j2").render(**_context(result))
+    return _environment().get_template("identification.html.j2").render(**_context(result, links))
 
 
 def write_identification_report(result: IdentificationResult, folder: str | os.PathLike[str]) -> Path:
     """Render ``result`` and write it to ``folder/index.html`` atomically; returns the path."""
-    return _write_index(render_identification_html(result), folder)
+    return _write_index(render_identification_html(result, links=True), folder)
