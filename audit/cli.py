@@ -59,16 +59,13 @@ def _threshold_lines(res) -> list[str]:
 
 
 def _headline(res) -> str | None:
-    """The executive summary's most telling finding: the first shown difference, else the first
-    indication, else the first finding."""
-    from .findings import executive_summary
+    """The report's one-sentence verdict (each group against the reference group; see audit/verdict.py)."""
+    from .verdict import verdict
 
-    found = executive_summary(res)
-    for status in ("difference", "indication"):
-        for f in found:
-            if getattr(f, "status", "") == status:
-                return f.text
-    return found[0].text if found else None
+    try:
+        return verdict(res).text
+    except (KeyError, ValueError, TypeError):  # a result without the tables a verdict reads: no headline
+        return None
 
 
 def _safe_name(name: str) -> str:

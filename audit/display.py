@@ -82,8 +82,14 @@ def result_html(result: Any) -> str:
                     _cell(r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high, r.false_non_matches, r.mated, False, "mated pairs"),
                     _cell(r.fta, r.fta_ci_low, r.fta_ci_high, r.failures, r.attempts, False, "images"),
                 ]})
+    from .verdict import verdict
+
+    v = verdict(result)
+    key = [{"label": f"Key findings: each group against the reference group ({v.reference})", "findings": [
+        {"status": "difference" if f.shown else "indication" if f.status == "too_few" else "no_errors",
+         "status_label": f.status_words, "text": f"{f.headline} {f.text}"} for f in v.findings]}] if v.findings else []
     found = executive_summary(result)
-    summary = [{"label": g.replace("+", " × "), "findings": [
+    summary = key + [{"label": g.replace("+", " × "), "findings": [
         {"status": f.status, "status_label": STATUS_LABELS[f.status], "text": f.text} for f in items]}
         for g, items in findings_by_grouping(found).items()]
     return _environment().get_template("notebook.html.j2").render(
@@ -92,7 +98,7 @@ def result_html(result: Any) -> str:
         dataset=str(dataset.get("title") or dataset.get("name") or "the data"),
         size=size,
         thresholds=", ".join(t.name for t in result.thresholds) or "none",
-        summary=summary, n_findings=len(found), open_findings=True,
+        verdict=v.text, summary=summary, n_findings=len(found) + len(v.findings), open_findings=True,
         caption=caption, headers=["FMR", "FNMR", "FTA"], rows=rows,
         warnings=" ".join(f"Note: {w}" for w in result.warnings),
     )

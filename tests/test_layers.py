@@ -27,6 +27,12 @@ FORBIDDEN = {
     "verification.intervals": {*PURE_FORBIDDEN, "engine"},
     "gate": {"backends", "datasets", "verification.runner", "verification.acquire", "report", "engine", "identification.runner"},
     "findings": {"report", "backends", "datasets", "verification.runner", "engine", "cli", "gate"},
+    # the verdict and the covariate sentence read results only, like the findings
+    "verdict": {"report", "backends", "datasets", "verification.runner", "verification.acquire", "engine", "cli", "gate", "store"},
+    "covariate_findings": {"report", "backends", "datasets", "verification.runner", "verification.acquire", "engine", "cli", "gate",
+                           "store"},
+    # duplicate and wrong-face checks read embeddings and labels: no models, no reports, no runs
+    "quality": {"report", "backends", "verification", "identification", "engine", "cli", "gate", "store", "findings", "verdict"},
     # the result views (tidy frames, the notebook display) read results only: no report code, no I/O layers
     "frames": {"report", "verification.runner", "verification.acquire", "verification.inputs", "backends", "datasets", "store",
                "engine", "gate", "cli", "api", "config"},
