@@ -6,6 +6,8 @@ tests share one xdist worker (``xdist_group``) so that only one instance starts.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,33 @@ def test_embedding_a_london_subset_matches_the_local_pool_and_resumes(ray_cluste
         assert got[sha].status == want[sha].status and got[sha].n_faces == want[sha].n_faces
         if want[sha].ok:
             np.testing.assert_array_equal(got[sha].embedding, want[sha].embedding)  # bit for bit
+
+
+def test_run_with_engine_ray_gives_the_local_audit(ray_cluster, shared_dir, tmp_path, monkeypatch, capsys):
+    """``face-audit run CONFIG --engine ray``: Ray Data embeds into an empty cache and Ray tasks scan;
+    the audit's tables equal the local engine's (embedded into another empty cache)."""
+    pytest.importorskip("cv2")
+    from pathlib import Path
+
+    from audit.cli import main
+    from audit.verification.result import AuditResult
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "london-opencv-sface.toml"
+    tables = {}
+    for engine in ("ray", "local"):
+        monkeypatch.setenv("FACE_AUDIT_CACHE", str(tmp_path / f"cache-{engine}"))
+        out = tmp_path / engine
+        assert main(["run", str(config), "--data-dir", str(shared_dir), "--subjects", "6", "--output", str(out),
+                     "--no-progress", "--workers", "2", "--engine", engine]) == 0
+        computed = re.search(r"embeddings: (\d+) computed", capsys.readouterr().out)
+        assert computed and int(computed.group(1)) >= 10  # every image embedded by this engine, none from a cache
+        tables[engine + "-n"] = int(computed.group(1))
+        res = AuditResult.from_json(out / "results.json")
+        tables[engine] = (res.rates, res.cross_fmr, [t.value for t in res.thresholds])
+    assert tables["ray-n"] == tables["local-n"]
+    assert tables["ray"][2] == tables["local"][2]  # thresholds, bit for bit
+    for i in (0, 1):
+        a, b = tables["ray"][i], tables["local"][i]
+        cols = [c for c in ("errors", "trials", "false_matches", "comparisons") if c in a.columns]
+        assert cols and a[cols].equals(b[cols])
+    assert ray.is_initialized()  # the module's instance was joined, not stopped by the run
