@@ -37,6 +37,9 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "manifest": ("dataset", "manifest"),
     "subjects": ("dataset", "subjects"),
     "groupings": ("dataset", "groupings"),
+    "balance": ("dataset", "balance"),
+    "adjust_for": ("analysis", "adjust_for"),
+    "duplicates": ("data", "duplicates"),
     "backend": ("backend", "name"),
     "backend_options": ("backend", "options"),
     "target_fmr": ("thresholds", "target_fmr"),
@@ -52,7 +55,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "impostors": ("protocol", "impostors"),
     "include_face_images": ("output", "include_face_images"),
 }
-_SECTIONS = ("dataset", "backend", "thresholds", "run", "output", "protocol", "disparity", "identification", "scores", "embeddings")
+_SECTIONS = ("dataset", "backend", "thresholds", "run", "output", "protocol", "disparity", "identification", "scores", "embeddings",
+             "analysis", "data")
 
 
 def _listify(v: Any) -> Any:

@@ -149,6 +149,11 @@ def _run(args: argparse.Namespace) -> int:
         if config.dataset is None:
             raise ConfigError(f"{args.config}: --subjects needs a [dataset]; it cannot subset a scores or embeddings file")
         config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, subjects=args.subjects))
+    if args.balance:
+        if config.dataset is None or config.dataset.subjects is None:
+            raise ConfigError("--balance goes with --subjects N (or dataset.subjects): it says how N people are spread over groups")
+        cols = tuple(c.strip() for c in args.balance.split(",") if c.strip())
+        config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, balance=cols))
     if args.no_progress or _VERBOSITY == 0:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, progress=False))
     if args.cache_dir:
@@ -308,6 +313,7 @@ def _add_run(sub) -> None:
     r.add_argument("--address", help="a Ray cluster's address (with --engine ray; default: start a local Ray instance)")
     r.add_argument("--output", help="output folder (default: the config's output.dir)")
     r.add_argument("--subjects", type=int, help="audit a seeded random subset of this many subjects")
+    r.add_argument("--balance", metavar="COL,COL", help="with --subjects: spread the people evenly over these columns' cells (e.g. ethnicity,gender)")
     r.add_argument("--cache-dir", help="cache folder (default: $FACE_AUDIT_CACHE or ~/.cache/face-audit)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)

@@ -31,6 +31,7 @@ class DatasetConfig:
     hf_split: str = "train"
     hf_revision: str | None = None
     labels: Path | None = None  # extra label columns (audit.labelfile), e.g. a skin-tone bin per person
+    balance: tuple[str, ...] | None = None  # with subjects: sample people evenly over these columns' cells
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""The executive summary: plain-language findings generated from an :class:`~audit.verification.result.AuditResult`.
+"""Plain-language findings generated from an :class:`~audit.verification.result.AuditResult`.
+
+The report leads with :func:`verdict` (:mod:`audit.verdict`): one sentence and at most five key
+findings, each a group against the reference group with a people-level interval that holds over
+all the comparisons made. This module also keeps the older *executive summary* below (the
+highest group against the lowest, per grouping), which the notebook view and the command line's
+headline still use.
 
 For each grouping, at each target-FMR threshold (every threshold when there is none), and for
 FMR and FNMR, the summary compares the group with the **highest** rate to the group with the
@@ -49,15 +55,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
+from .covariate_findings import with_adjusted
 from .metrics.ratio import rate_ratio_interval
-from .verification.result import AuditResult
-from .results import ThresholdInfo
+from .verdict import KeyFinding, Verdict, verdict  # noqa: F401 - the verdict and key findings live beside this module
 
-__all__ = ["Finding", "executive_summary", "STATUS_LABELS"]
+if TYPE_CHECKING:  # findings read results; results never import findings (no import cycle, even a lazy one)
+    from .results import ThresholdInfo
+    from .verification.result import AuditResult
+
+__all__ = ["Finding", "executive_summary", "STATUS_LABELS", "verdict", "Verdict", "KeyFinding"]
 
 #: Finding.status -> the short label shown beside a finding (status is never told by colour alone).
 STATUS_LABELS = {
@@ -444,7 +454,7 @@ def executive_summary(result: AuditResult) -> list[Finding]:
                 f = _finding(grouping, metric, t, _observations(sub, "errors", "trials", order),
                              pairs.get((grouping, t.name, metric)))
                 if f is not None:
-                    findings.append(f)
+                    findings.append(with_adjusted(result, f))  # "most of this gap goes with age: ..."
         fta = result.fta[(result.fta["grouping"] == grouping).to_numpy(dtype=bool)]
         obs = _observations(fta, "failures", "attempts", order)
         if any(o.errors > 0 for o in obs):

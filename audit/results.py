@@ -213,6 +213,8 @@ TEXT_COLUMNS = frozenset({
     "grouping", "group", "threshold_name", "metric", "ci_method", "group_a", "group_b", "summary", "group_high",
     "group_low", "note", "kind", "sample_id", "subject", "path", "status", "detail", "dataset", "role", "probe_set",
     "probe_group", "candidate_group", "top_subject", "name", "reference", "method", "estimand",
+    "covariate", "stratum", "strata_missing", "scope", "sample_a", "sample_b", "subject_a", "subject_b", "reason",
+    "nearest_other_subject",
 })
 #: The numeric columns of the per-image tables; their other columns are labels (text).
 _PER_IMAGE_NUMERIC = {"samples": frozenset({"n_faces"}), "searches": frozenset({"top_score", "mate_rank", "mate_score"})}

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import faiss  # noqa: F401
 
-            from audit.identification.search import FaissSearch
+            from audit.identification.search_faiss import FaissSearch
         except ImportError:
             print("# faiss not installed (pip install faiss-cpu): faiss rows skipped")
         else:

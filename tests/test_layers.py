@@ -140,3 +140,18 @@ def test_no_import_cycles():
         if v not in index:
             visit(v)
     assert not cycles, "import cycles among audit modules: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_no_module_is_over_600_lines():
+    """A module does one job: none in audit/ is over 600 lines (split by job, as engine/ and gate/ are)."""
+    long = {str(f.relative_to(AUDIT.parent)): n for f in AUDIT.rglob("*.py")
+            if (n := len(f.read_text(encoding="utf-8").splitlines())) > 600}
+    assert not long, f"modules over 600 lines: {long}"
+
+
+def test_the_two_audit_kinds_have_the_same_parts():
+    """verification/ and identification/ stand side by side with config, analysis, runner and result."""
+    for kind in ("verification", "identification"):
+        for part in ("config", "analysis", "runner", "result"):
+            assert (AUDIT / kind / f"{part}.py").is_file(), f"audit/{kind}/{part}.py is missing"
+    assert (AUDIT / "verification" / "protocol.py").is_file() and (AUDIT / "identification" / "split.py").is_file()

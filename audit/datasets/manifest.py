@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .covariates import parse_covariates
 from ..errors import ManifestError
 
 __all__ = ["Manifest", "GroupSpec", "load_manifest", "manifest_dirs", "find_manifest", "list_manifests", "check_relative_path",
@@ -64,7 +65,7 @@ _PROTOCOL_KINDS = ("all_pairs",)
 #: The keys a manifest may have, by table ("" is the top level). A misspelt key is an error.
 _ALLOWED: dict[str, set[str]] = {
     "": {"schema", "name", "title", "description", "licence", "licence_url", "citation", "homepage", "label_source",
-         "source", "checksums", "images", "labels", "groups", "protocol"},
+         "source", "checksums", "images", "labels", "groups", "protocol", "covariates"},
     "source": {"base_url", "remote_paths", "checksums", "derived"},
     "source.derived.*": {"url", "keep_rows_where"},
     "images": {"glob", "pattern"},
@@ -218,6 +219,7 @@ class Manifest:
     homepage: str = ""
     licence_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    covariates: tuple = ()  # CovariateSpec, see audit.datasets.covariates
 
     def where(self, field_name: str) -> str:
         return f"{self.path}: field '{field_name}'"
@@ -244,6 +246,7 @@ class Manifest:
             "manifest": self.path.name,
             "manifest_sha256": self.sha256,
             "files": len(self.checksums),
+            **({"covariates": {c.name: c.describe() for c in self.covariates}} if self.covariates else {}),
         }
 
 
@@ -508,4 +511,5 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
         groups=tuple(groups),
         protocol_kind=kind,
         groupings=tuple(groupings),
+        covariates=parse_covariates(data.get("covariates"), where),
     )

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError, ManifestError
+from .covariates import apply_covariates
 from .manifest import Manifest
 
 __all__ = ["SampleTable", "REQUIRED_COLUMNS", "grouping_id", "group_labels", "join_group_values", "GROUP_SEP"]
@@ -101,16 +102,23 @@ class SampleTable:
             raise DatasetError(f"unknown group column(s) {unknown}; this dataset has {list(self.group_columns)}")
         return group_labels(self.data, columns)
 
-    def subset_subjects(self, n: int, *, seed: int = 0) -> "SampleTable":
-        """Keep ``n`` subjects drawn at random (seeded), stratified so every group of the first
-        group column keeps at least one subject where possible. Used for quick runs and tests.
-        ``n`` must be at least 2: an audit compares people."""
+    def subset_subjects(self, n: int, *, seed: int = 0, balance: Sequence[str] | None = None) -> "SampleTable":
+        """Keep ``n`` subjects drawn at random (seeded). Used for quick runs and tests.
+
+        Without ``balance``, stratified so every group of the first group column keeps at least
+        one subject where possible. With ``balance`` (columns such as ``["ethnicity", "gender"]``)
+        people are spread evenly over the cells of those columns (a person's cell is their first
+        image's): cells take one person each in turn, in sorted order, until ``n`` are taken, a
+        cell with no one left dropping out; who is taken within a cell is drawn at random. The
+        cells and counts are recorded in ``dataset["subset"]``. ``n`` must be at least 2."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
             raise DatasetError(f"--subjects / dataset.subjects: expected an integer >= 2 (an audit compares people), found {n!r}")
         subjects = self.data.drop_duplicates("subject")
+        rng = np.random.default_rng(seed)
+        if balance:
+            return self._balanced(subjects, int(n), seed, list(balance), rng)
         if n >= len(subjects):
             return self
-        rng = np.random.default_rng(seed)
         first = self.group_columns[0] if self.group_columns else None
         chosen: list[str] = []
         if first:
@@ -121,6 +129,27 @@ class SampleTable:
         chosen += list(rng.choice(rest, size=min(extra, len(rest)), replace=False))
         keep = self.data["subject"].isin(chosen[:n])
         return SampleTable(self.data[keep].reset_index(drop=True), self.group_columns, dict(self.dataset, subset=f"{n} subjects, seed {seed}"))
+
+    def _balanced(self, subjects: pd.DataFrame, n: int, seed: int, cols: list[str], rng) -> "SampleTable":
+        unknown = [c for c in cols if c not in self.data.columns]
+        if unknown:
+            raise DatasetError(f"--balance / dataset.balance names {unknown}, which the dataset lacks; "
+                               f"its label columns are {list(self.group_columns)}")
+        cells = {key: rng.permutation(g["subject"].to_numpy()).tolist()
+                 for key, g in subjects.groupby([subjects[c].astype(str) for c in cols], sort=True)}
+        taken = {key: 0 for key in cells}
+        total = 0
+        while total < n and any(taken[k] < len(v) for k, v in cells.items()):
+            for key, people in cells.items():
+                if total < n and taken[key] < len(people):
+                    taken[key] += 1
+                    total += 1
+        chosen = [p for key, people in cells.items() for p in people[:taken[key]]]
+        keep = self.data["subject"].isin(chosen)
+        counts = {join_group_values(k if isinstance(k, tuple) else (k,)): v for k, v in taken.items()}
+        text = f"{total} subjects balanced over {', '.join(cols)} ({len(cells)} cells), seed {seed}"
+        return SampleTable(self.data[keep].reset_index(drop=True), self.group_columns,
+                           dict(self.dataset, subset=text, subset_balance={"columns": cols, "seed": seed, "people_per_cell": counts}))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -179,6 +208,8 @@ class SampleTable:
                 # the audit column takes the raw column's name: keep the original values beside it
                 df[f"{spec.name}_original"] = df[spec.name]
             df[spec.name] = raw.map(spec.values)
+        if manifest.covariates:
+            df = apply_covariates(df, manifest.covariates, str(manifest.path))
         df["subject"] = df["subject"].astype(str)
         df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
         return cls(df, tuple(s.name for s in manifest.groups), manifest.describe())
@@ -204,7 +235,7 @@ def _join_labels(df: pd.DataFrame, manifest: Manifest, root: Path) -> pd.DataFra
     if dup.any():
         raise ManifestError(f"{label_path}: column {key!r} repeats the value {labels.loc[dup, key].iloc[0]!r} (row {int(dup.idxmax()) + 2}); each key must appear once")
     join_on = "sample_id" if manifest.labels_per_image else "subject"
-    cols = list(dict.fromkeys([key, *manifest.labels_keep, *[g.column for g in manifest.groups if g.column in labels.columns]]))
+    cols = list(dict.fromkeys([key, *manifest.labels_keep, *[g.column for g in (*manifest.groups, *manifest.covariates) if g.column in labels.columns]]))
     merged = df.merge(labels[cols], how="left", left_on=join_on, right_on=key, indicator=True)
     absent = merged["_merge"] == "left_only"
     if absent.any():

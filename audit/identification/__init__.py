@@ -23,13 +23,13 @@ from .search import (
     SEARCH_BACKENDS,
     CollectionSearch,
     ExactSearch,
-    FaissSearch,
     SearchBackend,
     SearchHits,
     brute_force_search,
     make_search_backend,
     recall_at_k,
 )
+from .search_faiss import FaissSearch
 from .sharded import ShardedSearch  # also registers search = "exact-sharded"
 from .split import (
     GalleryProbeSplit,

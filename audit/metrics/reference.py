@@ -381,3 +381,83 @@ def inflate_for_few_people(point: np.ndarray, replicates: np.ndarray, people: np
     f = np.where(s >= 2, np.sqrt(s / np.maximum(s - 1, 1)), 1.0)
     r = np.asarray(replicates, np.float64)
     return np.clip(np.where(np.isnan(p), r, p + f * (r - p)), 0.0, 1.0)  # a rate stays a rate
+
+
+def jackknife_dof(jackknife: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
+    """Satterthwaite degrees of freedom of a people-level variance, from leave-one-person-out values.
+
+    A variance built from people's contributions ``d_i`` (here the leave-one-person-out rates about
+    their mean) is as precise as a chi-square with ``(sum d_i^2)^2 / sum d_i^4`` degrees of freedom:
+    about the number of people when they contribute alike, far fewer when a few people carry most
+    of the errors. Capped at ``S - 1`` (``S`` the people of the column); ``nan`` without two people.
+
+    Parameters
+    ----------
+    jackknife : ndarray, shape (S, K)
+    members : ndarray of bool, shape (S, K), optional
+        Which people count for each column.
+    """
+    jack = np.asarray(jackknife, np.float64)
+    k = jack.shape[1]
+    out = np.full(k, np.nan)
+    for j in range(k):
+        jj = jack[:, j] if members is None else jack[members[:, j], j]
+        jj = jj[~np.isnan(jj)]
+        if jj.size < 2:
+            continue
+        d = jj - jj.mean()
+        s2, s4 = float(np.sum(d * d)), float(np.sum(d ** 4))
+        out[j] = jj.size - 1.0 if s4 <= 0 else min(s2 * s2 / s4, jj.size - 1.0)
+    return out
+
+
+def dyadic_rate_interval(point: np.ndarray, errors: np.ndarray, trials: np.ndarray, replicates: np.ndarray,
+                         jackknife: np.ndarray, members: np.ndarray | None, people: np.ndarray,
+                         confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """People-level interval of impostor rates (FMR): dyadic-robust variance, log scale, t quantile.
+
+    An impostor rate is a mean over pairs of people, so its variance is that of a two-way
+    ("dyadic") sum: ``sum_i R_i^2 - sum_ij Z_ij^2`` (``Z_ij`` the pair of people's residual, ``R_i``
+    a person's sum of them) counts every covariance between pairs that share a person once. The
+    people bootstrap's variance is about ``sum R_i^2 + sum Z_ij^2``, and ``sum Z_ij^2`` is about the
+    binomial variance ``V_binom = p (1 - p) / N``, so the dyadic variance is
+    ``V = V_boot - 2 V_binom`` (``replicates`` are the raw bootstrap replicates). Where ``V`` is at
+    least ``V_binom`` the interval is ``p exp(± q sqrt(V') / p)`` with ``V' = V S / (S - 1)`` and
+    ``q`` the t quantile at :func:`jackknife_dof` degrees of freedom: the variance rests on few
+    people when a few carry most false matches. Where ``V`` falls below ``V_binom`` comparisons
+    behave as independent and the binomial variance (``V_binom S / (S - 1)``) with the normal
+    quantile is used. Columns with no errors, or a rate of 1, get ``nan`` (the caller keeps its
+    replicate interval there). ``benchmarks/interval_variants.py`` and
+    ``benchmarks/interval_coverage.py`` measure the coverage.
+
+    Parameters
+    ----------
+    point, errors, trials, people : ndarray, shape (K,)
+    replicates : ndarray, shape (B, K)
+    jackknife : ndarray, shape (S, K)
+    members : ndarray of bool, shape (S, K), or None
+    """
+    from scipy.stats import norm
+    from scipy.stats import t as tdist
+
+    p = np.asarray(point, np.float64)
+    e = np.asarray(errors, np.float64)
+    n = np.asarray(trials, np.float64)
+    s = np.asarray(people, np.float64)
+    v_boot = _replicate_variance(replicates)
+    dof = jackknife_dof(jackknife, members)
+    ok = (e > 0) & (n > 0) & (p > 0) & (p < 1) & np.isfinite(v_boot) & (s > 1)
+    low, high = np.full(p.shape, np.nan), np.full(p.shape, np.nan)
+    if not ok.any():
+        return low, high
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v_bin = np.where(ok, p * (1 - p) / np.where(n > 0, n, 1), np.nan)
+        v_dyad = v_boot - 2 * v_bin
+        dyadic = ok & (v_dyad > v_bin) & np.isfinite(dof)
+        v = np.where(dyadic, v_dyad, v_bin) * s / np.where(s > 1, s - 1, 1)
+        alpha = (1 + confidence) / 2
+        q = np.where(dyadic, tdist.ppf(alpha, np.where(dyadic, np.maximum(dof, 1.0), 1.0)), norm.ppf(alpha))
+        se = np.sqrt(v) / p
+        low = np.where(ok, p * np.exp(-q * se), np.nan)
+        high = np.where(ok, np.minimum(p * np.exp(q * se), 1.0), np.nan)
+    return low, high

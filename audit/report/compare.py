@@ -52,10 +52,10 @@ from .html import (
     _short,
     _summary_rank,
     _text,
-    _threshold_value,
     _write_index,
 )
-from ..findings import STATUS_LABELS, executive_summary
+from ..verdict import threshold_units
+from .compare_first import compare_first_screen, compare_notes
 from .plots import ReportError, _f, _floats, _log_axis, _new_figure, _style, _t, fmt_count, fmt_rate
 
 __all__ = [
@@ -325,9 +325,8 @@ def _systems(results: list[AuditResult], names: list[str], targets) -> list[dict
             "mated": fmt_count(protocol.get("mated_comparisons")) if protocol.get("mated_comparisons") is not None else "—",
             "impostor": (fmt_count(protocol.get("impostor_comparisons"))
                          if protocol.get("impostor_comparisons") is not None else "—"),
-            "thresholds": [{"value": _threshold_value(per[k].native_value), "similarity": _threshold_value(per[k].value),
-                            "fmr": fmt_rate(per[k].achieved_fmr), "fnmr": fmt_rate(per[k].achieved_fnmr),
-                            "metric": _text(b.get("metric")) if b.get("metric") else ""}
+            "thresholds": [{"value": threshold_units(per[k], r.provenance),
+                            "fmr": fmt_rate(per[k].achieved_fmr), "fnmr": fmt_rate(per[k].achieved_fnmr), "metric": ""}
                            for _, per in targets],
             "created": _text(prov.get("created")), "tool_version": _text(prov.get("tool_version")),
         })
@@ -413,83 +412,6 @@ def _disparity(results: list[AuditResult], names: list[str], grouping: str, targ
     return {"rows": rows, "help": [(label, text) for key, (label, text) in _SUMMARIES.items() if key in helps]}
 
 
-def _findings_side_by_side(results: list[AuditResult], targets) -> list[dict[str, Any]]:
-    """Each system's executive-summary findings, aligned by grouping, metric and shared target FMR."""
-    keyed: list[dict[tuple[str, str, float | None], Any]] = []
-    for k, r in enumerate(results):
-        target_of = {per[k].name: t for t, per in targets}
-        found = {}
-        for f in executive_summary(r):
-            if f.threshold_name is not None and f.threshold_name not in target_of:
-                continue
-            found[(f.grouping, f.metric, target_of.get(f.threshold_name) if f.threshold_name else None)] = f
-        keyed.append(found)
-    out = []
-    metric_label = {"fmr": "FMR", "fnmr": "FNMR", "fta": "FTA"}
-    for grouping in _groupings(results):
-        keys = [(grouping, m, t) for t, _ in targets for m in ("fmr", "fnmr")] + [(grouping, "fta", None)]
-        rows = []
-        for key in keys:
-            cells = []
-            for found in keyed:
-                f = found.get(key)
-                cells.append(None if f is None else
-                             {"status": f.status, "status_label": STATUS_LABELS[f.status], "text": f.text})
-            if any(cells):
-                _, m, t = key
-                name = next((per[0].name for tt, per in targets if tt == t), "")
-                missing = ("No image failed to acquire." if m == "fta" else
-                           "No finding: fewer than two groups with comparisons.")
-                rows.append({"label": metric_label[m] + (f" at {name}" if name else ""), "cells": cells,
-                             "missing": missing})
-        if rows:
-            out.append({"label": _label(grouping), "rows": rows})
-    return out
-
-
-def _notes(results: list[AuditResult], names: list[str], targets) -> list[str]:
-    notes = []
-    shas = {str(_dataset(r).get("manifest_sha256") or "") for r in results}
-    if len(shas) > 1:
-        notes.append("The results were made with different versions of the dataset manifest (their sha256 differ): "
-                     "check that they cover the same images before reading differences.")
-    subjects = []
-    for r in results:
-        comp = plots._rows(r.composition, grouping=r.groupings[0]) if r.groupings else r.composition.iloc[:0]
-        subjects.append(pd.to_numeric(comp["subjects"], errors="coerce").sum() if not comp.empty else math.nan)
-    if len({s for s in subjects if math.isfinite(s)}) > 1:
-        notes.append("The results cover different numbers of subjects ("
-                     + ", ".join(f"{n}: {fmt_count(s)}" for n, s in zip(names, subjects))
-                     + "); a run on a subset (--subjects) is not the same audit.")
-    comps = []
-    for r in results:
-        p = (r.provenance or {}).get("protocol")
-        comps.append(p.get("impostor_comparisons") if isinstance(p, Mapping) else None)
-    methods = [_ci_name(r.rates, r.fta, provenance=r.provenance) for r in results]
-    if len(set(methods)) > 1:
-        notes.append("The systems' 95% intervals were computed by different methods ("
-                     + ", ".join(f"{n}: {m}" for n, m in zip(names, methods))
-                     + "); for the same counts a Clopper–Pearson interval is wider than Wilson's, so compare the "
-                     "intervals with care.")
-    if len({c for c in comps if c is not None}) > 1:
-        notes.append("Comparison counts differ between systems because images that a system failed to acquire are "
-                     "left out of its comparisons (see FTA); each system's rates are over its own comparisons.")
-    if not targets:
-        notes.append("The results share no target-FMR threshold, so no rates are set side by side; re-run the "
-                     "audits with a common [thresholds] target_fmr.")
-    else:
-        shared = {t for t, _ in targets}
-        for r, n in zip(results, names):
-            other = [t.name for t in r.thresholds if not (t.kind == "target_fmr" and t.target_fmr is not None
-                                                         and any(math.isclose(float(t.target_fmr), s) for s in shared))]
-            if other:
-                notes.append(f"{n}: thresholds {', '.join(other)} are not shared by every system and are shown only in "
-                             "its own report.")
-    notes.append("Each system's threshold is set on its own impostor comparisons at the shared target FMR, so the "
-                  "systems are compared at the same overall false-match rate, not at the same score.")
-    return notes
-
-
 def _context(results: list[AuditResult], names: list[str], title: str | None) -> dict[str, Any]:
     targets = _targets(results)
     dataset = _dataset(results[0])
@@ -522,9 +444,9 @@ def _context(results: list[AuditResult], names: list[str], title: str | None) ->
         "names": names,
         "targets": [{"name": per[0].name, "target": fmt_rate(t)} for t, per in targets],
         "systems": _systems(results, names, targets),
-        "summaries": _findings_side_by_side(results, targets),
+        "first": compare_first_screen(results, names, targets),
         "sections": sections,
-        "notes": _notes(results, names, targets),
+        "notes": compare_notes(results, names, targets, _ci_name),
         "method": SUMMARY_METHOD,
         "tool_version": _text((results[0].provenance or {}).get("tool_version")),
     }

@@ -41,10 +41,13 @@ from .html import (
     _short,
     _summary_rank,
     _text,
-    _threshold_value,
     _write_index,
 )
 from .plots import _f, _new_figure, _style, _t, flag, fmt_count, fmt_rate
+from ..verdict import threshold_units, verdict
+from .firstscreen import TABLES_1TON, data_links, extra_sections, first_screen, forest_figures
+from .heatmap import HeatScale, heat_cell
+from .idverdict import identification_reference
 
 __all__ = ["render_identification_html", "write_identification_report", "cmc_curves", "identification_score_distributions"]
 
@@ -204,8 +207,7 @@ def _tested(result: IdentificationResult) -> dict[str, Any]:
         b.append(item("Score", backend.get("metric")))
     if backend.get("default_threshold") is not None:
         b.append(item("Library's default (1:1) threshold", backend.get("default_threshold")))
-    b.append(item("Search", ", ".join(f"{k} {_text(v)}" for k, v in search.items()
-                                      if k in ("name", "index", "exact", "recall_at_k", "seconds")) or None))
+    b.append(item("Search", _search_words(search)))
 
     def ds_items(d: Mapping[str, Any], prefix: str = "") -> list[dict[str, str]]:
         out = [item(prefix + "Dataset", d.get("title") or d.get("name")), item(prefix + "Licence", d.get("licence"))]
@@ -247,10 +249,24 @@ def _tested(result: IdentificationResult) -> dict[str, Any]:
             "target": fmt_rate(t.target_fpir) if t.target_fpir is not None else "—",
             "achieved": fmt_rate(t.achieved_fpir), "counts": f"{fmt_count(t.false_positives)} / {fmt_count(t.nonmated_searches)}",
             "fnir": fmt_rate(t.achieved_fnir), "fnir_counts": f"{fmt_count(t.misses)} / {fmt_count(t.mated_searches)}",
-            "value": _threshold_value(t.value), "native": _threshold_value(t.native_value),
+            "value": threshold_units(t, result.provenance),
             "insufficient": flag(t.insufficient), "needed": _needed(t),
         })
     return {"backend": b, "dataset": d_items, "protocol": p_items, "thresholds": thresholds}
+
+
+def _search_words(search: Mapping[str, Any]) -> str | None:
+    """The search index in plain words: "exact search over every enrolled image (0.02 s)"."""
+    if not search:
+        return None
+    exact = search.get("exact")
+    words = "exact search over every enrolled image" if exact in (True, "true", "True") else \
+        f"approximate search ({_text(search.get('index') or search.get('name'))})"
+    if search.get("recall_at_k") is not None and exact not in (True, "true", "True"):
+        words += f", recall at k {_text(search.get('recall_at_k'))}"
+    if isinstance(search.get("seconds"), (int, float)):
+        words += f" ({search['seconds']:.2g} s)"
+    return words
 
 
 def _composition(result: IdentificationResult) -> list[dict[str, Any]]:
@@ -333,7 +349,7 @@ def _section(result: IdentificationResult, index: int, grouping: str) -> dict[st
                 "low_p": math.isfinite(_f(r.binom_p)) and _f(r.binom_p) < 0.05,
             })
         total_c = pd.to_numeric(c_at["false_candidates"], errors="coerce").sum() if not c_at.empty else 0
-        aclu.append({"threshold": t.name, "value": _threshold_value(t.value), "native": _threshold_value(t.native_value),
+        aclu.append({"threshold": t.name, "value": threshold_units(t, result.provenance), "native": "",
                      "rows": trs, "total_probes": fmt_count(total_p), "total_false": fmt_count(total_f),
                      "total_share": _share(total_f / total_p if total_p else math.nan),
                      "cand_rows": crs, "total_cands": fmt_count(total_c), "summary": _aclu_summary(trs, t.name)})
@@ -362,7 +378,7 @@ def _section(result: IdentificationResult, index: int, grouping: str) -> dict[st
             caption=f"Cumulative match characteristic by {label}, ignoring the threshold: how often the right person is "
                     "among the first r candidates."))
     if not _rows(result.score_hist, grouping=grouping).empty:
-        thr = ", ".join(f"{t.name} ({_threshold_value(t.value)})" for t in result.thresholds)
+        thr = ", ".join(f"{t.name} ({threshold_units(t, result.provenance)})" for t in result.thresholds)
         figures.append(_figure(
             identification_score_distributions(result, grouping),
             alt=f"Histograms by {label} group of the mate's score in mated searches (solid) and of the top candidate's "
@@ -388,7 +404,7 @@ def _section(result: IdentificationResult, index: int, grouping: str) -> dict[st
             helps[str(r.summary).lower()] = help_text
     return {
         "anchor": f"grouping-{index + 1}", "label": label,
-        "thresholds": [{"name": t.name, "value": _threshold_value(t.value)} for t in result.thresholds],
+        "thresholds": [{"name": t.name, "value": threshold_units(t, result.provenance)} for t in result.thresholds],
         "rows": rows, "any_insufficient": any_flag, "aclu": aclu, "heat": heat, "cmc": cmc_rows, "figures": figures,
         "interval": _ci_name(rates, provenance=result.provenance), "cmc_interval": _ci_name(cmc, provenance=result.provenance),
         "disparity": disparity,
@@ -414,28 +430,22 @@ def _heat(result: IdentificationResult, grouping: str, t: IdentificationThreshol
     order = group_order(result, grouping)
     probe_groups = [g for g in order if g in set(df["probe_group"].astype(str))]
     cand_groups = [g for g in order if g in set(df["candidate_group"].astype(str))]
-    vals = pd.to_numeric(df["fpir"], errors="coerce")
-    pos = vals[vals > 0]
-    vmin, vmax = (float(pos.min()), float(pos.max())) if not pos.empty else (1e-3, 1.0)
-    if vmax <= vmin:
-        vmin, vmax = vmin / 10.0, vmax * 10.0
-    scale = plots.CrossFmrMatrix(grouping, t.name, (), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), vmin, vmax)
+    basis = next((v for v in (_f(t.target_fpir), _f(t.achieved_fpir)) if math.isfinite(v) and v > 0), 1e-2)
+    scale = HeatScale(basis)
     look = {(str(r.probe_group), str(r.candidate_group)): r for r in df.itertuples(index=False)}
     rows = []
     for a in probe_groups:
         cells = []
         for b in cand_groups:
             r = look.get((a, b))
-            if r is None or not _f(r.searches) > 0:
-                cells.append({"kind": "na", "text": "n/a", "counts": "no searches", "bg": "", "fg": "", "title": f"{a} × {b}: n/a"})
-                continue
-            v = _f(r.fpir)
-            bg, fg = scale.colour(v) if v > 0 else ("", "")
-            text, counts = fmt_rate(v), f"{fmt_count(r.false_positives)}/{fmt_count(r.searches)}"
-            cells.append({"kind": "pos" if v > 0 else "zero", "text": text, "counts": counts, "bg": bg, "fg": fg,
-                          "title": f"{a} probes, top candidate {b}: {text} ({counts})"})
+            if r is None:
+                cells.append(heat_cell(scale, math.nan, math.nan, math.nan, f"{a} probes, top candidate {b}"))
+            else:
+                cells.append(heat_cell(scale, _f(r.fpir), _f(r.false_positives), _f(r.searches),
+                                       f"{a} probes, top candidate {b}"))
         rows.append({"group": a, "cells": cells})
-    return {"threshold": t.name, "value": _threshold_value(t.value), "groups": cand_groups, "rows": rows}
+    return {"threshold": t.name, "value": threshold_units(t, result.provenance), "groups": cand_groups, "rows": rows,
+            "bar": scale.bar()}
 
 
 def _limitations(result: IdentificationResult) -> list[str]:
@@ -476,12 +486,32 @@ def _limitations(result: IdentificationResult) -> list[str]:
     return out
 
 
+#: How the 1:N key findings' intervals are made, said under them.
+METHOD_1TON = (
+    "Each finding is one group against its grouping's reference group (the one with the most non-mated searches), "
+    "at one threshold for everyone. The ratio's 95% interval (Katz's, or the exact conditional one with few "
+    "errors) holds for all the comparisons of a threshold and metric at once (Bonferroni) and treats searches as "
+    "independent. \"Too few comparisons\" marks a comparison whose lower FPIR cannot be placed above or below the "
+    "level the threshold was set for."
+)
+
+
+def _first(result: IdentificationResult) -> dict[str, Any]:
+    """The first screen: verdict, key findings, forest plots (FPIR and FNIR), links."""
+    ref = identification_reference(result)
+    summary = first_screen(result, verdict(result, reference=ref))
+    summary.update(overview="", method=METHOD_1TON)
+    return {"summary": summary, "links": data_links(TABLES_1TON), "extras": extra_sections(result),
+            "forests": forest_figures(result, metrics=("fpir", "fnir"), kinds=("target_fpir",), reference=ref)}
+
+
 def _context(result: IdentificationResult) -> dict[str, Any]:
     prov = result.provenance or {}
     backend = prov.get("backend") if isinstance(prov.get("backend"), Mapping) else {}
     dataset = prov.get("dataset") if isinstance(prov.get("dataset"), Mapping) else {}
     return {
         "title": result.title or "Face identification audit",
+        **_first(result),
         "backend_label": " / ".join(_text(backend.get(k)) for k in ("backend", "model") if backend.get(k)) or "—",
         "dataset_label": _text(dataset.get("title") or dataset.get("name")) if dataset else "—",
         "created": _text(prov.get("created")),

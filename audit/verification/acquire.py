@@ -98,7 +98,8 @@ def _load_table(config: AuditConfig, data_dir, log) -> tuple[SampleTable, str, t
     if ds.labels is not None:  # extra label columns (e.g. a measured skin-tone bin) become group columns
         from ..labelfile import join_label_file
 
-        wanted = list(dict.fromkeys(c for g in (ds.groupings or ()) for c in g if c not in table.group_columns))
+        wanted = list(dict.fromkeys(c for g in (*(ds.groupings or ()), config.analysis.adjust_for) for c in g
+                                    if c not in table.group_columns and c not in table.data.columns))
         data, added = join_label_file(table.data, ds.labels, columns=wanted)
         table = SampleTable(data, (*table.group_columns, *added), dict(table.dataset, extra_labels={"file": str(ds.labels), "columns": added}))
         log(f"labels {ds.labels.name}: added the group columns {added}")
@@ -127,7 +128,7 @@ class _Acquired:
 def _acquire_from_images(config: AuditConfig, data_dir, workers, log) -> _Acquired:
     table, protocol_kind, default_groupings = _load_table(config, data_dir, log)
     if config.dataset.subjects is not None:
-        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed)
+        table = table.subset_subjects(config.dataset.subjects, seed=config.run.seed, balance=config.dataset.balance)
     groupings = config.dataset.groupings or default_groupings
     name = table.dataset.get("name", config.dataset.name)
     for cols in groupings:

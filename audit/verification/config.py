@@ -102,6 +102,7 @@ class AuditConfig:
     include_face_images: bool = False
     disparity: "DisparityConfig" = field(default_factory=lambda: DisparityConfig())
     analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
+    data: "DataConfig" = field(default_factory=lambda: DataConfig())
     engine: EngineConfig = field(default_factory=EngineConfig)  # [engine]: local processes or Ray
 
 
@@ -116,6 +117,17 @@ class AnalysisConfig:
     """
 
     reference: Mapping[str, str] | str | None = None
+    adjust_for: tuple[str, ...] = ()  # covariates (e.g. "age_band"): ratios adjusted for them beside the crude ones
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Data quality (``[data]``). ``duplicates``: what to do with duplicate images (see
+    :mod:`audit.quality`): ``"exclude"`` (exact and near copies across subjects, and all but one
+    copy within a subject), ``"warn"`` (keep them, warn), ``"keep"`` (keep them, list them only);
+    default: exclude exact copies across subjects and warn about the rest."""
+
+    duplicates: str = "default"
 
 
 @dataclass(frozen=True)
@@ -140,15 +152,16 @@ class DisparityConfig:
 
 
 _ALLOWED = {
-    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity", "analysis",
+    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity", "analysis", "data",
          "engine"},
     "engine": ENGINE_KEYS,
-    "analysis": {"reference"},
+    "analysis": {"reference", "adjust_for"},
+    "data": {"duplicates"},
     "disparity": {"fdr_alpha", "garbe_alpha", "inequity_alpha", "inequity_beta"},
     "protocol": {"impostors", "pairs", "pair_id_format", "sample_impostors", "probe", "reference"},
     "scores": {"path", "samples", "higher_is_similar", "groups", "groupings", "name", "two_sided"},
     "embeddings": {"path", "samples", "metric", "groups", "groupings", "name"},
-    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision", "labels"},
+    "dataset": {"name", "manifest", "data_dir", "groupings", "subjects", "huggingface", "groups", "subject_column", "split", "revision", "labels", "balance"},
     "backend": {"name", "options"},
     "thresholds": {"target_fmr", "fixed", "backend_default"},
     "run": {"workers", "batch_size", "seed", "cache_dir", "progress", "bootstrap", "interval"},
@@ -211,6 +224,7 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
         groupings=groupings,
         subjects=pos_int(ds["subjects"], "dataset.subjects", 2) if "subjects" in ds else None,
         labels=rel(ds["labels"], "dataset.labels") if "labels" in ds else None,
+        balance=_column_list(ds, "balance", "dataset.balance", err),
     )
 
     be = table("backend")
@@ -228,7 +242,8 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
     return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int),
-                       _face_images(out, err), _disparity(table, err), _analysis(table, err), engine_section(table, err))
+                       _face_images(out, err), _disparity(table, err), _analysis(table, err), _data(table, err),
+                       engine=engine_section(table, err))
 
 
 def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunConfig]:
@@ -313,17 +328,35 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     if kind == "scores" and protocol != ProtocolConfig():
         raise err("protocol", "a scores file already lists its pairs: [protocol] only applies to images and embeddings")
     return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol, _face_images(out, err),
-                       _disparity(table, err), _analysis(table, err), engine_section(table, err))
+                       _disparity(table, err), _analysis(table, err), _data(table, err), engine=engine_section(table, err))
+
+
+def _column_list(t: Mapping, key: str, fld: str, err) -> tuple[str, ...] | None:
+    if key not in t:
+        return None
+    v = t[key]
+    v = [x.strip() for x in v.split(",")] if isinstance(v, str) else v
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise err(fld, f'expected a list of column names such as ["age_band"], found {t[key]!r}')
+    return tuple(v)
+
+
+def _data(table, err) -> DataConfig:
+    dup = table("data").get("duplicates", "default")
+    if dup not in ("default", "warn", "exclude", "keep"):
+        raise err("data.duplicates", f'expected "warn", "exclude" or "keep", found {dup!r}')
+    return DataConfig(dup)
 
 
 def _analysis(table, err) -> AnalysisConfig:
+    adjust = _column_list(table("analysis"), "adjust_for", "analysis.adjust_for", err) or ()
     ref = table("analysis").get("reference")
     if ref is None:
-        return AnalysisConfig()
+        return AnalysisConfig(None, adjust)
     if ref == "overall":
-        return AnalysisConfig("overall")
+        return AnalysisConfig("overall", adjust)
     if isinstance(ref, Mapping) and ref and all(isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool) for k, v in ref.items()):
-        return AnalysisConfig({k: str(v) for k, v in ref.items()})
+        return AnalysisConfig({k: str(v) for k, v in ref.items()}, adjust)
     raise err("analysis.reference", f'expected "overall" or a table such as {{ ethnicity = "White" }}, found {ref!r}')
 
 

@@ -16,6 +16,7 @@ from ..datasets.table import grouping_id, join_group_values
 from ..metrics.people import PeopleCounts, people_jackknife
 from ..metrics.reference import (
     bca_interval,
+    dyadic_rate_interval,
     inflate_for_few_people,
     percentile_interval,
     remove_pair_noise,
@@ -72,8 +73,11 @@ def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) ->
 
     FMR replicates are corrected for pair-level noise counted twice
     (:func:`audit.metrics.reference.remove_pair_noise`), all for few people
-    (:func:`audit.metrics.reference.inflate_for_few_people`). Fixed-threshold intervals are BCa, the
-    acceleration from the leave-one-person-out rates of the people resampled in each group;
+    (:func:`audit.metrics.reference.inflate_for_few_people`); these feed the group comparisons.
+    A fixed-threshold FMR interval is :func:`audit.metrics.reference.dyadic_rate_interval` (the
+    dyadic-robust variance on the log scale, t quantile; BCa where it has no answer, as with no
+    false matches); a fixed-threshold FNMR interval is BCa, the acceleration from the
+    leave-one-person-out rates of the people resampled in each group;
     operating-point intervals are percentile intervals (a jackknife would re-estimate the threshold).
     """
     b, t = rep.n_replicates, people.thresholds.size
@@ -96,8 +100,16 @@ def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) ->
         lo, hi = bca_interval(point[:g].reshape(-1), reps[:, :g].reshape(b, -1), jack[:, :g].reshape(jack.shape[0], -1), members)
         return lo.reshape(shape), hi.reshape(shape)
 
+    def dyadic():  # impostor rates: dyadic-robust variance, log scale, t quantile; BCa where it has no answer
+        lo, hi = dyadic_rate_interval(rep.point_fmr[:g].reshape(-1), rep.point_fm[:g].reshape(-1), np.repeat(rep.point_imp[:g], t),
+                                      rep.fmr[:, :g].reshape(b, -1), jf[:, :g].reshape(jf.shape[0], -1), members,
+                                      np.repeat(n_people[:g], t))
+        lo, hi = lo.reshape(shape), hi.reshape(shape)
+        blo, bhi = bca(rep.point_fmr, fmr, jf)
+        return np.where(np.isnan(lo), blo, lo), np.where(np.isnan(hi), bhi, hi)
+
     out = {"fixed": {"fmr": fmr, "fnmr": fnmr}}
-    fixed_iv = {"fmr": bca(rep.point_fmr, fmr, jf), "fnmr": bca(rep.point_fnmr, fnmr, jn)}
+    fixed_iv = {"fmr": dyadic(), "fnmr": bca(rep.point_fnmr, fnmr, jn)}
     nan = np.full(shape, np.nan)
     op_iv: dict = {"fmr": (nan, nan), "fnmr": (nan, nan)}
     op_reps: dict = {}

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import ResultsError
+from ..quality import DUPLICATE_COLUMNS, WRONG_FACE_COLUMNS
 from ..results import (
     _THRESHOLD_TEXT,
     SCHEMA_VERSION,
@@ -66,10 +67,26 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "ratio", "ratio_low", "ratio_high", "difference", "diff_low", "diff_high",
         "p_adjusted", "shown", "comparisons", "method", "estimand",
     ],
+    # covariates ([analysis] adjust_for; audit/verification/confounders.py): people and images of
+    # each group in each stratum, balance against the reference, rates within strata, and each
+    # group's crude and adjusted (Mantel-Haenszel) ratio to the reference
+    "covariates": ["grouping", "covariate", "group", "stratum", "people", "images", "share", "std_difference"],
+    "balance": ["grouping", "covariate", "group", "reference", "max_std_difference", "stratum", "material", "cramers_v"],
+    "stratum_rates": ["grouping", "threshold_name", "threshold", "metric", "group", "stratum", "errors", "trials", "rate"],
+    "adjusted": ["grouping", "threshold_name", "threshold", "metric", "group", "reference", "covariate", "crude", "crude_low",
+                 "crude_high", "crude_shown", "adjusted", "adjusted_low", "adjusted_high", "adjusted_shown", "p_adjusted",
+                 "strata_used", "strata_missing", "independent_low", "independent_high", "method"],
+    # data quality (audit/quality.py): duplicate image pairs and images that may show the wrong face
+    "duplicates": list(DUPLICATE_COLUMNS),
+    "wrong_faces": list(WRONG_FACE_COLUMNS),
 }
 
 #: Tables added after schema 1.0: a results file without them reads as empty tables.
-OPTIONAL_TABLES = ("reference",)
+OPTIONAL_TABLES = ("reference", "covariates", "balance", "stratum_rates", "adjusted", "duplicates", "wrong_faces")
+
+
+def _empty(name: str) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS[name]})
 
 
 #: The fixed columns of :meth:`AuditResult.rates_frame`: one row per group and threshold.
@@ -97,6 +114,9 @@ class AuditResult(RatesAccess):
     samples, composition, fta, rates, cross_fmr, disparity, score_hist, det : pandas.DataFrame
         Long tables with the columns in :data:`TABLE_COLUMNS` (``samples`` also has one column per
         label used for grouping).
+    reference, covariates, balance, stratum_rates, adjusted, duplicates, wrong_faces : pandas.DataFrame
+        Optional tables (empty when not computed): group-vs-reference ratios, the covariate
+        analysis of ``[analysis] adjust_for``, and the data-quality lists.
     """
 
     title: str
@@ -111,7 +131,13 @@ class AuditResult(RatesAccess):
     disparity: pd.DataFrame
     score_hist: pd.DataFrame
     det: pd.DataFrame
-    reference: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS["reference"]}))
+    reference: pd.DataFrame = field(default_factory=lambda: _empty("reference"))
+    covariates: pd.DataFrame = field(default_factory=lambda: _empty("covariates"))
+    balance: pd.DataFrame = field(default_factory=lambda: _empty("balance"))
+    stratum_rates: pd.DataFrame = field(default_factory=lambda: _empty("stratum_rates"))
+    adjusted: pd.DataFrame = field(default_factory=lambda: _empty("adjusted"))
+    duplicates: pd.DataFrame = field(default_factory=lambda: _empty("duplicates"))
+    wrong_faces: pd.DataFrame = field(default_factory=lambda: _empty("wrong_faces"))
     schema_version: str = SCHEMA_VERSION
     warnings: tuple[str, ...] = field(default_factory=tuple)
 

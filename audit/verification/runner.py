@@ -37,6 +37,8 @@ from .analysis import (
 )
 from .acquire import _Acquired, _acquire_from_file, _acquire_from_images, _machine, _noop
 from .outputs import check_output_dir, write_outputs
+from .confounders import covariate_tables
+from .data_quality import apply_data_quality, result_tables
 
 __all__ = ["AuditRun", "run_audit"]
 
@@ -316,6 +318,7 @@ def _run_audit(
         acq = _acquire_from_file(config, log)
     else:
         acq = _acquire_from_images(config, data_dir, workers, log)
+    acq, quality = apply_data_quality(acq, config, log)  # duplicates ([data] duplicates) and wrong faces
     samples, info, groupings = acq.samples, acq.info, acq.groupings
     stats = acq.stats
 
@@ -327,11 +330,12 @@ def _run_audit(
     tables = analyse_cells(samples, scored.data, scored.labels, scored.columns, scored.thresholds, groupings=groupings,
                            bootstrap=config.run.bootstrap, seed=config.run.seed, interval=config.run.interval,
                            disparity_weights=config.disparity.as_dict(), reference=config.analysis.reference)
+    covs = covariate_tables(samples, acq.ok_rows, scored, groupings, config, acq.dataset) if config.analysis.adjust_for else None
     score_seconds = time.perf_counter() - t_score + acq.score_seconds
     log(f"scored {n_mated} mated and {n_impostor} impostor comparisons in {score_seconds:.2f} s")
 
     keep_cols = ["sample_id", "subject", "path", "status", "n_faces", "detail", *acq.group_columns]
-    warnings = side_warnings + list(scored.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
+    warnings = side_warnings + list(quality.warnings) + list(covs.warnings if covs else ()) + list(scored.warnings) + list(tables.warnings) + single_subject_groups(samples[samples["status"] == "ok"], acq.group_columns)
     n_fail = int((samples["status"] != "ok").sum())
     if n_fail:
         warnings.append(f"{n_fail} of {len(samples)} image(s) failed to acquire (see the FTA table); they are left out of comparisons")
@@ -369,6 +373,8 @@ def _run_audit(
                 "cross_fmr": "directional: group_a is the probe's group, group_b the reference image's",
             }} if side is not None else {}),
         },
+        "data_quality": quality.provenance,
+        **({"adjust_for": list(config.analysis.adjust_for)} if config.analysis.adjust_for else {}),
         "config": {"path": str(config.path) if config.path else None, "values": dict(config.raw)},
         "seed": config.run.seed,
         "machine": _machine(),
@@ -396,6 +402,7 @@ def _run_audit(
         score_hist=tables.score_hist,
         det=tables.det,
         reference=tables.reference,
+        **result_tables(quality, covs),
         warnings=tuple(warnings),
     )
     files: list[Path] = []

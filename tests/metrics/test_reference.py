@@ -8,13 +8,16 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import norm
+from scipy.stats import t as tdist
 
 from audit.metrics import fairness_discrepancy_rate, garbe, inequity_rate
 from audit.metrics.reference import (
     bca_interval,
     compare_to_reference,
     design_effect,
+    dyadic_rate_interval,
     inflate_for_few_people,
+    jackknife_dof,
     percentile_interval,
     remove_pair_noise,
     simultaneous_rate_bounds,
@@ -131,3 +134,44 @@ def test_joint_replicates_equal_the_scalar_summaries():
         assert got["fairness_discrepancy_rate"][r] == pytest.approx(fairness_discrepancy_rate(a, b, alpha=0.3).value)
         assert got["inequity_rate"][r] == pytest.approx(inequity_rate(a, b, alpha=1.0, beta=2.0).value)
         assert got["garbe"][r] == pytest.approx(garbe(a, b, alpha=0.6).value)
+
+
+def test_jackknife_dof_by_hand():
+    # d = -1.5, -0.5, 0.5, 1.5: (sum d^2)^2 / sum d^4 = 25 / 10.25
+    np.testing.assert_allclose(jackknife_dof(np.array([[1.0], [2.0], [3.0], [4.0]])), [25 / 10.25])
+    # one person carries everything: d = -2, -2, -2, -2, 8 -> 80^2 / 4160, far below the 4 of five people
+    np.testing.assert_allclose(jackknife_dof(np.array([[0.0], [0.0], [0.0], [0.0], [10.0]])), [6400 / 4160])
+    # people alike: capped at S - 1; members pick the people of each column; one person: nan
+    alike = np.array([[1.0], [-1.0]] * 5)
+    np.testing.assert_allclose(jackknife_dof(alike), [9.0])
+    two = np.hstack([alike, alike])
+    members = np.zeros((10, 2), bool)
+    members[:4, 0] = True
+    members[:1, 1] = True
+    out = jackknife_dof(two, members)
+    assert out[0] == 3.0 and np.isnan(out[1])
+
+
+def test_dyadic_rate_interval_by_hand():
+    jack = np.array([[1.0], [2.0], [3.0], [4.0]])  # 25 / 10.25 degrees of freedom
+    # p = 0.1 of N = 100 (10 errors), 10 people. Replicates +-0.05: V_boot = 0.05^2 * 4/3; V_binom = 0.0009
+    wide = np.array([[0.05], [0.15], [0.05], [0.15]])
+    lo, hi = dyadic_rate_interval(np.array([0.1]), np.array([10]), np.array([100]), wide, jack, None, np.array([10]))
+    v = (0.05 ** 2 * 4 / 3 - 2 * 0.0009) * 10 / 9          # dyadic variance, above the binomial: used
+    q = tdist.ppf(0.975, 25 / 10.25)
+    se = math.sqrt(v) / 0.1
+    np.testing.assert_allclose([lo[0], hi[0]], [0.1 * math.exp(-q * se), 0.1 * math.exp(q * se)])
+    # replicates +-0.02: the dyadic variance is below the binomial one -> binomial variance, normal quantile
+    tight = np.array([[0.08], [0.12], [0.08], [0.12]])
+    lo, hi = dyadic_rate_interval(np.array([0.1]), np.array([10]), np.array([100]), tight, jack, None, np.array([10]))
+    se = math.sqrt(0.0009 * 10 / 9) / 0.1
+    z = norm.ppf(0.975)
+    np.testing.assert_allclose([lo[0], hi[0]], [0.1 * math.exp(-z * se), 0.1 * math.exp(z * se)])
+    # no errors (or a rate of 1): no answer here, the caller keeps its replicate interval
+    lo, hi = dyadic_rate_interval(np.array([0.0, 1.0]), np.array([0, 100]), np.array([100, 100]),
+                                  np.zeros((4, 2)) + [[0.0, 1.0]], np.hstack([jack, jack]), None, np.array([10, 10]))
+    assert np.isnan(lo).all() and np.isnan(hi).all()
+    # the upper bound stays a rate
+    lo, hi = dyadic_rate_interval(np.array([0.6]), np.array([6]), np.array([10]), np.array([[0.1], [0.9], [0.1], [0.9]]), jack, None,
+                                  np.array([3]))
+    assert hi[0] == 1.0 and 0 < lo[0] < 0.6

@@ -104,7 +104,7 @@ def test_thresholds_are_matched_by_target_fmr_not_by_name(london):
 
 def test_page_has_a_column_block_per_system(page, london):
     text = " ".join(_parse(page).text)
-    for heading in ("Systems compared", "Summaries side by side", "By ethnicity", "By gender",
+    for heading in ("What this comparison found", "Systems compared", "Each system's own verdict", "By ethnicity", "By gender",
                     "By ethnicity × gender", "Disparity summaries", "Notes"):
         assert heading in text
     tables = re.findall(r'<table class="cmp">.*?</table>', page, flags=re.S)
@@ -113,12 +113,13 @@ def test_page_has_a_column_block_per_system(page, london):
     assert eth.count('scope="colgroup" colspan="5"') == 2  # per system: 2 thresholds x (FMR, FNMR) + FTA
     assert "104 / 312" in eth and "31 / 242" in eth  # Black FMR at 1e-2, dlib and deepface
     assert "3 / 26" in eth  # deepface's detector missed 3 of 26 images of Black people
-    # findings per system, aligned by rate
-    assert "76× as often as White faces" in text
-    assert "The system fails to acquire a face in 3 of 26 Black images" in text
-    assert "No image failed to acquire." in text  # dlib: no FTA finding
-    # both systems' own thresholds at each shared target, in their own units
-    assert "0.6069" in text and "0.9436" in text
+    # each system's own verdict, and the verdict naming the system with the smaller largest gap
+    assert "76× as often as White faces (95% CI 17–344×)" in text
+    verdict = page[page.index('id="verdict"'):page.index("</p>", page.index('id="verdict"'))]
+    assert "has the smallest false-match disparity by ethnicity at FMR=1e-2" in verdict
+    assert "Black: 76× (17–344×)" in verdict  # dlib's largest gap, with its interval, as in dlib's own report
+    # both systems' own thresholds at each shared target, in their own units (distances, never negated)
+    assert "distance ≤ 0.6069" in text and "0.9436" in text and "-0.6069" not in text
     assert "left out of its comparisons" in text  # 20,604 vs 20,000 impostor comparisons explained
 
 

@@ -101,6 +101,11 @@ def test_urls_only_as_text_or_plain_links(page_html):
     page = _parse(page_html)
     hrefs = [a.get("href") or "" for t, a in page.tags if t == "a"]
     external = [h for h in hrefs if not h.startswith("#")]
+    # the files written beside the page: results.json and the CSV tables, relative links
+    local = [h for h in external if not h.startswith("http")]
+    assert local[0] == "results.json" and all(h.startswith("tables/") and h.endswith(".csv") for h in local[1:])
+    assert "tables/rates.csv" in local and "tables/reference.csv" in local
+    external = [h for h in external if h.startswith("http")]
     assert external == [
         "https://creativecommons.org/licenses/by/4.0/",
         "https://figshare.com/articles/dataset/Face_Research_Lab_London_Set/5047666",
@@ -170,10 +175,10 @@ def test_insufficient_flag_and_footnote(page_html):
 def test_infinite_disparity_is_shown_as_infinity_with_note(page_html):
     rows = re.findall(r"<tr>(.*?)</tr>", page_html, flags=re.S)
     row = next(r for r in rows if "max/min ratio" in r and "the ratio is infinite" in r and "FMR=1e-02" in r)
-    assert '<td class="num">∞</td>' in row
+    assert '<td class="num">∞×</td>' in row
     assert "inf" not in re.sub(r"<[^>]+>|infinite", "", row).lower()
     geomean = next(r for r in rows if "max/geomean ratio" in r)
-    assert '<td class="num">∞</td>' in geomean and "<td>—</td>" in geomean  # no lowest group
+    assert '<td class="num">∞×</td>' in geomean and "<td>—</td>" in geomean  # no lowest group
     nan_row = next(r for r in rows if "fewer than 2 groups with a rate" in r)
     assert '<td class="num">—</td>' in nan_row and "nan" not in nan_row.lower()
     text = " ".join(_parse(page_html).text)
@@ -299,14 +304,14 @@ def test_interval_method_is_named_as_the_result_says(tiny_result_shared, page_ht
     text = " ".join(_parse(html).text)
     assert "Beside it, labelled \"if comparisons were independent\", is the Clopper–Pearson (exact) interval" in text
     assert "with its Clopper–Pearson (exact) interval (whisker)" in text
-    assert "Interval per rate" in text and "95% Clopper–Pearson (exact)" in text
+    assert "Interval beside it, if comparisons were independent" in text and "95% Clopper–Pearson (exact)" in text
     assert "Wilson" not in html
 
 
 def test_heatmap_summary_by_hand_symmetric_and_directional():
     import numpy as np
 
-    from audit.report.html import _heatmap_summary
+    from audit.report.heatmap import heat_summary as _heatmap_summary
     from audit.report.plots import CrossFmrMatrix
 
     def mat(fm, n):

@@ -120,7 +120,11 @@ def test_fmr_heatmap_matrix_colour_scale_and_annotations(tiny_result):
     data = im.get_array()
     assert data.shape == (5, 5)
     assert type(im.norm).__name__ == "LogNorm"
-    assert im.get_cmap().name.startswith("cividis")
+    assert im.get_cmap().name.startswith("RdBu_r")  # diverging around the target
+    assert im.norm.vmin == pytest.approx(1e-2 / 100) and im.norm.vmax == pytest.approx(1e-2 * 100)
+    bar = fig.axes[1]
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["1/100×", "1/10×", "target", "10×", "100×"]
+    assert "FMR ÷ target (0.01)" in bar.get_ylabel()
     # Asian / female same-group: 0 false matches -> masked (white), annotated 0 with counts
     assert data.mask[2, 2]
     assert data.mask[4, 4]  # Other / female: no comparisons
@@ -171,11 +175,17 @@ def test_cross_fmr_matrix_and_colours(tiny_result):
     assert m.fmr.shape == (5, 5)
     assert m.fmr[0, 0] == pytest.approx(52 / 3120) and m.false_matches[0, 0] == 52
     assert np.isnan(m.fmr[4, 4]) and m.comparisons[4, 4] == 0
-    assert m.vmin == pytest.approx(1 / 960) and m.vmax == pytest.approx(2 / 66)
+    # one scale for every heat map: FMR ÷ the target (1e-2 here) on a log scale from 1/100 to 100
+    assert m.vmin == pytest.approx(1e-4) and m.vmax == pytest.approx(1.0)
     assert m.colour(0.0) == ("#ffffff", "#000000")
-    low, high = m.colour(m.vmin), m.colour(m.vmax)
-    assert low[1] == "#ffffff" and high[1] == "#000000"  # dark blue / light yellow ends of cividis
-    assert m.ticks() == [pytest.approx(0.002), pytest.approx(0.005), pytest.approx(0.01), pytest.approx(0.02)]
+    low, mid, high = m.colour(1e-4), m.colour(1e-2), m.colour(1.0)
+    assert low[0] == "#053061" and high[0] == "#67001f"  # the dark blue and dark red ends of RdBu_r
+    r, g, b = (int(mid[0][i:i + 2], 16) for i in (1, 3, 5))
+    assert min(r, g, b) > 220  # at the target: near white
+    assert m.colour(1e-9) == m.colour(1e-4) and m.colour(5.0) == m.colour(1.0)  # beyond the range: the end colours
+    assert m.ticks() == [pytest.approx(x) for x in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
+    # zero, a zero the sample cannot resolve (fewer than 3/1e-2 = 300 comparisons) and no comparisons differ
+    assert [m.scale.kind(e, n) for e, n in ((0, 300), (0, 299), (0, 0), (1, 10))] == ["zero", "few", "na", "pos"]
     empty = cross_fmr_matrix(replace(tiny_result, cross_fmr=tiny_result.cross_fmr.iloc[:0]), EG, T1)
     assert empty.groups == () and empty.fmr.shape == (0, 0)
 
