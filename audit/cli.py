@@ -155,6 +155,11 @@ def _run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, progress=False))
     if args.cache_dir:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, cache_dir=Path(args.cache_dir).resolve()))
+    if args.engine or args.address:  # --engine ray [--address ADDR] replaces the config's [engine]
+        from .engine.select import engine_config
+
+        config = dataclasses.replace(config, engine=engine_config(
+            {"kind": args.engine or "ray", **({"address": args.address} if args.address else {})}, where="--engine/--address"))
     run = run_audit(config, data_dir=args.data_dir, workers=args.workers, output_dir=args.output, log=_log)
     res = run.result
     proto = res.provenance.get("protocol", {})
@@ -301,6 +306,8 @@ def _add_run(sub) -> None:
     r.add_argument("--backend", help="recognition backend (with --data, default dlib; with a config, replaces its [backend] name)")
     r.add_argument("--data-dir", help="folder holding the dataset (searched before $FACE_AUDIT_DATA and $FACE_AUDIT_MIRROR)")
     r.add_argument("--workers", type=int, help="processes for embedding (default: the config's, else all cores)")
+    r.add_argument("--engine", choices=["local", "ray"], help="where the work runs (default: the config's [engine], else local)")
+    r.add_argument("--address", help="a Ray cluster's address (with --engine ray; default: start a local Ray instance)")
     r.add_argument("--output", help="output folder (default: the config's output.dir)")
     r.add_argument("--subjects", type=int, help="audit a seeded random subset of this many subjects")
     r.add_argument("--balance", metavar="COL,COL", help="with --subjects: spread the people evenly over these columns' cells (e.g. ethnicity,gender)")

@@ -144,3 +144,41 @@ def _pos_int(err):
         return v
 
     return pos_int
+
+
+# ------------------------------------------------------------------------------------------------
+# [engine]: how work is spread (audit/engine/select.py uses it); shared by every audit kind
+
+ENGINE_KEYS = {"kind", "address", "device", "gpus_per_worker"}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``[engine]``: ``kind`` ("local" | "ray"), ``address`` of a Ray cluster (None: a local Ray
+    instance), ``device`` of the scan's matrix products ("cpu" | "auto" | "cuda"),
+    ``gpus_per_worker`` of embedding actors (None: shared out when the cluster has GPUs)."""
+
+    kind: str = "local"
+    address: str | None = None
+    device: str = "cpu"
+    gpus_per_worker: float | None = None
+
+
+def engine_section(table, err) -> EngineConfig:
+    """Validate ``[engine]`` with a config reader's ``table``/``err`` (see :func:`field_readers`)."""
+    t = table("engine")
+    kind = t.get("kind", "local")
+    if kind not in ("local", "ray"):
+        raise err("engine.kind", f"expected \"local\" or \"ray\", found {kind!r}")
+    address = t.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise err("engine.address", f"expected a Ray address such as \"auto\" or \"host:6379\", found {address!r}")
+    if address is not None and kind != "ray":
+        raise err("engine.address", "only used with kind = \"ray\"; set engine.kind = \"ray\" or drop it")
+    device = t.get("device", "cpu")
+    if device not in ("cpu", "auto", "cuda"):
+        raise err("engine.device", f"expected \"cpu\", \"auto\" or \"cuda\", found {device!r}")
+    gpw = t.get("gpus_per_worker")
+    if gpw is not None and (isinstance(gpw, bool) or not isinstance(gpw, (int, float)) or not 0 <= gpw <= 8):
+        raise err("engine.gpus_per_worker", f"expected a number from 0 to 8 (0.5: two actors per GPU), found {gpw!r}")
+    return EngineConfig(kind, address, device, None if gpw is None else float(gpw))

@@ -21,8 +21,10 @@ def shared_datasets() -> Path | None:
 def pytest_configure(config):
     """Under ``-n``, schedule tests marked ``xdist_group`` on one worker (plain ``load`` ignores the
     mark): the Ray tests then share one local Ray instance instead of starting one per worker."""
-    if getattr(config.option, "dist", "no") == "load":
+    if getattr(config.option, "dist", "no") == "load":  # the controller: schedule by group
         config.option.dist = "loadgroup"
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker: name the group in node ids (workers re-parse the command line)
+        config.option.loadgroup = True
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,10 @@
   or in worker processes; :mod:`._fused`: the compiled (numba) inner loop.
 - :mod:`.pairs`: pair lists (canonical scores of given pairs, sampled impostors).
 - :mod:`.tiles`: the public names of the tiled engine in one place.
+- :mod:`.select`: choosing the engine (``[engine]``, ``--engine ray``) for a block of code.
+- :mod:`.ray_runtime`, :mod:`.ray_scan`, :mod:`.ray_embed`: Ray (the optional ``ray`` extra):
+  joining or starting a cluster, the scan's passes as Ray tasks, embedding through Ray Data.
+- :mod:`.gpu`: onnxruntime's CUDA provider with batching, and the scan's products on a GPU.
 """
 
 from .local import EmbedStats, default_workers, embed_missing

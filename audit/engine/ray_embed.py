@@ -16,6 +16,7 @@ move embeddings between stores (keyed by image sha256 and backend fingerprint).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Mapping
@@ -111,6 +112,7 @@ def embed_missing_ray(
     if gpus_per_worker is None:
         gpus = cluster_gpus()
         gpus_per_worker = min(1.0, gpus / workers) if gpus else 0.0
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # (its per-run INFO lines would interleave with ours)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..errors import ConfigError
+from ..config import ENGINE_KEYS, EngineConfig, engine_section, field_readers
 
 __all__ = ["EngineConfig", "engine_config", "use_engine", "active_tile_runner", "active_embedder", "KINDS", "DEVICES"]
 
@@ -28,40 +29,11 @@ KINDS = ("local", "ray")
 DEVICES = ("cpu", "auto", "cuda")
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """``[engine]``: ``kind`` ("local" | "ray"), ``address`` of a Ray cluster (None: a local Ray
-    instance), ``device`` for the scan's matrix products ("cpu" | "auto" | "cuda"),
-    ``gpus_per_worker`` for embedding actors (None: shared out when the cluster has GPUs)."""
-
-    kind: str = "local"
-    address: str | None = None
-    device: str = "cpu"
-    gpus_per_worker: float | None = None
-
-
-def engine_config(table: Mapping[str, Any] | None, *, where: str = "<config>") -> EngineConfig:
-    """Validate an ``[engine]`` table (as parsed from TOML); errors name the field and the fix."""
-    t = dict(table or {})
-    allowed = {"kind", "address", "device", "gpus_per_worker"}
-    unknown = sorted(set(t) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: field 'engine.{unknown[0]}': unknown key; allowed keys are {sorted(allowed)}")
-    kind = t.get("kind", "local")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: field 'engine.kind': expected \"local\" or \"ray\", found {kind!r}")
-    address = t.get("address")
-    if address is not None and (not isinstance(address, str) or not address.strip()):
-        raise ConfigError(f"{where}: field 'engine.address': expected a Ray address such as \"auto\" or \"host:6379\", found {address!r}")
-    if address is not None and kind != "ray":
-        raise ConfigError(f"{where}: field 'engine.address': only used with kind = \"ray\"; set engine.kind = \"ray\" or drop it")
-    device = t.get("device", "cpu")
-    if device not in DEVICES:
-        raise ConfigError(f"{where}: field 'engine.device': expected one of {list(DEVICES)}, found {device!r}")
-    gpw = t.get("gpus_per_worker")
-    if gpw is not None and (isinstance(gpw, bool) or not isinstance(gpw, (int, float)) or not 0 <= gpw <= 8):
-        raise ConfigError(f"{where}: field 'engine.gpus_per_worker': expected a number from 0 to 8 (0.5: two actors per GPU), found {gpw!r}")
-    return EngineConfig(kind, address, device, None if gpw is None else float(gpw))
+def engine_config(table: Mapping[str, Any] | None, *, where: str | None = None) -> EngineConfig:
+    """Validate an ``[engine]`` table (as parsed from TOML); errors name the file and the field."""
+    err, table_of, _ = field_readers({"engine": dict(table or {})}, {"": {"engine"}, "engine": ENGINE_KEYS},
+                                     path=Path(where) if where else None)
+    return engine_section(table_of, err)
 
 
 @dataclass

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import BackendConfig, DatasetConfig, INTERVALS, RunConfig, ThresholdConfig, _pos_int, field_readers, read_toml
+from ..config import (ENGINE_KEYS, INTERVALS, BackendConfig, DatasetConfig, EngineConfig, RunConfig, ThresholdConfig, _pos_int,
+                      engine_section, field_readers, read_toml)
 
 
 
@@ -102,6 +103,7 @@ class AuditConfig:
     disparity: "DisparityConfig" = field(default_factory=lambda: DisparityConfig())
     analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
     data: "DataConfig" = field(default_factory=lambda: DataConfig())
+    engine: EngineConfig = field(default_factory=EngineConfig)  # [engine]: local processes or Ray
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,9 @@ class DisparityConfig:
 
 
 _ALLOWED = {
-    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity", "analysis", "data"},
+    "": {"title", "dataset", "backend", "thresholds", "run", "output", "scores", "embeddings", "protocol", "disparity", "analysis", "data",
+         "engine"},
+    "engine": ENGINE_KEYS,
     "analysis": {"reference", "adjust_for"},
     "data": {"duplicates"},
     "disparity": {"fdr_alpha", "garbe_alpha", "inequity_alpha", "inequity_beta"},
@@ -238,7 +242,8 @@ def config_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, base_d
     if not isinstance(title, str):
         raise err("title", f"expected a string, found {title!r}")
     return AuditConfig(title, dataset, backend, thresholds, run, out_dir, path, dict(raw), None, _protocol(table, err, pos_int),
-                       _face_images(out, err), _disparity(table, err), _analysis(table, err), _data(table, err))
+                       _face_images(out, err), _disparity(table, err), _analysis(table, err), _data(table, err),
+                       engine=engine_section(table, err))
 
 
 def _thresholds_and_run(table, err, rel, pos_int) -> tuple[ThresholdConfig, RunConfig]:
@@ -323,7 +328,7 @@ def _input_config(raw, path, base, err, table, rel) -> AuditConfig:
     if kind == "scores" and protocol != ProtocolConfig():
         raise err("protocol", "a scores file already lists its pairs: [protocol] only applies to images and embeddings")
     return AuditConfig(title, None, None, thresholds, run, out_dir, path, dict(raw), inp, protocol, _face_images(out, err),
-                       _disparity(table, err), _analysis(table, err), _data(table, err))
+                       _disparity(table, err), _analysis(table, err), _data(table, err), engine=engine_section(table, err))
 
 
 def _column_list(t: Mapping, key: str, fld: str, err) -> tuple[str, ...] | None:

@@ -7,10 +7,11 @@ progress goes to tqdm bars (stderr) and messages to the ``log`` callback.
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from .protocol import PairScores
 from .inputs import single_subject_groups
 from .config import AuditConfig
 from ..engine import EmbedStats
+from ..engine.select import use_engine
 from ..errors import ConfigError, DataError
 from .result import AuditResult
 from ..results import paths_of_failures_only
@@ -269,7 +271,7 @@ def _direction_warning(pairs: PairScores, info: BackendInfo, config: AuditConfig
     ]
 
 
-def run_audit(
+def _run_audit(
     config: AuditConfig,
     *,
     data_dir: str | Path | None = None,
@@ -286,6 +288,7 @@ def run_audit(
     Parameters
     ----------
     config : AuditConfig
+        Its ``[engine]`` says where the work runs: here, or on Ray (:mod:`audit.engine.select`).
     data_dir : path, optional
         Overrides ``dataset.data_dir``.
     workers : int, optional
@@ -407,3 +410,12 @@ def run_audit(
         files = write_outputs(result, out_dir, include_face_images=config.include_face_images)
     total = time.perf_counter() - t_start
     return AuditRun(result, stats, total, out_dir if write else None, tuple(files))
+
+
+def run_audit(config: AuditConfig, **kwargs: Any) -> AuditRun:
+    with use_engine(config.engine):  # [engine]: local processes, or Ray (audit/engine/select.py)
+        return _run_audit(config, **kwargs)
+
+
+run_audit.__doc__ = _run_audit.__doc__
+run_audit.__signature__ = inspect.signature(_run_audit)  # type: ignore[attr-defined]

@@ -6,6 +6,8 @@ tests share one xdist worker (``xdist_group``) so that only one instance starts.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,48 @@ def test_embedding_a_london_subset_matches_the_local_pool_and_resumes(ray_cluste
         assert got[sha].status == want[sha].status and got[sha].n_faces == want[sha].n_faces
         if want[sha].ok:
             np.testing.assert_array_equal(got[sha].embedding, want[sha].embedding)  # bit for bit
+
+
+def test_run_with_engine_ray_gives_the_local_audit(ray_cluster, shared_dir, tmp_path, monkeypatch, capsys):
+    """``face-audit run CONFIG --engine ray``: Ray Data embeds into an empty cache and Ray tasks scan;
+    a local run from the same cache (no inference) gives the same tables, bit for bit."""
+    pytest.importorskip("cv2")
+    from pathlib import Path
+
+    from audit.cli import main
+    from audit.engine import ray_embed
+    from audit.verification.result import AuditResult
+
+    calls = {"embed": 0, "passes": 0}
+    real_embed, real_pass = ray_embed.embed_missing_ray, RayTileRunner.run_tiles
+
+    def spy_embed(*a, **k):
+        calls["embed"] += 1
+        return real_embed(*a, **k)
+
+    def spy_pass(self, *a, **k):
+        calls["passes"] += 1
+        return real_pass(self, *a, **k)
+
+    monkeypatch.setattr(ray_embed, "embed_missing_ray", spy_embed)
+    monkeypatch.setattr(RayTileRunner, "run_tiles", spy_pass)
+    monkeypatch.setenv("FACE_AUDIT_CACHE", str(tmp_path / "cache"))
+    config = Path(__file__).resolve().parents[2] / "examples" / "london-opencv-sface.toml"
+    tables, outs = {}, {}
+    for engine in ("ray", "local"):
+        out = tmp_path / engine
+        assert main(["run", str(config), "--data-dir", str(shared_dir), "--subjects", "4", "--output", str(out),
+                     "--no-progress", "--workers", "2", "--engine", engine]) == 0
+        outs[engine] = capsys.readouterr().out
+        res = AuditResult.from_json(out / "results.json")
+        tables[engine] = (res.rates, res.cross_fmr, [t.value for t in res.thresholds])
+        if engine == "ray":
+            assert calls["embed"] == 1 and calls["passes"] >= 1  # Ray embedded and scanned
+    assert re.search(r"embeddings: (\d+) computed", outs["ray"]) and "from cache (no inference run)" in outs["local"]
+    assert calls == {"embed": 1, "passes": calls["passes"]}  # the local run used neither
+    assert tables["ray"][2] == tables["local"][2]  # thresholds, bit for bit
+    for i in (0, 1):
+        a, b = tables["ray"][i], tables["local"][i]
+        cols = [c for c in ("errors", "trials", "false_matches", "comparisons") if c in a.columns]
+        assert cols and a[cols].equals(b[cols])
+    assert ray.is_initialized()  # the module's instance was joined, not stopped by the run
