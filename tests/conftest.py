@@ -42,3 +42,30 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FACE_AUDIT_CACHE", str(cache))
     monkeypatch.delenv("FACE_AUDIT_DATA", raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def london_dlib_cache(shared_dir, tmp_path_factory) -> Path:
+    """A cache folder (``run.cache_dir``) holding dlib embeddings of every London image.
+
+    The user's own cache (``~/.cache/face-audit``) when it holds them all (the audits' cache);
+    otherwise the 204 photos are embedded once per test session into a temporary cache (about a
+    minute on two cores). Tests that use it carry ``xdist_group("london_dlib")`` so that one worker
+    embeds. Embeddings never leave the machine's temporary folders."""
+    pytest.importorskip("dlib")
+    pytest.importorskip("face_recognition_models")
+    from audit.backends.registry import create_backend
+    from audit.datasets import load_dataset
+    from audit.store import EmbeddingStore
+    from audit.verification.acquire import embed_table
+
+    backend = create_backend("dlib", upsample=1, multiple_faces="largest")
+    table = load_dataset("london", data_dir=shared_dir)
+    home = Path.home() / ".cache" / "face-audit"
+    if (home / "embeddings").is_dir():
+        with EmbeddingStore(home / "embeddings", backend.info()) as store:
+            if not store.missing(table.data["sha256"].tolist()):
+                return home
+    cache = tmp_path_factory.mktemp("london-dlib-cache")
+    embed_table(table, backend, store_dir=cache / "embeddings", workers=2, progress=False)
+    return cache

@@ -20,28 +20,9 @@ from audit.verification.runner import run_audit
 
 pytest.importorskip("dlib")
 
-HOME_CACHE = Path.home() / ".cache" / "face-audit"
-
-
-def _cached_london(shared_dir: Path) -> Path:
-    """The embedding cache holding dlib embeddings of every London image (the audits' own cache);
-    the test is skipped where there is none (it would embed 204 large photos)."""
-    from audit.backends.registry import create_backend
-    from audit.datasets import load_dataset
-    from audit.store import EmbeddingStore
-
-    info = create_backend("dlib", upsample=1, multiple_faces="largest").info()
-    table = load_dataset("london", data_dir=shared_dir)
-    if not (HOME_CACHE / "embeddings").is_dir():
-        pytest.skip("no embedding cache with the London dlib embeddings")
-    with EmbeddingStore(HOME_CACHE / "embeddings", info) as store:
-        if store.missing(table.data["sha256"].tolist()):
-            pytest.skip("the London dlib embeddings are not all cached")
-    return HOME_CACHE
-
-
 @pytest.mark.slow
-def test_planted_age_confounding_on_london(tmp_path, shared_dir):
+@pytest.mark.xdist_group("london_dlib")
+def test_planted_age_confounding_on_london(tmp_path, shared_dir, london_dlib_cache):
     """Two 'sites' whose people differ by (planted) age band and not at all within a band.
 
     London's volunteers are adults, so the age band is planted on the people whose real dlib false
@@ -52,7 +33,7 @@ def test_planted_age_confounding_on_london(tmp_path, shared_dir):
     one contains it, and the run warns that the sites differ in age."""
     import pandas as pd
 
-    cache = _cached_london(shared_dir)
+    cache = london_dlib_cache
     info = pd.read_csv(shared_dir / "london" / "london_info.csv")
     people = pd.DataFrame({"subject": info["face_id"].map(lambda x: f"{int(x):03d}"), "eth": info["face_eth"]})
     rng = np.random.default_rng(4)

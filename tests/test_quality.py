@@ -81,6 +81,7 @@ def test_wrong_face_and_several_faces():
     assert len(w) == 2
 
 
+@pytest.mark.xdist_group("london_dlib")
 def test_real_london_dlib_embeddings_have_no_duplicates_and_plant_one(london_dlib):
     samples, ok_rows, emb = london_dlib
     d = find_duplicates(samples, ok_rows, emb, metric="euclidean", bound=near_duplicate_bound("dlib"))
@@ -95,28 +96,14 @@ def test_real_london_dlib_embeddings_have_no_duplicates_and_plant_one(london_dli
 
 
 @pytest.fixture(scope="module")
-def london_dlib():
-    import os
-    from pathlib import Path
-
-    from audit.backends.base import BackendInfo  # noqa: F401
+def london_dlib(shared_dir, london_dlib_cache):
+    from audit.backends.registry import create_backend
     from audit.datasets import load_dataset, load_manifest
     from audit.store import EmbeddingStore
 
-    mirror = Path(os.environ.get("FACE_AUDIT_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    if not (mirror / "london").is_dir():
-        pytest.skip("needs the London set")
-    from audit.backends.registry import create_backend
-
-    try:
-        info = create_backend("dlib", upsample=1, multiple_faces="largest").info()
-    except Exception as exc:  # dlib not installed
-        pytest.skip(f"dlib unavailable: {exc}")
-    root = Path.home() / ".cache" / "face-audit" / "embeddings"
-    table = load_dataset(load_manifest("london"), data_dir=mirror)
-    with EmbeddingStore(root, info) as store:
-        if store.missing(table.data["sha256"].tolist()):
-            pytest.skip("the London dlib embeddings are not cached")
+    info = create_backend("dlib", upsample=1, multiple_faces="largest").info()
+    table = load_dataset(load_manifest("london"), data_dir=shared_dir)
+    with EmbeddingStore(london_dlib_cache / "embeddings", info) as store:
         got = store.get_many(table.data["sha256"])
     res = [got[h] for h in table.data["sha256"]]
     ok = np.flatnonzero([r.status.value == "ok" for r in res])
