@@ -61,7 +61,7 @@ import pandas as pd
 
 from .covariate_findings import with_adjusted
 from .metrics.ratio import rate_ratio_interval
-from .verdict import KeyFinding, Verdict, verdict  # noqa: F401 - the verdict and key findings live beside this module
+from .verdict import KeyFinding, Verdict, times, verdict  # noqa: F401 - the verdict and key findings live beside this module
 
 if TYPE_CHECKING:  # findings read results; results never import findings (no import cycle, even a lazy one)
     from .results import ThresholdInfo
@@ -185,24 +185,6 @@ def pct(p: float) -> str:
         return f"{x:.1f}%"
     digits = 1 - math.floor(math.log10(x))
     return f"{x:.{digits}f}%"
-
-
-def times(r: float) -> str:
-    """A ratio for prose: ``250``, ``17``, ``4.0``, ``0.35`` (the caller adds ``×``)."""
-    if math.isnan(r):
-        return "—"
-    if math.isinf(r):
-        return "∞"
-    if r >= 100:
-        return f"{r:,.0f}"
-    if r >= 10:
-        return f"{r:.0f}"
-    if r >= 1:
-        return f"{r:.1f}"
-    if r <= 0:
-        return "0"
-    digits = 1 - math.floor(math.log10(r))
-    return f"{r:.{digits}f}"
 
 
 def _count(n: int) -> str:

@@ -91,18 +91,23 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="face-audit-parent-watch", daemon=True).start()
 
 
-def _init_worker(backend: Backend, parent_pid: int | None = None) -> None:
-    global _WORKER_BACKEND
-    if parent_pid is not None:
-        _die_with_parent(parent_pid)
+def single_threaded() -> None:
+    """One BLAS/OpenMP/OpenCV thread in this process: the worker processes (or Ray actors) are the parallelism."""
     for var in _THREAD_VARS:
-        os.environ[var] = "1"  # one thread per process: the processes are the parallelism
+        os.environ[var] = "1"
     try:
         import cv2
 
         cv2.setNumThreads(1)
     except ImportError:
         pass
+
+
+def _init_worker(backend: Backend, parent_pid: int | None = None) -> None:
+    global _WORKER_BACKEND
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    single_threaded()  # one thread per process: the processes are the parallelism
     backend.load()
     _WORKER_BACKEND = backend
 

@@ -17,7 +17,6 @@ move embeddings between stores (keyed by image sha256 and backend fingerprint).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Mapping
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from ..backends.base import Backend, FaceResult, FaceStatus
 from ..errors import BackendError, FaceAuditError
-from .local import _THREAD_VARS, EmbedStats, embed_one
+from .local import EmbedStats, embed_one, single_threaded
 from .ray_runtime import cluster_gpus, require_ray
 
 __all__ = ["embed_missing_ray"]
@@ -35,14 +34,7 @@ class _EmbedActor:
     """One Ray actor: a loaded backend; a batch of (sha, path) in, its results as columns out."""
 
     def __init__(self, backend: Backend) -> None:
-        for var in _THREAD_VARS:
-            os.environ[var] = "1"  # one thread per actor: the actors are the parallelism
-        try:
-            import cv2
-
-            cv2.setNumThreads(1)
-        except ImportError:
-            pass
+        single_threaded()  # one thread per actor: the actors are the parallelism
         backend.load()
         self.backend = backend
 
