@@ -63,7 +63,13 @@ def test_repr_html_has_a_compact_table_and_the_summary(london):
     # a header row, the overall row, then one row per group of every grouping
     assert html.count("<tr>") == 2 + sum(len(london.group_order(g)) for g in london.groupings)
     assert "<caption>Rates at FMR=1e-2" in html
-    assert "Summary (12 findings)" in html
+    from audit.findings import executive_summary
+    from audit.verdict import verdict
+
+    v = verdict(london)
+    assert len(executive_summary(london)) == 12 and len(v.findings) == 5
+    assert "Summary (17 findings)" in html  # the five key findings against the reference group, then the 12 by grouping
+    assert f"<strong>{v.text}</strong>" in html.replace("&#39;", "'")  # the report's verdict leads
     assert "Black faces are falsely matched with one another 76× as often as White faces" in html
     odd = replace(london, title="<script>x</script>")
     assert "<script>" not in odd._repr_html_()
