@@ -365,3 +365,19 @@ def _from_json(v: Any) -> Any:
     if isinstance(v, str) and v in _SPECIAL:
         return _SPECIAL[v]
     return v
+
+
+def write_csv_tables(result: Any, names: Sequence[str], folder: str | Path) -> list[Path]:
+    """Write the result's tables ``names`` and its ``thresholds`` as CSV (spreadsheet-safe) into
+    ``folder``; returns the paths written. Shared by both result kinds' ``write_tables``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        p = folder / f"{name}.csv"
+        csv_safe(getattr(result, name)).to_csv(p, index=False)
+        written.append(p)
+    p = folder / "thresholds.csv"
+    csv_safe(pd.DataFrame([t.to_dict() for t in result.thresholds])).to_csv(p, index=False)
+    written.append(p)
+    return written

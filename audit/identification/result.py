@@ -23,12 +23,12 @@ import pandas as pd
 
 from ..errors import ResultsError
 from ..results import (
+    write_csv_tables,
     SCHEMA_VERSION,
     RatesAccess,
     _jsonable,
     check_tables,
     TEXT_ENCODING,
-    csv_safe,
     decode_record,
     decode_table,
     encode_table,
@@ -257,17 +257,7 @@ class IdentificationResult(RatesAccess):
     # ------------------------------------------------------------------ tables
     def write_tables(self, folder: str | Path) -> list[Path]:
         """Write each table as CSV into ``folder`` (and ``thresholds.csv``); returns the paths."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name in ID_TABLE_COLUMNS:
-            p = folder / f"{name}.csv"
-            csv_safe(getattr(self, name)).to_csv(p, index=False)
-            written.append(p)
-        p = folder / "thresholds.csv"
-        csv_safe(pd.DataFrame([t.to_dict() for t in self.thresholds])).to_csv(p, index=False)
-        written.append(p)
-        return written
+        return write_csv_tables(self, list(ID_TABLE_COLUMNS), folder)
 
     def _repr_html_(self) -> str:  # Jupyter
         from html import escape

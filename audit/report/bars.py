@@ -11,13 +11,9 @@ from matplotlib.patches import Patch
 
 from ..results import ThresholdInfo
 from ..verification.result import AuditResult
-from .plotkit import (  # noqa: F401
+from .plotkit import (
     _BAR_COLOR,
     _METRIC_LABEL,
-    KIND_STYLE,
-    PALETTE,
-    THRESHOLD_STYLES,
-    ReportError,
     _check_grouping,
     _empty_figure,
     _f,
@@ -28,7 +24,6 @@ from .plotkit import (  # noqa: F401
     _t,
     _threshold,
     flag,
-    fmr_basis,
     fmt_count,
     fmt_rate,
     group_order,

@@ -11,11 +11,9 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from ..verification.result import AuditResult
-from .plotkit import (  # noqa: F401
+from .plotkit import (
     KIND_STYLE,
-    PALETTE,
     THRESHOLD_STYLES,
-    ReportError,
     _check_grouping,
     _empty_figure,
     _f,
@@ -27,12 +25,7 @@ from .plotkit import (  # noqa: F401
     _rows,
     _style,
     _t,
-    flag,
-    fmr_basis,
-    fmt_count,
-    fmt_rate,
     group_order,
-    needed_impostors,
 )
 
 

@@ -14,11 +14,7 @@ from matplotlib.patches import Rectangle
 
 from ..verification.result import AuditResult
 from ..verdict import threshold_units
-from .plotkit import (  # noqa: F401
-    KIND_STYLE,
-    PALETTE,
-    THRESHOLD_STYLES,
-    ReportError,
+from .plotkit import (
     _check_grouping,
     _empty_figure,
     _f,
@@ -26,12 +22,10 @@ from .plotkit import (  # noqa: F401
     _new_figure,
     _t,
     _threshold,
-    flag,
     fmr_basis,
     fmt_count,
     fmt_rate,
     group_order,
-    needed_impostors,
 )
 
 # ------------------------------------------------------------------------- the one colour scale

@@ -17,6 +17,7 @@ import pandas as pd
 from ..errors import ResultsError
 from ..quality import DUPLICATE_COLUMNS, WRONG_FACE_COLUMNS
 from ..results import (
+    write_csv_tables,
     _THRESHOLD_TEXT,
     SCHEMA_VERSION,
     TEXT_ENCODING,
@@ -24,7 +25,6 @@ from ..results import (
     ThresholdInfo,
     _jsonable,
     check_tables,
-    csv_safe,
     decode_record,
     decode_table,
     dump_result_json,
@@ -322,18 +322,8 @@ class AuditResult(RatesAccess):
 
     # ------------------------------------------------------------------ tables
     def write_tables(self, folder: str | Path) -> list[Path]:
-        """Write each table as CSV into ``folder``; returns the paths written."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name in TABLE_COLUMNS:
-            p = folder / f"{name}.csv"
-            csv_safe(getattr(self, name)).to_csv(p, index=False)
-            written.append(p)
-        p = folder / "thresholds.csv"
-        csv_safe(pd.DataFrame([t.to_dict() for t in self.thresholds])).to_csv(p, index=False)
-        written.append(p)
-        return written
+        """Write each table as CSV into ``folder`` (and ``thresholds.csv``); returns the paths written."""
+        return write_csv_tables(self, list(TABLE_COLUMNS), folder)
 
     def _repr_html_(self) -> str:  # Jupyter
         """A compact view for notebooks, from the report's own templates (:func:`audit.display.result_html`):
