@@ -149,19 +149,31 @@ def _pos_int(err):
 # ------------------------------------------------------------------------------------------------
 # [engine]: how work is spread (audit/engine/select.py uses it); shared by every audit kind
 
-ENGINE_KEYS = {"kind", "address", "device", "gpus_per_worker"}
+ENGINE_KEYS = {"kind", "address", "device", "gpus_per_worker", "recognition", "recognition_batch"}
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """``[engine]``: ``kind`` ("local" | "ray"), ``address`` of a Ray cluster (None: a local Ray
-    instance), ``device`` of the scan's matrix products ("cpu" | "auto" | "cuda"),
-    ``gpus_per_worker`` of embedding actors (None: shared out when the cluster has GPUs)."""
+    instance), ``device`` of the scan's matrix products and of the backends' ONNX recognition step
+    ("cpu" | "auto" | "cuda"), ``gpus_per_worker`` of embedding actors (None: shared out when the
+    cluster has GPUs), ``recognition`` ("native": each backend's own path; "batched": the
+    recognition step on batches of aligned faces through onnxruntime, on ``device``; None:
+    "batched" when ``device`` is "auto" or "cuda", else "native") and ``recognition_batch`` (faces
+    per onnxruntime run)."""
 
     kind: str = "local"
     address: str | None = None
     device: str = "cpu"
     gpus_per_worker: float | None = None
+    recognition: str | None = None
+    recognition_batch: int = 64
+
+    @property
+    def recognition_device(self) -> str | None:
+        """The device of the batched recognition path, or None for each backend's own path."""
+        batched = self.recognition == "batched" or (self.recognition is None and self.device != "cpu")
+        return self.device if batched else None
 
 
 def engine_section(table, err) -> EngineConfig:
@@ -181,4 +193,10 @@ def engine_section(table, err) -> EngineConfig:
     gpw = t.get("gpus_per_worker")
     if gpw is not None and (isinstance(gpw, bool) or not isinstance(gpw, (int, float)) or not 0 <= gpw <= 8):
         raise err("engine.gpus_per_worker", f"expected a number from 0 to 8 (0.5: two actors per GPU), found {gpw!r}")
-    return EngineConfig(kind, address, device, None if gpw is None else float(gpw))
+    rec = t.get("recognition")
+    if rec is not None and rec not in ("native", "batched"):
+        raise err("engine.recognition", f"expected \"native\" or \"batched\", found {rec!r}")
+    rb = t.get("recognition_batch", 64)
+    if isinstance(rb, bool) or not isinstance(rb, int) or not 1 <= rb <= 65536:
+        raise err("engine.recognition_batch", f"expected an integer from 1 to 65536 (faces per onnxruntime run), found {rb!r}")
+    return EngineConfig(kind, address, device, None if gpw is None else float(gpw), rec, rb)

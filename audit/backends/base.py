@@ -260,6 +260,11 @@ class Backend(ABC):
             Never raises for a problem with this image; returns a failure status instead.
         """
 
+    def embed_paths(self, paths: Sequence[str | Path]) -> list[FaceResult]:
+        """Embed several image files, in order. This default embeds them one by one; backends with a
+        batched recognition step (:mod:`audit.backends.onnx_batch`) run it once for the batch."""
+        return [self.embed_path(p) for p in paths]
+
     def embed_path(self, path: str | Path) -> FaceResult:
         """Read an image file and embed it; unreadable files give status ``unreadable``."""
         try:

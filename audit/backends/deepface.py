@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
 from ..images import sha256_file_cached
 from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
+from .deepface_batched import DeepFaceBatched
 from .deepface_weights import (
     WeightFile,
     _DETECTOR_PACKAGES,
@@ -253,7 +254,7 @@ def _import_deepface() -> Any:
 # ---------------------------------------------------------------------------- the backend
 
 
-class DeepFaceBackend(Backend):
+class DeepFaceBackend(DeepFaceBatched, Backend):
     """A deepface recognition model behind one of deepface's face detectors.
 
     Parameters
@@ -285,6 +286,10 @@ class DeepFaceBackend(Backend):
     ``default_threshold`` is deepface's own tuned threshold for (model, distance_metric). For
     ``"cosine"`` deepface's threshold is a cosine *distance* d; it is recorded as the similarity
     ``1 - d``, the native unit of metric ``"cosine"`` here.
+
+    :meth:`with_recognition` gives a copy whose ONNX recognition model runs on batches of aligned
+    faces (CUDA when present; ``[engine] device``), same fingerprint: see
+    :mod:`audit.backends.deepface_batched`.
     """
 
     name = "deepface"
@@ -341,12 +346,17 @@ class DeepFaceBackend(Backend):
     def _reset_loaded(self) -> None:
         self._represent: Callable[..., Any] | None = None
         self._info: BackendInfo | None = None
+        self._model_files: list[Path] = []
+        self._engine = ""
+        self._runner = None
+        self._client = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_represent"] = None
         state["_info"] = None
-        return state
+        state["_client"] = None
+        return self._drop_runner(state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -476,6 +486,7 @@ class DeepFaceBackend(Backend):
             options=self._embedding_options(),
         )
         self._represent = DeepFace.represent
+        self._model_files, self._engine = found[:len(required_weights(self.model, "skip", engine))], engine  # model files first
 
     def _embedding_options(self) -> dict[str, Any]:
         # options that change embeddings (cosine and euclidean share them; euclidean_l2 does not)
@@ -554,7 +565,10 @@ class DeepFaceBackend(Backend):
                 n_faces=n_faces,
                 detail=f"deepface's {self.detector} detector found {n_faces} faces and multiple_faces='reject'",
             )
-        embedding = np.asarray(faces[index]["embedding"], dtype=np.float64).reshape(-1)
+        return self._recognition_finish(np.asarray(faces[index]["embedding"], dtype=np.float64), n_faces)
+
+    def _recognition_finish(self, raw: np.ndarray, n_faces: int) -> FaceResult:
+        embedding = np.asarray(raw, dtype=np.float64).reshape(-1)
         if self.distance_metric == "euclidean_l2":
             norm = float(np.linalg.norm(embedding))
             if not np.isfinite(norm) or norm == 0.0:

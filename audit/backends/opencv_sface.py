@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
 from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
+from .onnx_batch import BatchedRecognition, OnnxBatchRunner, free_batch_model
 
 __all__ = [
     "OpenCVSFaceBackend",
@@ -246,7 +247,7 @@ class _LoadedFile:
     known: SFaceWeight | None  # None: a file the table does not know (usable, recorded as such)
 
 
-class OpenCVSFaceBackend(Backend):
+class OpenCVSFaceBackend(BatchedRecognition, Backend):
     """OpenCV's YuNet detector + SFace 128-D recognizer (cosine similarity).
 
     Parameters
@@ -282,6 +283,10 @@ class OpenCVSFaceBackend(Backend):
     YuNet takes BGR images of the size given to ``setInputSize``; this adapter converts the RGB
     input and sets the size for every image. OpenCV's thread count is left as it is (the local
     engine sets one thread per worker process).
+
+    :meth:`with_recognition` gives a copy whose SFace step runs on batches of aligned faces through
+    onnxruntime (CUDA when present; ``[engine] device``), same fingerprint: see
+    :mod:`audit.backends.onnx_batch`.
 
     Examples
     --------
@@ -341,13 +346,15 @@ class OpenCVSFaceBackend(Backend):
         self._detector: Any = None
         self._recognizer: Any = None
         self._info: BackendInfo | None = None
+        self._rec_file: _LoadedFile | None = None
+        self._runner: OnnxBatchRunner | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # OpenCV's model objects do not pickle; a copy reloads them (from the same files) lazily
         state = self.__dict__.copy()
-        for key in ("_cv2", "_detector", "_recognizer", "_info"):
+        for key in ("_cv2", "_detector", "_recognizer", "_info", "_rec_file"):
             state[key] = None
-        return state
+        return self._drop_runner(state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -458,6 +465,7 @@ class OpenCVSFaceBackend(Backend):
             options=self._embedding_options(det),
         )
         self._cv2, self._detector, self._recognizer = cv2, detector, recognizer
+        self._rec_file = rec
 
     def _embedding_options(self, det: _LoadedFile) -> dict[str, Any]:
         # options that change embeddings; file paths and distance_metric do not (the weights hash
@@ -500,36 +508,63 @@ class OpenCVSFaceBackend(Backend):
         bad = invalid_image(image)
         if bad is not None:
             return bad
+        try:
+            found = self._detect_chip(image)
+            if isinstance(found, FaceResult):
+                return found
+            chip, n_faces = found
+            feature = np.asarray(self._recognizer.feature(chip), dtype=np.float64).reshape(-1)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a per-image failure must not stop the run
+            return FaceResult(FaceStatus.ERROR, detail=f"opencv failed on this image: {type(exc).__name__}: {exc}")
+        return self._recognition_finish(feature, n_faces)
+
+    def _detect_chip(self, image: np.ndarray) -> FaceResult | tuple[np.ndarray, int]:
+        """YuNet on the detection copy, the face policy, and ``alignCrop``: a failure status, or the
+        112x112 BGR chip and the number of faces found."""
         if min(image.shape[:2]) < _MIN_IMAGE_SIDE:
             return FaceResult(
                 FaceStatus.NO_FACE,
                 detail=f"image is {image.shape[1]}x{image.shape[0]} px; YuNet needs at least "
                 f"{_MIN_IMAGE_SIDE} px on each side to find a face",
             )
-        try:
-            bgr = np.ascontiguousarray(image[:, :, ::-1])
-            small = self._detection_image(bgr)
-            self._detector.setInputSize((small.shape[1], small.shape[0]))
-            _, faces = self._detector.detect(small)
-            faces = np.zeros((0, 15), np.float32) if faces is None else np.asarray(faces, np.float32)
-            n_faces = int(faces.shape[0])
-            index = choose_face([float(f[2] * f[3]) for f in faces], self.multiple_faces)
-            if index is None:
-                if n_faces == 0:
-                    return FaceResult(
-                        FaceStatus.NO_FACE, detail=f"YuNet found no face with score >= {self.score_threshold:g}"
-                    )
-                return FaceResult(
-                    FaceStatus.MULTIPLE_FACES,
-                    n_faces=n_faces,
-                    detail=f"YuNet found {n_faces} faces and multiple_faces='reject'",
-                )
-            chip = self._recognizer.alignCrop(small, faces[index])
-            feature = np.asarray(self._recognizer.feature(chip), dtype=np.float64).reshape(-1)
-        except (MemoryError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a per-image failure must not stop the run
-            return FaceResult(FaceStatus.ERROR, detail=f"opencv failed on this image: {type(exc).__name__}: {exc}")
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        small = self._detection_image(bgr)
+        self._detector.setInputSize((small.shape[1], small.shape[0]))
+        _, faces = self._detector.detect(small)
+        faces = np.zeros((0, 15), np.float32) if faces is None else np.asarray(faces, np.float32)
+        n_faces = int(faces.shape[0])
+        index = choose_face([float(f[2] * f[3]) for f in faces], self.multiple_faces)
+        if index is None:
+            if n_faces == 0:
+                return FaceResult(FaceStatus.NO_FACE, detail=f"YuNet found no face with score >= {self.score_threshold:g}")
+            return FaceResult(
+                FaceStatus.MULTIPLE_FACES,
+                n_faces=n_faces,
+                detail=f"YuNet found {n_faces} faces and multiple_faces='reject'",
+            )
+        return self._recognizer.alignCrop(small, faces[index]), n_faces
+
+    # ------------------------------------------------------------------ the batched path (onnx_batch)
+
+    def _build_runner(self, device: str, batch_size: int) -> OnnxBatchRunner:
+        rec = self._rec_file
+        if rec is None:  # pragma: no cover - load() sets it
+            raise BackendError("internal: the SFace file was not loaded")
+        model = free_batch_model(rec.data, what=f"the SFace file {rec.path}")
+        return OnnxBatchRunner(model, device=device, batch_size=batch_size)
+
+    def _recognition_prepare(self, image: np.ndarray) -> FaceResult | tuple[np.ndarray, int]:
+        found = self._detect_chip(image)
+        if isinstance(found, FaceResult):
+            return found
+        chip, n_faces = found
+        # FaceRecognizerSF.feature's blob: blobFromImage(chip, 1, (112, 112), 0, swapRB=true): RGB, CHW, 0..255
+        return np.ascontiguousarray(chip[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32), n_faces
+
+    def _recognition_finish(self, raw: np.ndarray, n_faces: int) -> FaceResult:
+        feature = np.asarray(raw, dtype=np.float64).reshape(-1)
         norm = float(np.linalg.norm(feature))
         if feature.shape != (128,) or not np.isfinite(norm) or norm == 0.0:
             return FaceResult(

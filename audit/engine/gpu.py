@@ -1,4 +1,5 @@
-"""GPU paths: ONNX models through onnxruntime's CUDA provider with batching, and the scan's matrix
+"""GPU paths: ONNX models through onnxruntime's CUDA provider with batching (the backends'
+recognition step: :mod:`audit.backends.onnx_batch`, re-exported here), and the scan's matrix
 products on a GPU (CuPy or torch), screened and rescored exactly as on the CPU.
 
 The scan on a GPU
@@ -21,77 +22,14 @@ runner's plumbing are tested on the CPU (``tests/engine/test_gpu.py``).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from ..backends.onnx_batch import CPU_EP, CUDA_EP, OnnxBatchRunner, onnx_providers  # noqa: F401 (re-exported)
 from ..errors import MissingDependencyError
 
 __all__ = ["onnx_providers", "OnnxBatchRunner", "matmul_device", "DeviceTileRunner"]
-
-CUDA_EP = "CUDAExecutionProvider"
-CPU_EP = "CPUExecutionProvider"
-
-
-def onnx_providers(device: str = "auto", *, available: Sequence[str] | None = None) -> list[str]:
-    """onnxruntime execution providers for ``device``: ``"cpu"``; ``"cuda"`` (an error when the
-    CUDA provider is absent); ``"auto"`` (CUDA when present, else the CPU)."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if available is None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError("ONNX models need onnxruntime: pip install 'face-audit[deepface]' (or onnxruntime-gpu)") from None
-        available = ort.get_available_providers()
-    if device == "cpu":
-        return [CPU_EP]
-    if CUDA_EP in available:
-        return [CUDA_EP, CPU_EP]
-    if device == "cuda":
-        raise MissingDependencyError(
-            f"device 'cuda' asked for, but onnxruntime offers only {list(available)}: install onnxruntime-gpu "
-            "(in place of onnxruntime) on a machine with an NVIDIA GPU and CUDA, or use device 'auto'/'cpu'"
-        )
-    return [CPU_EP]
-
-
-class OnnxBatchRunner:
-    """An ONNX model run on batches along the first axis, on the best provider for ``device``.
-
-    Parameters
-    ----------
-    model : path or bytes
-        An ONNX model whose first input has a free batch dimension.
-    device : {"auto", "cpu", "cuda"}, default "auto"
-    batch_size : int, default 64
-        Rows per ``run`` (GPUs want large batches; outputs do not depend on it beyond float rounding
-        of the provider's kernels).
-    """
-
-    def __init__(self, model: str | os.PathLike | bytes, *, device: str = "auto", batch_size: int = 64) -> None:
-        import onnxruntime as ort
-
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        src = model if isinstance(model, bytes) else os.fspath(model)
-        self.session = ort.InferenceSession(src, sess_options=opts, providers=onnx_providers(device))
-        self.providers = list(self.session.get_providers())
-        self.input_name = self.session.get_inputs()[0].name
-        self.batch_size = int(batch_size)
-
-    @property
-    def on_gpu(self) -> bool:
-        return self.providers[:1] == [CUDA_EP]
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """The model's first output for every row of ``x`` (float32), in batches."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        outs = [self.session.run(None, {self.input_name: x[a:a + self.batch_size]})[0]
-                for a in range(0, x.shape[0], self.batch_size)]
-        return np.concatenate(outs) if outs else np.empty((0,), np.float32)
 
 
 class _Cupy:

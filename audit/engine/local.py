@@ -116,10 +116,7 @@ def embed_one(backend: Backend, path: str) -> FaceResult:
     """``backend.embed_path(path)``, with any exception about this one image (other than a
     missing dependency or weights, which stop the run) turned into the status ``error``."""
     try:
-        res = backend.embed_path(path)
-        if res.ok and not float(abs(res.embedding).max(initial=0.0)) > 0.0:
-            return FaceResult(FaceStatus.ERROR, detail="the backend returned an all-zero embedding, which has no direction to compare")
-        return res
+        return _checked(backend.embed_path(path))
     except (KeyboardInterrupt, SystemExit):
         raise
     except (MissingDependencyError, MissingWeightsError):
@@ -132,12 +129,50 @@ def embed_one(backend: Backend, path: str) -> FaceResult:
         return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
 
 
+def _checked(res: FaceResult) -> FaceResult:
+    if res.ok and not float(abs(res.embedding).max(initial=0.0)) > 0.0:
+        return FaceResult(FaceStatus.ERROR, detail="the backend returned an all-zero embedding, which has no direction to compare")
+    return res
+
+
+def embed_many(backend: Backend, paths: Sequence[str]) -> list[FaceResult]:
+    """Results for ``paths`` in order: :meth:`Backend.embed_paths` for a backend on its batched
+    recognition path (one network run for the batch; if the batch fails as a whole, each image is
+    tried alone), else :func:`embed_one` for each image. Whether the batched path is on is decided
+    (and its session built, so that a missing provider or package stops the run) before any image."""
+    active = getattr(backend, "batched_recognition_active", None)
+    if active is None or not active():
+        return [embed_one(backend, p) for p in paths]
+    try:
+        results = backend.embed_paths([str(p) for p in paths])
+        if len(results) != len(paths):
+            raise BackendError(f"internal: embed_paths returned {len(results)} results for {len(paths)} images")
+        return [_checked(r) for r in results]
+    except (KeyboardInterrupt, SystemExit, MissingDependencyError, MissingWeightsError):
+        raise
+    except Exception:  # noqa: BLE001 - one image may have broken the batch: each alone, errors as statuses
+        return [_one_batched(backend, p) for p in paths]
+
+
+def _one_batched(backend: Backend, path: str) -> FaceResult:
+    try:
+        return _checked(backend.embed_paths([str(path)])[0])
+    except (KeyboardInterrupt, SystemExit, MissingDependencyError, MissingWeightsError):
+        raise
+    except FaceAuditError as exc:
+        return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
+    except MemoryError:
+        return FaceResult(FaceStatus.ERROR, detail="MemoryError: the image needed more memory than is available")
+    except Exception as exc:  # noqa: BLE001 - one image must not stop the run
+        return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
+
+
 def _embed_batch(batch: Sequence[tuple[str, str]]) -> list[tuple[str, FaceResult]]:
     if _WORKER_BACKEND is None:  # set by the initializer
         raise BackendError("internal: a worker ran a batch before its backend was loaded")
     if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
         os._exit(1)  # the run that asked for this batch is gone: nobody would store it
-    return [(sha, embed_one(_WORKER_BACKEND, path)) for sha, path in batch]
+    return list(zip([sha for sha, _ in batch], embed_many(_WORKER_BACKEND, [path for _, path in batch])))
 
 
 def embed_missing(
@@ -176,8 +211,9 @@ def embed_missing(
         raise BackendError(f"workers must be at least 1, got {workers}")
     if batch_size < 1:
         raise BackendError(f"batch_size must be at least 1, got {batch_size}")
-    from .select import active_embedder
+    from .select import active_embedder, recognition_backend
 
+    backend = recognition_backend(backend)  # [engine] recognition/device: the batched ONNX path, or as is
     other = active_embedder()  # an engine made active by use_engine (Ray): it embeds instead
     if other is not None:
         return other(backend, paths, store, workers=workers, batch_size=batch_size, progress=progress, desc=desc)
@@ -194,7 +230,7 @@ def embed_missing(
         if workers == 1 or len(todo) == 1:
             backend.load()
             for batch in batches:
-                store.put_many({sha: embed_one(backend, path) for sha, path in batch})
+                store.put_many(dict(zip([s for s, _ in batch], embed_many(backend, [p for _, p in batch]))))
                 bar.update(len(batch))
         else:
             _run_pool(backend, batches, store, min(workers, len(batches)), bar)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..backends.base import Backend, FaceResult, FaceStatus
 from ..errors import BackendError, FaceAuditError
-from .local import EmbedStats, embed_one, single_threaded
+from .local import EmbedStats, embed_many, single_threaded
 from .ray_runtime import cluster_gpus, require_ray
 
 __all__ = ["embed_missing_ray"]
@@ -39,7 +39,7 @@ class _EmbedActor:
         self.backend = backend
 
     def __call__(self, batch: dict) -> dict:
-        results = [embed_one(self.backend, str(p)) for p in batch["path"]]
+        results = embed_many(self.backend, [str(p) for p in batch["path"]])
         return {
             "sha": np.asarray(batch["sha"], dtype=object),
             "status": np.asarray([r.status.value for r in results], dtype=object),

@@ -3,8 +3,11 @@
 ``kind = "local"`` (default) embeds in local processes and scans tiles here; ``kind = "ray"``
 embeds through Ray Data actors and runs the scan's passes as Ray tasks, on the cluster at
 ``address`` or on a local Ray instance. ``device = "cuda"`` (or ``"auto"``: when one is found)
-computes the scan's matrix products on a GPU with CuPy or torch (see :mod:`audit.engine.gpu`);
-results are identical in every case.
+computes the scan's matrix products on a GPU with CuPy or torch (see :mod:`audit.engine.gpu`),
+and runs the backends' ONNX recognition step on batches of aligned faces through onnxruntime's
+CUDA provider (:mod:`audit.backends.onnx_batch`; ``recognition = "batched"`` with ``device =
+"cpu"`` takes that path on the CPU, ``recognition = "native"`` keeps each backend's own). Scan
+results are identical in every case; embeddings differ by float rounding only (same fingerprint).
 
 :func:`use_engine` makes an engine active for a block of code; :func:`audit.engine.scan.score_tiles`
 and :func:`audit.engine.local.embed_missing` use the active one when not told otherwise::
@@ -23,7 +26,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ..config import ENGINE_KEYS, EngineConfig, engine_section, field_readers
 
-__all__ = ["EngineConfig", "engine_config", "use_engine", "active_tile_runner", "active_embedder", "KINDS", "DEVICES"]
+__all__ = ["EngineConfig", "engine_config", "use_engine", "active_tile_runner", "active_embedder", "recognition_backend",
+           "KINDS", "DEVICES"]
 
 KINDS = ("local", "ray")
 DEVICES = ("cpu", "auto", "cuda")
@@ -40,6 +44,7 @@ def engine_config(table: Mapping[str, Any] | None, *, where: str | None = None) 
 class _Active:
     tile_runner: Any = None
     embedder: Callable | None = None
+    recognition: tuple[str, int] | None = None  # (device, faces per run) of the batched recognition path
 
 
 _ACTIVE: contextvars.ContextVar[_Active | None] = contextvars.ContextVar("face_audit_engine", default=None)
@@ -57,14 +62,38 @@ def active_embedder() -> Callable | None:
     return None if a is None else a.embedder
 
 
+def recognition_backend(backend):
+    """``backend`` as the active engine embeds with it: a copy on the batched recognition path
+    (``[engine] recognition``/``device``), or ``backend`` itself. A backend without an ONNX
+    recognition step keeps its own path under device "auto", and is refused when the batched path
+    is required ("cuda", or "batched" on the "cpu")."""
+    a = _ACTIVE.get()
+    if a is None or a.recognition is None:
+        return backend
+    device, batch = a.recognition
+    if not hasattr(backend, "with_recognition"):
+        if device == "auto":
+            return backend
+        from ..errors import BackendError
+
+        raise BackendError(
+            f"[engine] asks for the batched recognition path on {device!r}, but the {getattr(backend, 'name', '?')} backend "
+            "has no ONNX recognition step (opencv-sface and deepface's ONNX models have one). Set [engine] recognition = "
+            "\"native\" to embed as today (the scan still uses the device)."
+        )
+    return backend.with_recognition(device, batch)
+
+
 @contextlib.contextmanager
 def use_engine(cfg: EngineConfig | None) -> Iterator[None]:
     """Make ``cfg``'s engine active inside the block (joining or starting Ray when kind is "ray";
     a local Ray instance started here stops at the end)."""
-    if cfg is None or (cfg.kind == "local" and cfg.device == "cpu"):
+    if cfg is None or (cfg.kind == "local" and cfg.device == "cpu" and cfg.recognition_device is None):
         yield
         return
     active = _Active()
+    if cfg.recognition_device is not None:
+        active.recognition = (cfg.recognition_device, cfg.recognition_batch)
     started = False
     if cfg.device != "cpu":
         from .gpu import DeviceTileRunner, matmul_device
