@@ -111,7 +111,29 @@ def _load(base: AuditConfig, ds, data_dir, log) -> SampleTable:
     return table
 
 
-def run_identification(
+def run_identification(config: IdentificationConfig | Mapping[str, Any] | str | Path, **kwargs: Any) -> IdentificationRun:
+    from ..engine.select import use_engine
+
+    cfg = _as_config(config)
+    with use_engine(cfg.base.engine):  # [engine]: local processes, or Ray (audit/engine/select.py)
+        return _run_identification(cfg, **kwargs)
+
+
+def _search_backend(s, metric: str, engine) -> SearchBackend:
+    """``identification.search`` with its options; on Ray (``[engine] kind = "ray"``) the exact search
+    runs over gallery shards held by Ray actors (``exact-sharded``: the same top k, bit for bit),
+    one shard per CPU of the cluster unless ``search_options.shards`` says otherwise."""
+    opts = dict(s.search_options)
+    if engine is not None and engine.kind == "ray" and s.search in ("exact", "exact-sharded"):
+        from ..engine.ray_runtime import cluster_cpus
+
+        opts.setdefault("shards", cluster_cpus())
+        opts["engine"] = "ray"
+        return make_search_backend("exact-sharded", metric=metric, **opts)
+    return make_search_backend(s.search, metric=metric, **opts)
+
+
+def _run_identification(
     config: IdentificationConfig | Mapping[str, Any] | str | Path,
     *,
     data_dir: str | Path | None = None,
@@ -228,7 +250,7 @@ def run_identification(
 
     # 4. search
     t_search = time.perf_counter()
-    sb = search_backend or make_search_backend(s.search, metric=info.metric, **dict(s.search_options))
+    sb = search_backend or _search_backend(s, info.metric, base.engine)
     if sb.inputs == "images":
         g_in = split.gallery["path"].astype(str).tolist()
         p_in = split.probes.loc[searched, "path"].astype(str).tolist()
@@ -338,6 +360,9 @@ def run_identification(
     return IdentificationRun(result, total, time.perf_counter() - t_start, out_dir if write else None, tuple(files))
 
 
+run_identification.__doc__ = _run_identification.__doc__
+
+
 # ------------------------------------------------------------------------------ command line
 def add_identification_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``identify`` command's arguments to ``parser`` (for a ``face-audit identify`` subparser)."""
@@ -347,6 +372,8 @@ def add_identification_arguments(parser: argparse.ArgumentParser) -> argparse.Ar
     parser.add_argument("--output", help="output folder (default: the config's output.dir)")
     parser.add_argument("--cache-dir", help="cache folder (default: $FACE_AUDIT_CACHE or ~/.cache/face-audit)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--engine", choices=["local", "ray"], help="where the work runs (default: the config's [engine], else local)")
+    parser.add_argument("--address", help="a Ray cluster's address (with --engine ray; default: start a local Ray instance)")
     return parser
 
 
@@ -362,6 +389,14 @@ def identification_command(args: argparse.Namespace) -> int:
         base = dataclasses.replace(base, run=dataclasses.replace(base.run, progress=False))
     if args.cache_dir:
         base = dataclasses.replace(base, run=dataclasses.replace(base.run, cache_dir=Path(args.cache_dir).resolve()))
+    if getattr(args, "engine", None) or getattr(args, "address", None):  # replaces [engine]'s kind and address
+        from ..engine.select import engine_config
+
+        e = base.engine
+        table = {"kind": args.engine or "ray", "address": args.address, "device": e.device, "gpus_per_worker": e.gpus_per_worker,
+                 "recognition": e.recognition, "recognition_batch": e.recognition_batch}
+        base = dataclasses.replace(base, engine=engine_config({k: v for k, v in table.items() if v is not None},
+                                                              where="--engine/--address"))
     cfg = IdentificationConfig(base, cfg.identification)
     run = run_identification(cfg, data_dir=args.data_dir, workers=args.workers, output_dir=args.output,
                              log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -103,3 +103,31 @@ def test_engine_config_validation_and_cpu_device_is_local():
     with use_engine(EngineConfig(kind="local", device="auto")):  # no GPU here: the CPU scans, as without it
         assert active_tile_runner() is None or active_tile_runner().kind == "gpu"
     assert active_tile_runner() is None
+
+
+def test_recognition_setting_follows_device_unless_given():
+    assert engine_config(None).recognition_device is None  # the default: each backend's own path
+    assert engine_config({"device": "cuda"}).recognition_device == "cuda"
+    assert engine_config({"device": "auto"}).recognition_device == "auto"
+    assert engine_config({"device": "cuda", "recognition": "native"}).recognition_device is None
+    assert engine_config({"recognition": "batched"}).recognition_device == "cpu"  # the GPU's path on the CPU
+    assert engine_config({"recognition_batch": 256}).recognition_batch == 256
+    for bad, field in (({"recognition": "gpu"}, "engine.recognition"), ({"recognition_batch": 0}, "engine.recognition_batch"),
+                       ({"recognition_batch": True}, "engine.recognition_batch")):
+        with pytest.raises(ConfigError, match=field):
+            engine_config(bad, where="audit.toml")
+
+
+def test_backends_without_an_onnx_step_keep_their_path_or_are_refused():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fake_backend import QuadrantColourBackend
+
+    from audit.engine.select import recognition_backend
+    from audit.errors import BackendError
+
+    b = QuadrantColourBackend()
+    assert recognition_backend(b) is b  # no engine active
+    with use_engine(EngineConfig(device="auto")):
+        assert recognition_backend(b) is b  # "auto": today's path where there is no batched one
+    with use_engine(EngineConfig(recognition="batched")), pytest.raises(BackendError, match="quadrant-colour backend has no ONNX"):
+        recognition_backend(b)

@@ -193,3 +193,52 @@ def test_run_with_engine_ray_gives_the_local_audit(ray_cluster, shared_dir, tmp_
         cols = [c for c in ("errors", "trials", "false_matches", "comparisons") if c in a.columns]
         assert cols and a[cols].equals(b[cols])
     assert ray.is_initialized()  # the module's instance was joined, not stopped by the run
+
+
+def test_identify_with_engine_ray_gives_the_local_results(ray_cluster, shared_dir, tmp_path, monkeypatch, capsys):
+    """``face-audit identify CONFIG --engine ray``: Ray Data embeds into an empty cache and the exact
+    search runs over gallery shards held by Ray actors; a local run from the same cache (no inference,
+    one ExactSearch) gives the same candidates, thresholds and rates, bit for bit."""
+    pytest.importorskip("cv2")
+    from audit.cli import main
+    from audit.engine import ray_embed
+    from audit.identification.result import IdentificationResult
+    from audit.identification.sharded import ShardedSearch
+
+    calls = {"embed": 0, "sharded": []}
+    real_embed, real_search = ray_embed.embed_missing_ray, ShardedSearch.search
+
+    def spy_embed(*a, **k):
+        calls["embed"] += 1
+        return real_embed(*a, **k)
+
+    def spy_search(self, *a, **k):
+        calls["sharded"].append((self.engine, len(self._parts)))
+        return real_search(self, *a, **k)
+
+    monkeypatch.setattr(ray_embed, "embed_missing_ray", spy_embed)
+    monkeypatch.setattr(ShardedSearch, "search", spy_search)
+    monkeypatch.setenv("FACE_AUDIT_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "london-id-sface.toml"
+    config.write_text('title = "London 1:N, SFace"\n[dataset]\nname = "london"\nsubjects = 16\ngroupings = [["ethnicity"]]\n'
+                      '[backend]\nname = "opencv-sface"\n[identification]\nscenario = "london-half"\nk = 5\n'
+                      'target_fpir = [0.5]\nfixed = [0.3]\nbootstrap_replicates = 20\n[run]\nbatch_size = 4\nseed = 0\n')
+    results, outs = {}, {}
+    for engine in ("ray", "local"):
+        out = tmp_path / engine
+        assert main(["identify", str(config), "--data-dir", str(shared_dir), "--output", str(out), "--no-progress",
+                     "--workers", "2", "--engine", engine]) == 0
+        outs[engine] = capsys.readouterr().out
+        results[engine] = IdentificationResult.from_json(out / "results.json")
+        if engine == "ray":
+            assert calls["embed"] == 1 and calls["sharded"] == [("ray", 2)]  # 2 shards: the instance's 2 CPUs
+    assert calls["embed"] == 1 and len(calls["sharded"]) == 1  # the local run used neither
+    assert re.search(r"embeddings: (\d+) computed", outs["ray"]) and "from cache (no inference run)" in outs["local"]
+    a, b = results["ray"], results["local"]
+    assert a.provenance["search"]["name"] == "exact-sharded" and b.provenance["search"]["name"] == "exact"
+    assert [t.to_dict() for t in a.thresholds] == [t.to_dict() for t in b.thresholds]
+    assert len(a.candidates) > 0
+    for name in ("candidates", "rates", "searches", "false_matches"):
+        pd_a, pd_b = getattr(a, name), getattr(b, name)
+        assert pd_a.equals(pd_b), name
+    assert ray.is_initialized()  # the module's instance was joined, not stopped by the run
