@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import MetricError
 from .counts import CellCounts
 from .geometry import _raw_band
+from .kernel import merge_fm
 from .numerics import _canonical
 from .workers import _run
 
@@ -84,7 +85,7 @@ class CountingMixin:
             parts = _run(geo, self._tiles, mated=self._mated, tail_k=None, tail_floor=None, thresholds=th[need].tolist(),
                          histogram=False, workers=self._workers, engine=self._engine, progress=self._progress,
                          desc="second pass (thresholds below the tail)")
-            fm = sum(p["fm"] for p in parts)
+            fm = merge_fm(parts)
             _subtract_mated(fm, th[need], self._mated, self._mated_scores, geo.grp)
             fm_row[need] = fm
             self._stats = replace(self._stats, passes=self._stats.passes + 1)

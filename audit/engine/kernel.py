@@ -64,7 +64,9 @@ class _Kernel:
             self.seeded = tail_floor is not None
         self.thresholds = [float(x) for x in count_thresholds]
         self.bands = [_raw_band(geo, x) for x in self.thresholds]
-        self.fm = np.zeros((len(self.thresholds), n, geo.n_groups), dtype=np.int64)
+        # per-row counts of a counting pass: one row's false matches against one group are at most
+        # n - 1, so int32 holds them exactly below 2**31 rows and halves a task's largest array
+        self.fm = np.zeros((len(self.thresholds), n, geo.n_groups), dtype=np.int32 if n < 2**31 else np.int64)
         self.mated = mated  # (ma, mb, in_scan, by_tile) in scan order
         self.on_tile = _no_progress  # called with each finished tile's pair count
         self.idx_buf: np.ndarray | None = None  # tail candidate positions from the compiled pass
@@ -348,3 +350,11 @@ class _Kernel:
                 for w in range(len(self.windows))
             ]
         return out
+
+
+def merge_fm(parts: list[dict]) -> np.ndarray:
+    """The per-row counts (T, N, G) of a pass's kernels, summed in int64 (each part may be int32)."""
+    out = np.zeros(parts[0]["fm"].shape, np.int64)
+    for part in parts:
+        out += part["fm"]
+    return out

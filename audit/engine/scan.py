@@ -93,7 +93,7 @@ from ..errors import MetricError
 from .counting import CountingMixin, _subtract_mated
 from .counts import CellCounts, ScanStats, SubjectCounts, coarsen_cells
 from .geometry import _comparable, _geometry, _screen_to_raw, _tiles
-from .kernel import _peak_rss
+from .kernel import _peak_rss, merge_fm
 from .numerics import (
     IMPOSTOR_MODES,
     METRICS,
@@ -341,7 +341,7 @@ def score_tiles(
         hist_global = hist.sum(axis=(0, 1))  # every scanned impostor pair once (bin j: j + 1 <= v < j + 2)
         iu = np.triu_indices(g, 1)
         hist[iu[1], iu[0]] = hist[iu]
-    fm_fixed = sum(p["fm"] for p in parts) if fixed.size else np.zeros((0, n, g), np.int64)
+    fm_fixed = merge_fm(parts) if fixed.size else np.zeros((0, n, g), np.int64)
     _subtract_mated(fm_fixed, fixed, mated, m_scores, s_grp)
     tail = None
     if tail_k is not None:

@@ -559,3 +559,21 @@ def test_deep_thresholds_with_heavy_ties_and_two_sided_scans():
     scan = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=96, sides=side, n_groups=4, max_tail_pairs=10)
     th = scan.thresholds_at_fmr([5e-2, 1e-2, 1e-3])
     np.testing.assert_array_equal(th, thresholds_at_fmr(imp, [5e-2, 1e-2, 1e-3]))
+
+
+def test_counting_pass_rows_are_int32_in_each_part_and_merge_in_int64(inner_loop):
+    """A counting pass's per-row counts (N x G per threshold, the largest array of a task at scale)
+    are int32 in each worker/task (one row's count against a group is at most N - 1) and are summed
+    in int64; the counts stay the naive ones (checked with both inner loops)."""
+    from audit.engine.workers import _run
+
+    emb, subj, grp = make(3, 300)
+    scan = score_tiles(emb, subj, grp, max_fmr=5e-2, tile=64)
+    probe = [-0.2, 0.1]
+    parts = _run(scan._geo, scan._tiles, mated=scan._mated, tail_k=None, tail_floor=None, thresholds=probe,
+                 histogram=False, workers=1)
+    assert parts[0]["fm"].dtype == np.int32 and parts[0]["fm"].shape == (2, 300, 4)
+    merged = kernel_mod.merge_fm(parts + parts)
+    assert merged.dtype == np.int64
+    np.testing.assert_array_equal(merged, 2 * parts[0]["fm"].astype(np.int64))
+    assert_counts_equal(scan.counts_at(probe), naive(emb, subj, grp, 4, "cosine", probe))
