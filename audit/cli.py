@@ -155,11 +155,10 @@ def _run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, progress=False))
     if args.cache_dir:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, cache_dir=Path(args.cache_dir).resolve()))
-    if args.engine or args.address:  # --engine ray [--address ADDR] replaces the config's [engine]
-        from .engine.select import engine_config
+    if args.engine or args.address:  # --engine ray [--address ADDR] replaces [engine]'s kind and address
+        from .engine.select import engine_override
 
-        config = dataclasses.replace(config, engine=engine_config(
-            {"kind": args.engine or "ray", **({"address": args.address} if args.address else {})}, where="--engine/--address"))
+        config = dataclasses.replace(config, engine=engine_override(config.engine, args.engine, args.address))
     run = run_audit(config, data_dir=args.data_dir, workers=args.workers, output_dir=args.output, log=_log)
     res = run.result
     proto = res.provenance.get("protocol", {})

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ..config import ENGINE_KEYS, EngineConfig, engine_section, field_readers
 
-__all__ = ["EngineConfig", "engine_config", "use_engine", "active_tile_runner", "active_embedder", "recognition_backend",
+__all__ = ["EngineConfig", "engine_config", "engine_override", "use_engine", "active_tile_runner", "active_embedder", "recognition_backend",
            "KINDS", "DEVICES"]
 
 KINDS = ("local", "ray")
@@ -38,6 +38,15 @@ def engine_config(table: Mapping[str, Any] | None, *, where: str | None = None) 
     err, table_of, _ = field_readers({"engine": dict(table or {})}, {"": {"engine"}, "engine": ENGINE_KEYS},
                                      path=Path(where) if where else None)
     return engine_section(table_of, err)
+
+
+def engine_override(cfg: EngineConfig | None, kind: str | None, address: str | None) -> EngineConfig:
+    """``--engine KIND [--address ADDR]`` over a config's ``[engine]``: kind and address replaced
+    (kind "ray" when only an address is given), the other settings (device, recognition, ...) kept."""
+    e = cfg or EngineConfig()
+    table = {"kind": kind or "ray", "address": address, "device": e.device, "gpus_per_worker": e.gpus_per_worker,
+             "recognition": e.recognition, "recognition_batch": e.recognition_batch}
+    return engine_config({k: v for k, v in table.items() if v is not None}, where="--engine/--address")
 
 
 @dataclass

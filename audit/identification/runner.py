@@ -390,13 +390,9 @@ def identification_command(args: argparse.Namespace) -> int:
     if args.cache_dir:
         base = dataclasses.replace(base, run=dataclasses.replace(base.run, cache_dir=Path(args.cache_dir).resolve()))
     if getattr(args, "engine", None) or getattr(args, "address", None):  # replaces [engine]'s kind and address
-        from ..engine.select import engine_config
+        from ..engine.select import engine_override
 
-        e = base.engine
-        table = {"kind": args.engine or "ray", "address": args.address, "device": e.device, "gpus_per_worker": e.gpus_per_worker,
-                 "recognition": e.recognition, "recognition_batch": e.recognition_batch}
-        base = dataclasses.replace(base, engine=engine_config({k: v for k, v in table.items() if v is not None},
-                                                              where="--engine/--address"))
+        base = dataclasses.replace(base, engine=engine_override(base.engine, args.engine, args.address))
     cfg = IdentificationConfig(base, cfg.identification)
     run = run_identification(cfg, data_dir=args.data_dir, workers=args.workers, output_dir=args.output,
                              log=lambda m: print(m, file=sys.stderr, flush=True))

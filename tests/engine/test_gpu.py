@@ -131,3 +131,15 @@ def test_backends_without_an_onnx_step_keep_their_path_or_are_refused():
         assert recognition_backend(b) is b  # "auto": today's path where there is no batched one
     with use_engine(EngineConfig(recognition="batched")), pytest.raises(BackendError, match="quadrant-colour backend has no ONNX"):
         recognition_backend(b)
+
+
+def test_engine_flags_replace_kind_and_address_and_keep_the_rest():
+    from audit.engine.select import engine_override
+
+    cfg = engine_config({"device": "cuda", "recognition": "native", "recognition_batch": 128})
+    ray_cfg = engine_override(cfg, "ray", "auto")
+    assert (ray_cfg.kind, ray_cfg.address, ray_cfg.device, ray_cfg.recognition, ray_cfg.recognition_batch) == (
+        "ray", "auto", "cuda", "native", 128)
+    assert engine_override(None, None, "host:6379").kind == "ray"
+    with pytest.raises(ConfigError, match="--engine/--address.*engine.address"):
+        engine_override(cfg, "local", "auto")
