@@ -49,6 +49,7 @@ import numpy as np
 
 from audit.errors import MetricError
 
+from . import _people_fused
 from .uncertainty import _REL_TOL
 
 __all__ = ["PeopleCounts", "PeopleReplicates", "people_weights", "people_bootstrap", "IMPOSTOR_MODES"]
@@ -346,6 +347,10 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
     WT = np.ascontiguousarray(W.T)  # (S, b): a person's replicate weights contiguous
     ga, gb = mapping[pca], mapping[pcb]
     same = np.where(ga == gb, ga, -1)
+    if _people_fused.usable(W):  # one compiled pass; the last column collects the cross-group rows
+        out = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, WT, g + 1).transpose(2, 0, 1).copy()
+        out[:, g] += out[:, :g].sum(axis=1)
+        return out
     out = np.zeros((b, g + 1, t))
     cross = np.zeros((b, t))
     for j in np.unique(same):  # each row once: its group's column, or the cross-group part
@@ -378,6 +383,12 @@ def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.nd
     that does not fit, so a pair matches when it scores higher than that score. With every weight
     1 this is exactly the point estimate's threshold."""
     allowed = np.minimum(np.floor(target * imp_all * (1.0 + _REL_TOL)), imp_all)  # threshold_at_fmr's own rule
+    if _people_fused.usable(W):  # one compiled walk down the tail per replicate
+        ga, gb = mapping[counts.tail_ca], mapping[counts.tail_cb]
+        fm, fnm, s_b = _people_fused.operating_point(
+            W, allowed, counts.tail_score, counts.tail_a, counts.tail_b, np.where(ga == gb, ga, -1),
+            counts.mated_score, counts.mated_score_person, mapping[counts.mated_score_cell], g + 1)
+        return fm, fnm, np.nextafter(s_b, np.inf)
     full = counts.tail_score.size
     WT = np.ascontiguousarray(W.T)  # (S, b): gathering a person's weights reads one contiguous row
     # only the top of the tail is needed: weights average 1, so about `allowed` pairs fit; look at
@@ -471,7 +482,8 @@ def people_bootstrap(
     if op_cols:
         op_fm, op_fnm = np.full((n_replicates, g + 1, t), np.nan), np.full((n_replicates, g + 1, t), np.nan)
         op_th = np.full((n_replicates, t), np.nan)
-        step = max(1, min(step, _CHUNK_ELEMS // max(1, counts.tail_score.size, counts.mated_score.size)))
+        if not _people_fused.available():  # the numpy path holds (tail depth, replicates) arrays
+            step = max(1, min(step, _CHUNK_ELEMS // max(1, counts.tail_score.size, counts.mated_score.size)))
     for start, stop, W in _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=step):
         fm[start:stop], imp[start:stop], fnm[start:stop], mated[start:stop] = _counts(counts, mapping, g, W)
         for k in op_cols:

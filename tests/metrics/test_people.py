@@ -15,6 +15,20 @@ from audit.metrics.people import PeopleCounts, people_bootstrap, people_weights
 from audit.verification.analysis import cell_data_from_pairs, cell_data_from_scan
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def loops(request, monkeypatch):
+    """Run a test on the compiled loops (numba) and on the numpy path: both must give the same
+    replicates."""
+    from audit.metrics import _people_fused
+
+    if request.param == "compiled":
+        if not _people_fused.available():
+            pytest.skip("numba is not installed (the `fast` extra)")
+    else:
+        monkeypatch.setattr(_people_fused, "_KERNELS", None)
+    return request.param
+
+
 def _dataset(seed=3, people=9, cells=3):
     """People with 1-3 images; an image's cell is usually its person's, sometimes another (an
     image-level label such as an age band)."""
@@ -58,7 +72,7 @@ def _explicit(subj, cell, pairs, w, mapping, g, th):
     return fm, imp, fnm, mated
 
 
-def test_replicates_equal_an_explicit_resample_and_recount():
+def test_replicates_equal_an_explicit_resample_and_recount(loops):
     subj, cell, emb = _dataset()
     pairs = _all_pairs(subj, emb)
     th = np.array([0.1, 0.3, 0.6])
@@ -94,7 +108,7 @@ def test_a_person_drawn_twice_is_not_two_people():
 
 
 @pytest.mark.parametrize("mode", ["all", "same_group", "two_sided"])
-def test_engine_counts_equal_the_listed_pairs(mode):
+def test_engine_counts_equal_the_listed_pairs(mode, loops):
     """The closed-form trials of a scan equal the per-pair counts of the same pairs listed."""
     subj, cell, emb = _dataset(seed=5, people=14)
     th = np.array([0.05, 0.4])
@@ -179,7 +193,7 @@ def test_aggregate_pairs_sums_unordered_pairs():
     assert list(itertools.chain(n.shape)) == [1, 1]
 
 
-def test_operating_point_replicates_re_estimate_the_threshold_in_each_resample():
+def test_operating_point_replicates_re_estimate_the_threshold_in_each_resample(loops):
     """A threshold set at a target FMR is found anew in each resample: from every impostor score
     repeated w_a * w_b times, as threshold_at_fmr would on the resampled population."""
     from audit.metrics import threshold_at_fmr
@@ -207,3 +221,34 @@ def test_operating_point_replicates_re_estimate_the_threshold_in_each_resample()
     # with every weight 1 it is the point estimate's threshold
     ones = people_bootstrap(data.people, mapping, 3, n_replicates=0, targets=[target, None])
     np.testing.assert_allclose(ones.point_fm[:, 0], _explicit(subj, cell, pairs, np.ones(12), mapping, 3, np.array([t0]))[0][:, 0])
+
+
+def test_compiled_and_numpy_loops_give_identical_replicates(monkeypatch):
+    """On a larger dataset with tied scores, cross-group pairs, several thresholds, replicate
+    chunks and a tail too short for some resamples, the compiled loops reproduce the numpy path's
+    replicates exactly (both do exact integer arithmetic in float64)."""
+    from audit.metrics import _people_fused, threshold_at_fmr
+
+    if not _people_fused.available():
+        pytest.skip("numba is not installed (the `fast` extra)")
+    subj, cell, emb = _dataset(seed=21, people=60, cells=4)
+    pairs = _all_pairs(subj, emb)
+    pairs = PairScores(np.round(pairs.mated_score, 2), pairs.mated_a, pairs.mated_b,
+                       np.round(pairs.impostor_score, 2), pairs.impostor_a, pairs.impostor_b)  # many ties
+    targets = [0.02, 0.1, None]
+    th = [threshold_at_fmr(pairs.impostor_score, t) for t in targets[:2]] + [0.5]
+    data = cell_data_from_pairs(pairs, cell, 4, th, subjects=subj)
+    people = data.people
+    depth = int(np.sum(pairs.impostor_score >= th[0])) + 5  # enough for some resamples at 0.02, not for all
+    short = people.__class__(**{**people.__dict__, **{k: getattr(people, k)[:depth] for k in
+                                                      ("tail_score", "tail_a", "tail_b", "tail_ca", "tail_cb")}})
+    for counts in (people, short):
+        for mapping, g in ((np.array([0, 1, 2, 3]), 4), (np.array([0, 1, 0, 1]), 2)):
+            compiled = people_bootstrap(counts, mapping, g, n_replicates=300, seed=5, targets=targets)
+            with monkeypatch.context() as m:
+                m.setattr(_people_fused, "_KERNELS", None)
+                plain = people_bootstrap(counts, mapping, g, n_replicates=300, seed=5, targets=targets)
+            for f in ("fm", "imp", "fnm", "mated", "op_fm", "op_fnm", "op_threshold"):
+                np.testing.assert_array_equal(getattr(compiled, f), getattr(plain, f), err_msg=f)
+            ran_out = np.isnan(compiled.op_threshold[:, 0])
+            assert ran_out.any() and not ran_out.all() if counts is short else not ran_out.any()
