@@ -11,9 +11,9 @@ Why the backend fingerprint does not change
 The batched path feeds the recognition network the same input (same weights, detection, alignment
 and preprocessing) and differs from today's path only in the inference engine's arithmetic:
 onnxruntime's kernels instead of OpenCV's DNN (SFace), another provider or batch size (float32
-summation order). Measured on the 204 London photos (docs/scale.md): SFace's raw features differ
-by at most 5.4e-6 (of values up to 5.1), unit embeddings by 4.2e-7, cosine to today's at least
-0.99999998; batch size changes nothing beyond that (``tests/backends/test_batched_recognition.py``). That is the size of the difference
+summation order). Measured on the 204 London photos (``benchmarks/gpu_engine.py --parts b``):
+SFace's raw features differ by at most 5.25e-6 (of values up to 5.14), unit embeddings by 4.1e-7,
+cosine to today's at least 0.99999998; batch size changes nothing beyond that (``tests/backends/test_batched_recognition.py``). That is the size of the difference
 between two CPUs' instruction sets, which one fingerprint already covers (deepface's own sessions
 also pick the CUDA provider whenever onnxruntime-gpu is installed, under the same fingerprint). So
 embeddings from either path share one cache entry, and a cache filled on a GPU serves a CPU run.
