@@ -156,6 +156,14 @@ def free_batch_model(data: bytes, *, what: str = "the ONNX model") -> bytes:
     return m.SerializeToString()
 
 
+def _cuda_offered() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return CUDA_EP in ort.get_available_providers()
+
+
 class _Prepared:
     __slots__ = ("row", "n_faces")
 
@@ -201,6 +209,9 @@ class BatchedRecognition:
         """Whether :meth:`embed_paths` takes the batched path. Loads the backend and builds the
         session on first call, so that a missing provider, package or ONNX model raises here."""
         if self.recognition_device is None or getattr(self, "_auto_native", False):
+            return False
+        if self.recognition_device == "auto" and not _cuda_offered():
+            self._auto_native = True  # no CUDA provider: today's path, without building anything
             return False
         runner = self._batch_runner()
         if self.recognition_device == "auto" and (runner is None or not runner.on_gpu):

@@ -160,6 +160,21 @@ def test_sface_batched_failures_are_todays_statuses(sface, shared_dir, tmp_path)
 
 
 @needs_sface
+def test_auto_without_a_cuda_provider_keeps_todays_path_and_cuda_is_refused(sface, monkeypatch):
+    from audit.backends import onnx_batch
+    from audit.errors import MissingDependencyError
+
+    monkeypatch.setattr(onnx_batch, "_cuda_offered", lambda: False)
+    monkeypatch.setattr(OpenCVSFaceBackend, "_build_runner", lambda *a: pytest.fail("built a session under 'auto'"))
+    auto = sface.with_recognition("auto")
+    assert not auto.batched_recognition_active() and auto.recognition_providers() == []
+    monkeypatch.undo()
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(MissingDependencyError, match="device 'cuda' asked for.*install onnxruntime-gpu"):
+            sface.with_recognition("cuda").batched_recognition_active()
+
+
+@needs_sface
 def test_engine_config_routes_embedding_through_the_batched_path(sface, london_paths, tmp_path):
     from audit.engine.local import embed_missing
     from audit.engine.select import EngineConfig, engine_config, use_engine
