@@ -108,6 +108,23 @@ def test_rewritten_graph_drops_unfed_inputs_and_frees_the_batch():
     np.testing.assert_array_equal(runner.run(x), np.maximum(x, 0))  # six rows, batches of 4 and 2
 
 
+def test_deepface_session_stand_in_runs_the_runner_in_chunks():
+    """deepface's clients call ``session.run(None, {name: x})`` on all their faces at once; the stand-in
+    feeds the runner's session ``batch`` rows at a time and returns deepface's [outputs] shape."""
+    from audit.backends.deepface_batched import _ChunkedSession
+
+    runner = OnnxBatchRunner(free_batch_model(_float_model()), device="cpu", batch_size=4)
+    seen = []
+    real = runner.session.run
+    stand_in = _ChunkedSession(runner)
+    runner.session = type("S", (), {"run": lambda self, o, f: seen.append(len(next(iter(f.values())))) or real(o, f),
+                                     "get_inputs": lambda self: real.__self__.get_inputs()})()
+    x = np.arange(-12, 12, dtype=np.float32).reshape(6, 4)
+    (out,) = stand_in.run(None, {stand_in.get_inputs()[0].name: x})
+    assert seen == [4, 2] and stand_in.get_providers() == ["CPUExecutionProvider"]
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+
+
 @needs_sface
 def test_sface_batched_path_matches_todays_on_london(sface, london_paths):
     native = [sface.embed_path(p) for p in london_paths]
