@@ -522,12 +522,13 @@ def analyse_cells(
                         disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note,
                                           *lo_hi, *pair))
                     if boot is not None and ref_index is not None:
-                        ref_kw = {}
+                        dof = pi["dof"][metric][:, k]
+                        ref_kw = {"dof": dof[:g]}
                         if ref_index == "overall":
                             tot_e = rep.point_fm[g, k] if metric == "fmr" else rep.point_fnm[g, k]
                             tot_n = rep.point_imp[g] if metric == "fmr" else rep.point_mated[g]
-                            ref_kw = dict(reference_point=(tot_e / tot_n if tot_n else np.nan, tot_n, tot_e),
-                                          reference_replicates=boot[metric][:, g, k])
+                            ref_kw.update(reference_point=(tot_e / tot_n if tot_n else np.nan, tot_n, tot_e),
+                                          reference_replicates=boot[metric][:, g, k], reference_dof=dof[g])
                         for cmp_ in compare_to_reference(cats, point, trials, errs, boot[metric][:, :g, k], ref_index, **ref_kw):
                             ref_rows.append((gid, t.name, t.value, metric, cmp_.group, cmp_.reference, cmp_.ratio, cmp_.ratio_low,
                                              cmp_.ratio_high, cmp_.difference, cmp_.diff_low, cmp_.diff_high, cmp_.p_adjusted,
