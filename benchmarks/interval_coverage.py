@@ -46,7 +46,7 @@ from scipy.stats import norm
 from audit.metrics import interval_arrays
 from audit.metrics.people import PeopleCounts, people_bootstrap
 from audit.metrics.reference import compare_to_reference, percentile_interval
-from audit.verification.intervals import _people_intervals
+from audit.verification.intervals import people_intervals
 
 SETTINGS = {"independent": (0.0, 0.0), "weak": (0.02, 0.05), "moderate": (0.08, 0.2), "strong": (0.25, 0.5)}
 FMR = (0.01, 0.02)   # reference group, other groups (true ratio 2); the null uses the first for all
@@ -89,7 +89,7 @@ def one(args) -> dict:
     rng = np.random.default_rng(seed)
     counts, fmr, fnmr = simulate(rng, k, n, tau_imp, tau_mat, ratio2)
     rep = people_bootstrap(counts, np.arange(k), k, n_replicates=replicates, seed=seed)
-    pi = _people_intervals(counts, rep, np.arange(k), k)  # the audit's own intervals (audit.verification.intervals)
+    pi = people_intervals(counts, rep, np.arange(k), k)  # the audit's own intervals (audit.verification.intervals)
     out = {}
     for metric, truth, e, t in (("fmr", fmr, rep.point_fm[:k, 0], rep.point_imp[:k]),
                                 ("fnmr", fnmr, rep.point_fnm[:k, 0], rep.point_mated[:k])):
@@ -159,7 +159,7 @@ def api_check(n_datasets: int, replicates: int = 200, seed: int = 7) -> float:
         pairs, samples, counts = materialise(rng, k, 12, 0.08, 0.2)
         res = audit.from_scores(pairs, samples, groups=["group"], target_fmr=[], fixed=[0.0], bootstrap=replicates, seed=seed + d)
         rep = people_bootstrap(counts, np.arange(k), k, n_replicates=replicates, seed=seed + d)
-        pi = _people_intervals(counts, rep, np.arange(k), k)
+        pi = people_intervals(counts, rep, np.arange(k), k)
         r = res.rates[res.rates.grouping == "group"].set_index(["group", "metric"])
         for metric, e, t in (("fmr", rep.point_fm[:k, 0], rep.point_imp[:k]), ("fnmr", rep.point_fnm[:k, 0], rep.point_mated[:k])):
             point = np.where(t > 0, e / np.where(t > 0, t, 1), np.nan)

@@ -62,7 +62,7 @@ ESTIMAND_OPERATING = "rate at the operating point (threshold re-estimated at the
 REFERENCE_METHOD = "people bootstrap, max-t simultaneous over the comparisons"
 
 
-def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) -> dict:
+def people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) -> dict:
     """People-level replicates ready for intervals and comparisons, and each group's intervals.
 
     Two estimands (see docs/protocols.md): the rate at the threshold's value (threshold held fixed)
