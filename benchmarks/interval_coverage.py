@@ -44,9 +44,9 @@ import numpy as np
 from scipy.stats import norm
 
 from audit.metrics import interval_arrays
-from audit.metrics.people import PeopleCounts, people_bootstrap, people_jackknife
-from audit.metrics.reference import (bca_interval, compare_to_reference, dyadic_rate_interval, inflate_for_few_people,
-                                    percentile_interval, remove_pair_noise)
+from audit.metrics.people import PeopleCounts, people_bootstrap
+from audit.metrics.reference import compare_to_reference, percentile_interval
+from audit.verification.intervals import people_intervals
 
 SETTINGS = {"independent": (0.0, 0.0), "weak": (0.02, 0.05), "moderate": (0.08, 0.2), "strong": (0.25, 0.5)}
 FMR = (0.01, 0.02)   # reference group, other groups (true ratio 2); the null uses the first for all
@@ -89,30 +89,21 @@ def one(args) -> dict:
     rng = np.random.default_rng(seed)
     counts, fmr, fnmr = simulate(rng, k, n, tau_imp, tau_mat, ratio2)
     rep = people_bootstrap(counts, np.arange(k), k, n_replicates=replicates, seed=seed)
-    jf, jn = people_jackknife(counts, np.arange(k), k)
-    members = rep.strata[:, None] == np.arange(k)[None, :]
-    jack = {"fmr": jf[:, :k, 0], "fnmr": jn[:, :k, 0]}
+    pi = people_intervals(counts, rep, np.arange(k), k)  # the audit's own intervals (audit.verification.intervals)
     out = {}
-    for metric, truth, e, t, reps in (("fmr", fmr, rep.point_fm[:k, 0], rep.point_imp[:k], rep.fmr[:, :k, 0]),
-                                      ("fnmr", fnmr, rep.point_fnm[:k, 0], rep.point_mated[:k], rep.fnmr[:, :k, 0])):
-        point0 = np.where(t > 0, e / np.where(t > 0, t, 1), np.nan)
-        raw = reps
-        if metric == "fmr":
-            reps = remove_pair_noise(point0, t, reps)
-        reps = inflate_for_few_people(point0, reps, np.full(k, n))  # as the audit does (audit.verification.intervals)
+    for metric, truth, e, t in (("fmr", fmr, rep.point_fm[:k, 0], rep.point_imp[:k]),
+                                ("fnmr", fnmr, rep.point_fnm[:k, 0], rep.point_mated[:k])):
+        reps = pi[metric][:, :k, 0]  # corrected as the audit corrects them
         lo, hi = percentile_interval(reps)
         out[f"{metric}_pct_cover"] = np.mean((lo <= truth) & (truth <= hi))
-        lo, hi = bca_interval(point0, reps, jack[metric], members)
-        if metric == "fmr":  # the audit's FMR interval: dyadic variance, log scale, t quantile (BCa where it has no answer)
-            dlo, dhi = dyadic_rate_interval(point0, e, t, raw, jack[metric], members, np.full(k, n))
-            lo, hi = np.where(np.isnan(dlo), lo, dlo), np.where(np.isnan(dhi), hi, dhi)
+        lo, hi = pi[f"{metric}_low"][:, 0], pi[f"{metric}_high"][:, 0]
         w = interval_arrays(e.astype(np.int64), t.astype(np.int64), method="wilson")
         out[f"{metric}_people_cover"] = np.mean((lo <= truth) & (truth <= hi))
         out[f"{metric}_people_width"] = np.mean(hi - lo)
         out[f"{metric}_wilson_cover"] = np.mean((w.low <= truth) & (truth <= w.high))
         out[f"{metric}_wilson_width"] = np.mean(w.high - w.low)
         point = np.where(t > 0, e / np.where(t > 0, t, 1), np.nan)
-        cmp_ = compare_to_reference([str(g) for g in range(k)], point, t, e, reps, 0)
+        cmp_ = compare_to_reference([str(g) for g in range(k)], point, t, e, reps, 0, dof=pi["dof"][metric][:k, 0])
         true_ratio = truth[1:] / truth[0]
         covered = [c.ratio_low <= r <= c.ratio_high for c, r in zip(cmp_, true_ratio)]
         out[f"{metric}_ratio_cover_all"] = float(all(covered)) if covered else np.nan
@@ -168,24 +159,16 @@ def api_check(n_datasets: int, replicates: int = 200, seed: int = 7) -> float:
         pairs, samples, counts = materialise(rng, k, 12, 0.08, 0.2)
         res = audit.from_scores(pairs, samples, groups=["group"], target_fmr=[], fixed=[0.0], bootstrap=replicates, seed=seed + d)
         rep = people_bootstrap(counts, np.arange(k), k, n_replicates=replicates, seed=seed + d)
-        jf, jn = people_jackknife(counts, np.arange(k), k)
-        members = rep.strata[:, None] == np.arange(k)[None, :]
+        pi = people_intervals(counts, rep, np.arange(k), k)
         r = res.rates[res.rates.grouping == "group"].set_index(["group", "metric"])
-        for metric, e, t, reps, jack in (("fmr", rep.point_fm[:k, 0], rep.point_imp[:k], rep.fmr[:, :k, 0], jf[:, :k, 0]),
-                                         ("fnmr", rep.point_fnm[:k, 0], rep.point_mated[:k], rep.fnmr[:, :k, 0], jn[:, :k, 0])):
+        for metric, e, t in (("fmr", rep.point_fm[:k, 0], rep.point_imp[:k]), ("fnmr", rep.point_fnm[:k, 0], rep.point_mated[:k])):
             point = np.where(t > 0, e / np.where(t > 0, t, 1), np.nan)
-            raw = reps
-            if metric == "fmr":
-                reps = remove_pair_noise(point, t, reps)
-            reps = inflate_for_few_people(point, reps, np.full(k, 12))
-            lo, hi = bca_interval(point, reps, jack, members)
-            if metric == "fmr":
-                dlo, dhi = dyadic_rate_interval(point, e, t, raw, jack, members, np.full(k, 12))
-                lo, hi = np.where(np.isnan(dlo), lo, dlo), np.where(np.isnan(dhi), hi, dhi)
+            reps = pi[metric][:, :k, 0]
+            lo, hi = pi[f"{metric}_low"][:, 0], pi[f"{metric}_high"][:, 0]
             got = r.xs(metric, level="metric").loc[[f"g{x}" for x in range(k)]]
             assert (got.errors.to_numpy() == e).all() and (got.trials.to_numpy() == t).all(), "counts differ"
             worst = max(worst, float(np.nanmax(np.abs(got.boot_low.to_numpy() - lo))), float(np.nanmax(np.abs(got.boot_high.to_numpy() - hi))))
-            cmp_ = compare_to_reference([f"g{x}" for x in range(k)], point, t, e, reps, int(np.argmax(t)))
+            cmp_ = compare_to_reference([f"g{x}" for x in range(k)], point, t, e, reps, int(np.argmax(t)), dof=pi["dof"][metric][:k, 0])
             ref = res.reference[(res.reference.grouping == "group") & (res.reference.metric == metric)].set_index("group")
             for c in cmp_:
                 worst = max(worst, abs(ref.loc[c.group, "ratio_low"] - c.ratio_low) if np.isfinite(c.ratio_low) else 0.0)

@@ -114,7 +114,7 @@ def child_engine(args) -> dict:
     from audit.engine.scan import score_tiles
     from audit.metrics.people import people_bootstrap
     from audit.metrics.reference import compare_to_reference
-    from audit.verification.intervals import _people_intervals
+    from audit.verification.intervals import people_intervals
 
     emb, subj, grp = make_data(args.n, args.d)
     targets = [float(x) for x in args.targets.split(",")] if args.targets else TARGETS
@@ -138,7 +138,7 @@ def child_engine(args) -> dict:
         mapping = np.arange(GROUPS)
         people = scan.people_counts(th)
         rep = people_bootstrap(people, mapping, GROUPS, n_replicates=args.replicates, seed=1)
-        pi = _people_intervals(people, rep, mapping, GROUPS)
+        pi = people_intervals(people, rep, mapping, GROUPS)
         boot, f_lo, f_hi = pi, pi["fmr_low"], pi["fmr_high"]
         for metric, e, n in (("fmr", rep.point_fm, rep.point_imp), ("fnmr", rep.point_fnm, rep.point_mated)):
             for k in range(len(TARGETS)):

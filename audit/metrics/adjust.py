@@ -55,7 +55,7 @@ import numpy as np
 from audit.errors import MetricError
 
 from .people import PeopleCounts, _onehot, _weight_chunks
-from .reference import _floored_log, _max_t, inflate_for_few_people, remove_pair_noise
+from .reference import _floored_log, _max_t, _replicate_variance, inflate_for_few_people, remove_pair_noise, small_sample_factor
 
 __all__ = ["StratumCounts", "stratum_counts", "pair_strata", "mantel_haenszel", "greenland_robins_variance",
            "AdjustedComparison", "adjusted_comparisons", "stratum_rate_replicates"]
@@ -440,7 +440,7 @@ def _max_t_defined(lp: np.ndarray, lr: np.ndarray, confidence: float) -> tuple[n
     return np.where(np.isfinite(lp), se, np.nan), c, t
 
 
-def _family(groups, e, n, reps, rn, r: int, confidence: float, strict: bool = True):
+def _family(groups, e, n, reps, rn, r: int, confidence: float, strict: bool = True, dof=None):
     """Max-t intervals of the MH ratio of each group against group ``r``: rows (k, ratio, lo, hi,
     p_adj, used, missing, gr_lo, gr_hi). Each replicate's ratio is the MH ratio of its own
     comparisons ``rn`` (B, G, X) and corrected stratum rates ``reps``. ``strict``: an undefined replicate makes the whole
@@ -450,7 +450,7 @@ def _family(groups, e, n, reps, rn, r: int, confidence: float, strict: bool = Tr
     idx = [k for k in range(len(groups)) if k != r and n[k].sum() > 0]
     if not idx or n[r].sum() <= 0:
         return []
-    lp, lr, info = [], [], []
+    lp, lr, info, var_k, var_r = [], [], [], [], []
     for k in idx:
         both = (n[k] > 0) & (n[r] > 0)
         w = np.where(both, n[k] * n[r] / np.where(both, n[k] + n[r], 1), 0.0)
@@ -463,7 +463,10 @@ def _family(groups, e, n, reps, rn, r: int, confidence: float, strict: bool = Tr
         lp.append(point)
         a_, b_ = rn[:, k], rn[:, r]  # the replicate's own MH weights, over the strata the estimate uses
         wb = np.where(both & (a_ > 0) & (b_ > 0), a_ * b_ / np.where(a_ + b_ > 0, a_ + b_, 1), 0.0)
-        lr.append(_floored_log(_weighted(reps[:, k], wb), fk) - _floored_log(_weighted(reps[:, r], wb), fr))
+        lk, lref = _floored_log(_weighted(reps[:, k], wb), fk), _floored_log(_weighted(reps[:, r], wb), fr)
+        lr.append(lk - lref)
+        var_k.append(_replicate_variance(lk[:, None])[0])
+        var_r.append(_replicate_variance(lref[:, None])[0])
         ratio = float(mantel_haenszel(e[k], n[k], e[r], n[r]))
         v = float(greenland_robins_variance(e[k], n[k], e[r], n[r]))
         z = norm.ppf((1 + confidence) / 2)
@@ -474,6 +477,9 @@ def _family(groups, e, n, reps, rn, r: int, confidence: float, strict: bool = Tr
     lp_a = np.array(lp, np.float64)
     lr_a = np.stack(lr, axis=1) if lr else np.zeros((reps.shape[0], 0))
     se, c, t = _max_t(lp_a, lr_a, confidence) if strict else _max_t_defined(lp_a, lr_a, confidence)
+    if dof is not None:  # each group's variance is itself uncertain: the reference table's widening
+        dof = np.asarray(dof, np.float64)
+        se = se * small_sample_factor(np.array(var_k), dof[idx], np.array(var_r), dof[r], confidence)
     rows = []
     for j, (k, ratio, ek, er, used, missing, gr) in enumerate(info):
         if ek == 0 and er == 0 or used == 0:
@@ -501,6 +507,7 @@ def adjusted_comparisons(
     reference: int,
     *,
     op_column: bool = False,
+    dof: np.ndarray | None = None,
     confidence: float = 0.95,
 ) -> list[AdjustedComparison]:
     """Crude and Mantel–Haenszel-adjusted ratio of each group's rate to the reference's at
@@ -518,6 +525,9 @@ def adjusted_comparisons(
     op_column : bool
         FNMR at the operating point (a target-FMR threshold re-estimated in each replicate), as the
         crude table does for that threshold.
+    dof : ndarray, shape (G,), optional
+        Degrees of freedom of each group's variance (:func:`audit.metrics.reference.rate_dof`):
+        both families' standard errors are widened as the reference table's are.
 
     Returns
     -------
@@ -527,9 +537,9 @@ def adjusted_comparisons(
     """
     ce, cn, creps, crn = stratum_rate_replicates(sc, metric, k, collapse=True, op_column=op_column)
     ae, an, areps, arn = stratum_rate_replicates(sc, metric, k, op_column=op_column)
-    crude = {row[0]: row for row in _family(groups, ce, cn, creps, crn, reference, confidence)}
+    crude = {row[0]: row for row in _family(groups, ce, cn, creps, crn, reference, confidence, dof=dof)}
     out = []
-    for row in _family(groups, ae, an, areps, arn, reference, confidence, strict=False):
+    for row in _family(groups, ae, an, areps, arn, reference, confidence, strict=False, dof=dof):
         kk, ratio, lo, hi, p_adj, used, missing, gr = row
         c = crude.get(kk)
         c_ratio, clo, chi = (c[1], c[2], c[3]) if c is not None else (np.nan, np.nan, np.nan)

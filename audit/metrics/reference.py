@@ -35,7 +35,8 @@ import numpy as np
 
 from audit.errors import MetricError
 
-__all__ = ["Comparison", "compare_to_reference", "simultaneous_rate_bounds", "percentile_interval", "design_effect"]
+__all__ = ["Comparison", "compare_to_reference", "simultaneous_rate_bounds", "percentile_interval", "design_effect",
+           "dyadic_rate_interval", "cluster_rate_interval", "jackknife_dof", "rate_dof", "small_sample_factor"]
 
 
 def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +152,8 @@ def compare_to_reference(
     *,
     reference_point: tuple[float, float, float] | None = None,
     reference_replicates: np.ndarray | None = None,
+    dof: np.ndarray | None = None,
+    reference_dof: float | None = None,
     confidence: float = 0.95,
 ) -> list[Comparison]:
     """Compare each group's rate with a reference's, simultaneously over the comparisons made.
@@ -166,6 +169,13 @@ def compare_to_reference(
         Index of the reference group, or ``"overall"`` to compare every group with the whole
         population (then ``reference_point`` = (rate, trials, errors) and ``reference_replicates``
         (B,) describe it).
+    dof : ndarray, shape (G,), optional
+        Degrees of freedom of each group's people-level variance (``inf``: as good as known), as
+        its own interval uses them (:func:`dyadic_rate_interval`, :func:`cluster_rate_interval`);
+        ``reference_dof`` the same for ``"overall"``. Each comparison's standard error is then
+        widened by ``t_q(df) / z_q``, ``df`` the Satterthwaite combination of the group's and the
+        reference's (the max-t critical value itself comes from the replicates): with few people,
+        or a few people carrying most errors, a variance is itself uncertain.
     confidence : float, default 0.95
         Family-wise coverage of the intervals.
 
@@ -211,6 +221,12 @@ def compare_to_reference(
     dp = rates[idx] - ref_rate
     dr = reps[:, idx] - ref_reps[:, None]
     se_d, c_d, _ = _max_t(dp, dr, confidence)
+    if dof is not None:
+        ref_df = float(reference_dof) if reference == "overall" else float(np.asarray(dof, np.float64)[int(reference)])
+        v_ref = _replicate_variance(_floored_log(ref_reps, ref_floor)[:, None])[0]
+        f = small_sample_factor(_replicate_variance(_floored_log(reps[:, idx], floor)), np.asarray(dof, np.float64)[idx],
+                                v_ref, ref_df, confidence)
+        se_r, se_d = se_r * f, se_d * f
     out = []
     k_fam = len(idx)
     for j, k in enumerate(idx):
@@ -238,6 +254,38 @@ def compare_to_reference(
         shown = bool(lo > 1 or hi < 1)
         out.append(Comparison(groups[k], ref_name, float(ratio), lo, hi, float(dp[j]), dlo, dhi, min(p_adj, 1.0), shown, k_fam))
     return out
+
+
+def small_sample_factor(v: np.ndarray, dof: np.ndarray, v_ref, ref_dof, confidence: float = 0.95) -> np.ndarray:
+    """``t_q(df) / z_q`` for comparisons of groups with variances ``v`` and degrees of freedom
+    ``dof`` against a reference with ``v_ref``, ``ref_dof`` (broadcast): ``df`` is the
+    Satterthwaite degrees of freedom of the sum of the two variances. 1 where both are as good as
+    known (``inf``) or a variance is undefined."""
+    from scipy.stats import norm
+    from scipy.stats import t as tdist
+
+    v, v_ref = np.asarray(v, np.float64), np.asarray(v_ref, np.float64)
+    dof, ref_dof = np.asarray(dof, np.float64), np.asarray(ref_dof, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        part = np.where(np.isfinite(dof) & (v > 0), v * v / np.maximum(dof, 1.0), 0.0)
+        part_ref = np.where(np.isfinite(ref_dof) & (v_ref > 0), v_ref * v_ref / np.maximum(ref_dof, 1.0), 0.0)
+        df = (v + v_ref) ** 2 / (part + part_ref)
+    alpha = (1 + confidence) / 2
+    ok = np.isfinite(df) & (df > 0) & np.isfinite(v) & np.isfinite(v_ref)
+    return np.where(ok, tdist.ppf(alpha, np.where(ok, np.maximum(df, 1.0), 1.0)) / norm.ppf(alpha), 1.0)
+
+
+def rate_dof(metric: str, point: np.ndarray, errors: np.ndarray, trials: np.ndarray, replicates: np.ndarray,
+             jackknife: np.ndarray, members: np.ndarray | None, people: np.ndarray) -> np.ndarray:
+    """Degrees of freedom of each column's people-level variance, as its interval uses them: for
+    ``"fmr"`` those of :func:`dyadic_rate_interval` (``inf`` where comparisons behave as
+    independent), for ``"fnmr"`` ``S - 1`` (:func:`cluster_rate_interval`). ``replicates`` are the
+    raw people-bootstrap replicates of the rates."""
+    if metric == "fmr":
+        return dyadic_rate_interval(point, errors, trials, replicates, jackknife, members, people, return_dof=True)[2]
+    if metric == "fnmr":
+        return np.maximum(np.asarray(people, np.float64) - 1.0, 1.0)
+    raise MetricError(f"metric must be 'fmr' or 'fnmr'; got {metric!r}.")
 
 
 def simultaneous_rate_bounds(rates: np.ndarray, trials: np.ndarray, errors: np.ndarray, replicates: np.ndarray,
@@ -413,7 +461,7 @@ def jackknife_dof(jackknife: np.ndarray, members: np.ndarray | None = None) -> n
 
 def dyadic_rate_interval(point: np.ndarray, errors: np.ndarray, trials: np.ndarray, replicates: np.ndarray,
                          jackknife: np.ndarray, members: np.ndarray | None, people: np.ndarray,
-                         confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+                         confidence: float = 0.95, *, return_dof: bool = False):
     """People-level interval of impostor rates (FMR): dyadic-robust variance, log scale, t quantile.
 
     An impostor rate is a mean over pairs of people, so its variance is that of a two-way
@@ -436,6 +484,9 @@ def dyadic_rate_interval(point: np.ndarray, errors: np.ndarray, trials: np.ndarr
     replicates : ndarray, shape (B, K)
     jackknife : ndarray, shape (S, K)
     members : ndarray of bool, shape (S, K), or None
+    return_dof : bool, default False
+        Also return the degrees of freedom each column's quantile used (``inf`` where the normal
+        quantile was used, ``nan`` where there is no interval), for the group comparisons.
     """
     from scipy.stats import norm
     from scipy.stats import t as tdist
@@ -449,7 +500,7 @@ def dyadic_rate_interval(point: np.ndarray, errors: np.ndarray, trials: np.ndarr
     ok = (e > 0) & (n > 0) & (p > 0) & (p < 1) & np.isfinite(v_boot) & (s > 1)
     low, high = np.full(p.shape, np.nan), np.full(p.shape, np.nan)
     if not ok.any():
-        return low, high
+        return (low, high, np.full(p.shape, np.nan)) if return_dof else (low, high)
     with np.errstate(invalid="ignore", divide="ignore"):
         v_bin = np.where(ok, p * (1 - p) / np.where(n > 0, n, 1), np.nan)
         v_dyad = v_boot - 2 * v_bin
@@ -460,4 +511,54 @@ def dyadic_rate_interval(point: np.ndarray, errors: np.ndarray, trials: np.ndarr
         se = np.sqrt(v) / p
         low = np.where(ok, p * np.exp(-q * se), np.nan)
         high = np.where(ok, np.minimum(p * np.exp(q * se), 1.0), np.nan)
+    if return_dof:
+        return low, high, np.where(ok, np.where(dyadic, np.maximum(dof, 1.0), np.inf), np.nan)
+    return low, high
+
+
+def cluster_rate_interval(point: np.ndarray, errors: np.ndarray, trials: np.ndarray, replicates: np.ndarray,
+                          people: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """People-level interval of a rate whose comparisons each belong to one person (FNMR).
+
+    A mated comparison joins two images of one person, so the rate is a ratio of sums over people
+    (clusters), and the people bootstrap's variance is the cluster-robust one (no pair counted
+    twice, unlike an impostor rate's). The interval is ``logit(p) ± q sqrt(V') / (p (1 - p))``
+    back-transformed, with ``V' = V_boot S / (S - 1)`` (the plug-in variance's bias removed) and
+    ``q`` the t quantile at ``S - 1`` degrees of freedom, the usual small-sample rule for
+    cluster-robust inference with ``S`` clusters (Cameron & Miller 2015). The logit scale keeps
+    the interval in (0, 1) and follows the skew of a small rate. Columns with no errors, only
+    errors, or fewer than 2 people get ``nan`` (the caller keeps its replicate interval there).
+    ``benchmarks/interval_coverage.py`` measures the coverage (docs/benchmarks.md).
+
+    Parameters
+    ----------
+    point, errors, trials, people : ndarray, shape (K,)
+    replicates : ndarray, shape (B, K)
+        The raw people-bootstrap replicates of the rate.
+
+    Examples
+    --------
+    >>> reps = np.array([[0.04], [0.06], [0.05], [0.07], [0.03]])
+    >>> lo, hi = cluster_rate_interval(np.array([0.05]), np.array([10]), np.array([200]), reps, np.array([30]))
+    >>> bool(lo[0] < 0.05 < hi[0]), round(float(lo[0]), 4), round(float(hi[0]), 4)
+    (True, 0.0257, 0.0952)
+    """
+    from scipy.stats import t as tdist
+
+    p = np.asarray(point, np.float64)
+    e = np.asarray(errors, np.float64)
+    n = np.asarray(trials, np.float64)
+    s = np.asarray(people, np.float64)
+    v_boot = _replicate_variance(replicates)
+    ok = (e > 0) & (e < n) & (p > 0) & (p < 1) & np.isfinite(v_boot) & (v_boot > 0) & (s > 1)
+    if not ok.any():
+        return np.full(p.shape, np.nan), np.full(p.shape, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pp = np.where(ok, p, 0.5)
+        v = v_boot * s / np.where(s > 1, s - 1, 1)
+        q = tdist.ppf((1 + confidence) / 2, np.where(ok, s - 1, 1.0))
+        mid = np.log(pp / (1 - pp))
+        half = q * np.sqrt(np.where(ok, v, 0.0)) / (pp * (1 - pp))
+        low = np.where(ok, 1 / (1 + np.exp(-(mid - half))), np.nan)
+        high = np.where(ok, 1 / (1 + np.exp(-(mid + half))), np.nan)
     return low, high

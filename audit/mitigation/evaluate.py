@@ -8,8 +8,8 @@ people's mated pairs; the overall FMR counts every impostor pair.
 
 Intervals: Wilson over comparisons ("if comparisons were independent"), and the audit's
 people-level interval (:mod:`audit.metrics.people`: people resampled within each group, an
-impostor pair of people i and j weighing ``w_i * w_j``, corrected for pair noise and few people,
-BCa), from the pooled held-out pairs of every fold.
+impostor pair of people i and j weighing ``w_i * w_j``; the intervals of
+:func:`audit.verification.intervals.people_intervals`), from the pooled held-out pairs of every fold.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pandas as pd
 
 from ..errors import MetricError
 from ..metrics import threshold_at_fmr
-from ..metrics.people import PeopleCounts, people_bootstrap, people_jackknife
-from ..metrics.reference import bca_interval, inflate_for_few_people, remove_pair_noise
+from ..metrics.people import PeopleCounts, people_bootstrap
+from ..verification.intervals import people_intervals
 from ..metrics.uncertainty import interval_arrays
 from .methods import (
     METHODS, USES_PROTECTED_ATTRIBUTE, faircal_probability, fsn_normalise, fsn_offsets, group_thresholds,
@@ -50,16 +50,8 @@ def _people_level(n_people: int, person_group: np.ndarray, g: int, imp_pairs: li
                           fnm_n[:, None].astype(np.int64), imp_a=la, imp_b=lb, imp_ca=lca, imp_cb=lcb, imp_n=ln[:, 0].copy())
     mapping = np.arange(g)
     rep = people_bootstrap(counts, mapping, g, n_replicates=replicates, seed=seed)
-    jf, jn = people_jackknife(counts, mapping, g)
-    members = rep.strata[:, None] == mapping[None, :]
-    per_group = np.bincount(rep.strata, minlength=g)
-    out = {}
-    for name, point, trials, reps, jack in (("fmr", rep.point_fmr[:g, 0], rep.point_imp[:g], rep.fmr[:, :g, 0], jf[:, :g, 0]),
-                                            ("fnmr", rep.point_fnmr[:g, 0], rep.point_mated[:g], rep.fnmr[:, :g, 0], jn[:, :g, 0])):
-        if name == "fmr":
-            reps = remove_pair_noise(point, trials, reps)
-        reps = inflate_for_few_people(point, reps, per_group)
-        out[name] = bca_interval(point, reps, jack, members)
+    pi = people_intervals(counts, rep, mapping, g)  # the 1:1 audit's own group intervals
+    out = {name: (pi[f"{name}_low"][:, 0], pi[f"{name}_high"][:, 0]) for name in ("fmr", "fnmr")}
     return out
 
 

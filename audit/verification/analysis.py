@@ -59,7 +59,7 @@ from .intervals import (
     _div,
     _joint_interval,
     _joint_summaries,
-    _people_intervals,
+    people_intervals,
     _reference_index,
     _summary_bounds,
 )
@@ -385,7 +385,7 @@ def analyse_cells(
     With ``bootstrap`` replicates (0 turns it off) and per-person counts in ``data``, every FMR and
     FNMR also gets a people-level interval (``boot_low``/``boot_high`` of ``rates``, the other
     estimand's in ``alt_low``/``alt_high``, which one in ``estimand``; ``design_effect`` and
-    ``effective_trials``; see :func:`_people_intervals` and :mod:`audit.metrics.people`); every
+    ``effective_trials``; see :func:`people_intervals` and :mod:`audit.metrics.people`); every
     max/min and max/geometric-mean disparity gets bounds from simultaneous per-group intervals
     (``ci_low``/``ci_high``), a max/min row also the bounds of its two named groups' ratio
     (``pair_ci_low``/``pair_ci_high``, which the executive summary states); and the ``reference``
@@ -448,7 +448,7 @@ def analyse_cells(
                if bootstrap and data.people is not None and len(thresholds) else None)
         boot = None
         if rep is not None:
-            pi = _people_intervals(data.people, rep, mapping, g)
+            pi = people_intervals(data.people, rep, mapping, g)
             boot = {"fmr": pi["fmr"], "fnmr": pi["fnmr"]}  # each column's default estimand
             fixed_boot = pi["fixed"]
         for c, name in enumerate(cats):
@@ -522,12 +522,13 @@ def analyse_cells(
                         disp_rows.append((gid, t.name, metric, d.summary, d.value, d.group_high, d.group_low, d.groups_used, d.note,
                                           *lo_hi, *pair))
                     if boot is not None and ref_index is not None:
-                        ref_kw = {}
+                        dof = pi["dof"][metric][:, k]
+                        ref_kw = {"dof": dof[:g]}
                         if ref_index == "overall":
                             tot_e = rep.point_fm[g, k] if metric == "fmr" else rep.point_fnm[g, k]
                             tot_n = rep.point_imp[g] if metric == "fmr" else rep.point_mated[g]
-                            ref_kw = dict(reference_point=(tot_e / tot_n if tot_n else np.nan, tot_n, tot_e),
-                                          reference_replicates=boot[metric][:, g, k])
+                            ref_kw.update(reference_point=(tot_e / tot_n if tot_n else np.nan, tot_n, tot_e),
+                                          reference_replicates=boot[metric][:, g, k], reference_dof=dof[g])
                         for cmp_ in compare_to_reference(cats, point, trials, errs, boot[metric][:, :g, k], ref_index, **ref_kw):
                             ref_rows.append((gid, t.name, t.value, metric, cmp_.group, cmp_.reference, cmp_.ratio, cmp_.ratio_low,
                                              cmp_.ratio_high, cmp_.difference, cmp_.diff_low, cmp_.diff_high, cmp_.p_adjusted,

@@ -27,7 +27,8 @@ from ..datasets.table import group_labels, grouping_id, join_group_values
 from ..errors import ConfigError
 from ..metrics.adjust import adjusted_comparisons, greenland_robins_variance, mantel_haenszel, pair_strata, stratum_counts
 from ..metrics.balance import MATERIAL_DIFFERENCE, covariate_balance, standardised_difference
-from ..metrics.people import people_bootstrap
+from ..metrics.people import people_bootstrap, people_jackknife
+from ..metrics.reference import rate_dof
 from .result import TABLE_COLUMNS
 
 __all__ = ["ConfounderTables", "confounder_tables", "covariate_tables", "CONFOUNDER_COLUMNS", "UNKNOWN_STRATUM"]
@@ -76,6 +77,20 @@ def _gr_interval(e1, n1, e0, n0, z=1.959963984540054) -> tuple[float, float]:
     if not (np.isfinite(v) and 0 < r < np.inf):
         return (0.0, np.inf)
     return float(np.exp(np.log(r) - z * np.sqrt(v))), float(np.exp(np.log(r) + z * np.sqrt(v)))
+
+
+def _crude_dof(sc, metric: str, k: int, jack, person_group: np.ndarray, g: int) -> np.ndarray:
+    """Each group's degrees of freedom for threshold ``k``, as the reference table's intervals use
+    them (:func:`audit.metrics.reference.rate_dof`), from the crude counts and raw replicates."""
+    if metric == "fmr":
+        e, n, re_, rn, jk = sc.fm[:, :, k].sum(1), sc.imp.sum(1), sc.rep_fm[:, :, :, k].sum(2), sc.rep_imp.sum(2), jack[0]
+    else:
+        e, n, re_, rn, jk = sc.fnm[:, :, k].sum(1), sc.mated.sum(1), sc.rep_fnm[:, :, :, k].sum(2), sc.rep_mated.sum(2), jack[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = np.where(n > 0, e / np.where(n > 0, n, 1), np.nan)
+        reps = np.where(rn > 0, re_ / np.where(rn > 0, rn, 1), np.nan)
+    members = person_group[:, None] == np.arange(g)[None, :]
+    return rate_dof(metric, point, e, n, reps, jk[:, :g, k], members, sc.people)
 
 
 def confounder_tables(
@@ -156,6 +171,7 @@ def confounder_tables(
         if bootstrap and data.people.mated_person.size and any(t is not None for t in targets) and data.people.tail_score is not None:
             op = people_bootstrap(data.people, mapping, g, n_replicates=bootstrap, seed=seed, targets=targets).op_threshold
         sc = stratum_counts(data.people, mapping, g, sigma, k, n_replicates=bootstrap, seed=seed, op_threshold=op)
+        jack = people_jackknife(data.people, mapping, g) if bootstrap else None
         ref, note = _reference(reference, cols, cats, sc.imp.sum(1))  # as the reference table: same-group impostor comparisons
         share = people / np.maximum(people.sum(1, keepdims=True), 1)
         for c in range(g):
@@ -185,7 +201,8 @@ def confounder_tables(
                 if ref is None or n[ref].sum() == 0:
                     continue
                 method = (ADJUSTED_METHOD if bootstrap else ADJUSTED_METHOD_INDEPENDENT) + note
-                for a in adjusted_comparisons(cats, sc, metric, kk, ref, op_column=bool(metric == "fnmr" and op_cols[kk])):
+                dof = _crude_dof(sc, metric, kk, jack, person_group, g) if bootstrap else None
+                for a in adjusted_comparisons(cats, sc, metric, kk, ref, op_column=bool(metric == "fnmr" and op_cols[kk]), dof=dof):
                     miss = "; ".join(names[s] for s in a.strata_missing)
                     crude = (a.crude, a.crude_low, a.crude_high)
                     adj = (a.adjusted, a.adjusted_low, a.adjusted_high)

@@ -16,6 +16,7 @@ from ..datasets.table import grouping_id, join_group_values
 from ..metrics.people import PeopleCounts, people_jackknife
 from ..metrics.reference import (
     bca_interval,
+    cluster_rate_interval,
     dyadic_rate_interval,
     inflate_for_few_people,
     percentile_interval,
@@ -61,7 +62,7 @@ ESTIMAND_OPERATING = "rate at the operating point (threshold re-estimated at the
 REFERENCE_METHOD = "people bootstrap, max-t simultaneous over the comparisons"
 
 
-def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) -> dict:
+def people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) -> dict:
     """People-level replicates ready for intervals and comparisons, and each group's intervals.
 
     Two estimands (see docs/protocols.md): the rate at the threshold's value (threshold held fixed)
@@ -76,9 +77,11 @@ def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) ->
     (:func:`audit.metrics.reference.inflate_for_few_people`); these feed the group comparisons.
     A fixed-threshold FMR interval is :func:`audit.metrics.reference.dyadic_rate_interval` (the
     dyadic-robust variance on the log scale, t quantile; BCa where it has no answer, as with no
-    false matches); a fixed-threshold FNMR interval is BCa, the acceleration from the
-    leave-one-person-out rates of the people resampled in each group;
+    false matches); a fixed-threshold FNMR interval is
+    :func:`audit.metrics.reference.cluster_rate_interval` (logit scale, t quantile at ``S - 1``; BCa,
+    the acceleration from the leave-one-person-out rates, where it has no answer);
     operating-point intervals are percentile intervals (a jackknife would re-estimate the threshold).
+    ``dof`` holds each column's degrees of freedom, which widen the group comparisons alike.
     """
     b, t = rep.n_replicates, people.thresholds.size
     n_people = np.append(np.bincount(rep.strata, minlength=g), rep.strata.size)  # per group, then the population
@@ -100,16 +103,25 @@ def _people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) ->
         lo, hi = bca_interval(point[:g].reshape(-1), reps[:, :g].reshape(b, -1), jack[:, :g].reshape(jack.shape[0], -1), members)
         return lo.reshape(shape), hi.reshape(shape)
 
-    def dyadic():  # impostor rates: dyadic-robust variance, log scale, t quantile; BCa where it has no answer
-        lo, hi = dyadic_rate_interval(rep.point_fmr[:g].reshape(-1), rep.point_fm[:g].reshape(-1), np.repeat(rep.point_imp[:g], t),
-                                      rep.fmr[:, :g].reshape(b, -1), jf[:, :g].reshape(jf.shape[0], -1), members,
-                                      np.repeat(n_people[:g], t))
-        lo, hi = lo.reshape(shape), hi.reshape(shape)
-        blo, bhi = bca(rep.point_fmr, fmr, jf)
-        return np.where(np.isnan(lo), blo, lo), np.where(np.isnan(hi), bhi, hi)
+    # impostor rates: dyadic-robust variance, log scale, t quantile (for every column, the whole
+    # population's too: its degrees of freedom serve the comparisons with "overall")
+    everyone = np.concatenate([members, np.ones((members.shape[0], t), bool)], axis=1)
+    lo, hi, fmr_dof = dyadic_rate_interval(rep.point_fmr.reshape(-1), rep.point_fm.reshape(-1), np.repeat(rep.point_imp, t),
+                                           rep.fmr.reshape(b, -1), jf.reshape(jf.shape[0], -1), everyone,
+                                           np.repeat(n_people, t), return_dof=True)
+    blo, bhi = bca(rep.point_fmr, fmr, jf)  # where the dyadic interval has no answer (no false matches)
+    fmr_iv = (np.where(np.isnan(lo[:g * t]), blo.reshape(-1), lo[:g * t]).reshape(shape),
+              np.where(np.isnan(hi[:g * t]), bhi.reshape(-1), hi[:g * t]).reshape(shape))
+    # mated rates: each comparison belongs to one person: logit scale, t quantile at S - 1
+    lo, hi = cluster_rate_interval(rep.point_fnmr[:g].reshape(-1), rep.point_fnm[:g].reshape(-1), np.repeat(rep.point_mated[:g], t),
+                                   rep.fnmr[:, :g].reshape(b, -1), np.repeat(n_people[:g], t))
+    blo, bhi = bca(rep.point_fnmr, fnmr, jn)  # where it has no answer (no errors, or only errors)
+    fnmr_iv = (np.where(np.isnan(lo), blo.reshape(-1), lo).reshape(shape), np.where(np.isnan(hi), bhi.reshape(-1), hi).reshape(shape))
 
     out = {"fixed": {"fmr": fmr, "fnmr": fnmr}}
-    fixed_iv = {"fmr": dyadic(), "fnmr": bca(rep.point_fnmr, fnmr, jn)}
+    # degrees of freedom of each column's variance (G + 1, T), for the group comparisons
+    out["dof"] = {"fmr": fmr_dof.reshape(g + 1, t), "fnmr": np.repeat(np.maximum(n_people - 1.0, 1.0)[:, None], t, axis=1)}
+    fixed_iv = {"fmr": fmr_iv, "fnmr": fnmr_iv}
     nan = np.full(shape, np.nan)
     op_iv: dict = {"fmr": (nan, nan), "fnmr": (nan, nan)}
     op_reps: dict = {}

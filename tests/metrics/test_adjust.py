@@ -18,7 +18,7 @@ from audit.metrics.adjust import (
 from audit.metrics.people import people_bootstrap, people_weights
 from audit.metrics.reference import compare_to_reference
 from audit.verification.analysis import cell_data_from_pairs
-from audit.verification.intervals import _people_intervals
+from audit.verification.intervals import people_intervals
 
 
 def _dataset(seed=3, people=9, cells=3):
@@ -168,7 +168,7 @@ def test_one_stratum_gives_the_crude_comparison(operating_point):
     mapping, g = np.array([0, 1, 2]), 3
     targets = [0.05, None] if operating_point else None
     rep = people_bootstrap(data.people, mapping, g, n_replicates=200, seed=3, targets=targets)
-    pi = _people_intervals(data.people, rep, mapping, g)
+    pi = people_intervals(data.people, rep, mapping, g)
     op = rep.op_threshold if operating_point else None
     op_cols = np.isfinite(op).mean(axis=0) >= 0.9 if operating_point else np.zeros(2, bool)
     assert op_cols.tolist() == ([True, False] if operating_point else [False, False])

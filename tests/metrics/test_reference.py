@@ -15,12 +15,14 @@ from audit.metrics.reference import (
     bca_interval,
     compare_to_reference,
     design_effect,
+    cluster_rate_interval,
     dyadic_rate_interval,
     inflate_for_few_people,
     jackknife_dof,
     percentile_interval,
     remove_pair_noise,
     simultaneous_rate_bounds,
+    small_sample_factor,
 )
 from audit.verification.intervals import joint_replicates
 
@@ -175,3 +177,57 @@ def test_dyadic_rate_interval_by_hand():
     lo, hi = dyadic_rate_interval(np.array([0.6]), np.array([6]), np.array([10]), np.array([[0.1], [0.9], [0.1], [0.9]]), jack, None,
                                   np.array([3]))
     assert hi[0] == 1.0 and 0 < lo[0] < 0.6
+
+
+def test_dyadic_rate_interval_reports_the_degrees_of_freedom_it_used():
+    jack = np.array([[1.0], [2.0], [3.0], [4.0]])
+    wide = np.array([[0.05], [0.15], [0.05], [0.15]])
+    tight = np.array([[0.08], [0.12], [0.08], [0.12]])
+    *_, dof = dyadic_rate_interval(np.array([0.1]), np.array([10]), np.array([100]), wide, jack, None, np.array([10]), return_dof=True)
+    assert dof[0] == pytest.approx(25 / 10.25)
+    *_, dof = dyadic_rate_interval(np.array([0.1]), np.array([10]), np.array([100]), tight, jack, None, np.array([10]), return_dof=True)
+    assert dof[0] == np.inf  # binomial variance, normal quantile
+
+
+def test_cluster_rate_interval_by_hand():
+    # p = 0.05 (10 of 200 mated comparisons), 30 people; replicates 0.03..0.07: V_boot = 0.00025
+    reps = np.array([[0.04], [0.06], [0.05], [0.07], [0.03]])
+    lo, hi = cluster_rate_interval(np.array([0.05]), np.array([10]), np.array([200]), reps, np.array([30]))
+    v = 0.00025 * 30 / 29
+    half = tdist.ppf(0.975, 29) * math.sqrt(v) / (0.05 * 0.95)
+    mid = math.log(0.05 / 0.95)
+    np.testing.assert_allclose([lo[0], hi[0]], [1 / (1 + math.exp(-(mid - half))), 1 / (1 + math.exp(-(mid + half)))])
+    assert lo[0] == pytest.approx(0.025658781, rel=1e-8) and hi[0] == pytest.approx(0.095176896, rel=1e-8)
+    # fewer people: a wider t quantile, so a wider interval from the same replicates
+    lo5, hi5 = cluster_rate_interval(np.array([0.05]), np.array([10]), np.array([200]), reps, np.array([5]))
+    assert lo5[0] < lo[0] and hi5[0] > hi[0]
+    # no errors, only errors, or one person: no answer here (the caller keeps BCa)
+    lo, hi = cluster_rate_interval(np.array([0.0, 1.0, 0.05]), np.array([0, 200, 10]), np.array([200, 200, 200]),
+                                   np.hstack([reps, reps, reps]), np.array([30, 30, 1]))
+    assert np.isnan(lo).all() and np.isnan(hi).all()
+
+
+def test_small_sample_factor_by_hand():
+    # equal variances and 10 degrees of freedom each: Satterthwaite gives 20
+    f = small_sample_factor(np.array([0.04]), np.array([10.0]), 0.04, 10.0)
+    assert f[0] == pytest.approx(tdist.ppf(0.975, 20) / norm.ppf(0.975))
+    # a reference known exactly (inf): the group's own 10
+    f = small_sample_factor(np.array([0.04]), np.array([10.0]), 0.04, np.inf)
+    assert f[0] == pytest.approx(tdist.ppf(0.975, (0.08 ** 2) / (0.04 ** 2 / 10)) / norm.ppf(0.975))
+    # both known: no widening
+    assert small_sample_factor(np.array([0.04]), np.array([np.inf]), 0.04, np.inf)[0] == 1.0
+
+
+def test_comparisons_widen_with_few_degrees_of_freedom():
+    rates = np.array([0.02, 0.01])
+    reps = np.array([[0.02 * math.exp(d), 0.01 * math.exp(-d / 2)] for d in (-0.2, -0.1, 0.0, 0.1, 0.2)])
+    args = (["A", "B"], rates, np.array([1000, 1000]), np.array([20, 10]), reps, 1)
+    (plain,) = compare_to_reference(*args)
+    (wide,) = compare_to_reference(*args, dof=np.array([4.0, 4.0]))
+    (known,) = compare_to_reference(*args, dof=np.array([np.inf, np.inf]))
+    assert (known.ratio_low, known.ratio_high) == pytest.approx((plain.ratio_low, plain.ratio_high))
+    v_a = np.var(np.log(reps[:, 0]), ddof=1)
+    v_b = np.var(np.log(reps[:, 1]), ddof=1)
+    f = tdist.ppf(0.975, (v_a + v_b) ** 2 / (v_a ** 2 / 4 + v_b ** 2 / 4)) / norm.ppf(0.975)
+    assert math.log(wide.ratio_high / 2.0) == pytest.approx(f * math.log(plain.ratio_high / 2.0))
+    assert math.log(2.0 / wide.ratio_low) == pytest.approx(f * math.log(2.0 / plain.ratio_low))
