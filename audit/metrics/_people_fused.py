@@ -138,10 +138,11 @@ def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray,
     shape (ncol, T, B). The weights are small integers: float32 holds them and their products
     exactly, and the sums are float64, so the result equals the numpy path's."""
     s, nb = WT.shape
-    nblk = max(1, -(-nb // BLOCK))
-    WTb = np.zeros((nblk, s, BLOCK), np.float32)
+    blk = min(BLOCK, -(-max(nb, 1) // 8) * 8)  # a point estimate (one replicate) is not padded to a full block
+    nblk = max(1, -(-nb // blk))
+    WTb = np.zeros((nblk, s, blk), np.float32)
     for y in range(nblk):
-        part = WT[:, y * BLOCK:(y + 1) * BLOCK]
+        part = WT[:, y * blk:(y + 1) * blk]
         WTb[y, :, :part.shape[1]] = part
     out = np.zeros((ncol, vals.shape[1], nb))
     _KERNELS[0](np.ascontiguousarray(pa, np.int32), np.ascontiguousarray(pb, np.int32), np.ascontiguousarray(col, np.int64),
