@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BackendError, MissingDependencyError, MissingWeightsError
 from ..images import sha256_file_cached
-from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, choose_face, invalid_image
+from .base import MULTIPLE_FACE_POLICIES, Backend, BackendInfo, FaceResult, FaceStatus, invalid_image
 from .deepface_batched import DeepFaceBatched
 from .deepface_weights import (
     WeightFile,
@@ -552,19 +552,9 @@ class DeepFaceBackend(DeepFaceBatched, Backend):
                 return FaceResult(FaceStatus.NO_FACE, n_faces=0, detail=f"deepface's {self.detector} detector found no face")
             return FaceResult(FaceStatus.ERROR, detail=f"deepface failed on this image: {type(exc).__name__}: {exc}")
         n_faces = len(faces)
-        try:
-            areas = [float(f["facial_area"]["w"]) * float(f["facial_area"]["h"]) for f in faces]
-        except (KeyError, TypeError) as exc:
-            return FaceResult(FaceStatus.ERROR, n_faces=n_faces, detail=f"deepface returned no facial_area ({exc})")
-        index = choose_face(areas, self.multiple_faces)
-        if index is None:
-            if n_faces == 0:
-                return FaceResult(FaceStatus.NO_FACE, detail=f"deepface's {self.detector} detector found no face")
-            return FaceResult(
-                FaceStatus.MULTIPLE_FACES,
-                n_faces=n_faces,
-                detail=f"deepface's {self.detector} detector found {n_faces} faces and multiple_faces='reject'",
-            )
+        index = self._pick_face(faces)
+        if isinstance(index, FaceResult):
+            return index
         return self._recognition_finish(np.asarray(faces[index]["embedding"], dtype=np.float64), n_faces)
 
     def _recognition_finish(self, raw: np.ndarray, n_faces: int) -> FaceResult:

@@ -58,6 +58,22 @@ class DeepFaceBatched(BatchedRecognition):
     ``expand_percentage``, ``normalization``, ``multiple_faces`` and, in ``load``, ``_engine`` and
     ``_model_files``)."""
 
+    def _pick_face(self, faces: list) -> int | FaceResult:
+        """Index of the face deepface found that is embedded, or the result that says why none is
+        (no face, several under ``multiple_faces = "reject"``, no facial area)."""
+        n_faces = len(faces)
+        try:
+            areas = [float(f["facial_area"]["w"]) * float(f["facial_area"]["h"]) for f in faces]
+        except (KeyError, TypeError) as exc:
+            return FaceResult(FaceStatus.ERROR, n_faces=n_faces, detail=f"deepface returned no facial_area ({exc})")
+        index = choose_face(areas, self.multiple_faces)
+        if index is None:
+            if n_faces == 0:
+                return FaceResult(FaceStatus.NO_FACE, detail=f"deepface's {self.detector} detector found no face")
+            return FaceResult(FaceStatus.MULTIPLE_FACES, n_faces=n_faces,
+                              detail=f"deepface's {self.detector} detector found {n_faces} faces and multiple_faces='reject'")
+        return index
+
     _client: Any = None
 
     def _build_runner(self, device: str, batch_size: int) -> OnnxBatchRunner | None:
@@ -99,16 +115,9 @@ class DeepFaceBatched(BatchedRecognition):
             rgb = bgr[:, :, ::-1]
             faces = [{"face": rgb, "facial_area": {"x": 0, "y": 0, "w": rgb.shape[0], "h": rgb.shape[1]}}]
         n_faces = len(faces)
-        try:
-            areas = [float(f["facial_area"]["w"]) * float(f["facial_area"]["h"]) for f in faces]
-        except (KeyError, TypeError) as exc:
-            return FaceResult(FaceStatus.ERROR, n_faces=n_faces, detail=f"deepface returned no facial_area ({exc})")
-        index = choose_face(areas, self.multiple_faces)
-        if index is None:
-            if n_faces == 0:
-                return FaceResult(FaceStatus.NO_FACE, detail=f"deepface's {self.detector} detector found no face")
-            return FaceResult(FaceStatus.MULTIPLE_FACES, n_faces=n_faces,
-                              detail=f"deepface's {self.detector} detector found {n_faces} faces and multiple_faces='reject'")
+        index = self._pick_face(faces)
+        if isinstance(index, FaceResult):
+            return index
         self._batch_runner()  # the client (and its input size) before the first face
         target = self._client.input_shape
         face = faces[index]["face"][:, :, ::-1]
