@@ -14,19 +14,16 @@ threads, which keep spinning on the cores for a while after each matrix product.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from ..compiled import numba_or_none
 
 __all__ = ["available", "hist_and_tail", "count_at"]
 
 
 def _compile():
-    if os.environ.get("FACE_AUDIT_NUMBA", "1") == "0":
-        return None
-    try:
-        import numba
-    except ImportError:
+    numba = numba_or_none()
+    if numba is None:
         return None
 
     @numba.njit(cache=True, nogil=True)

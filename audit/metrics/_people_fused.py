@@ -16,9 +16,9 @@ identical (tested on both). ``FACE_AUDIT_NUMBA=0`` turns them off.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from ..compiled import numba_or_none
 
 __all__ = ["available", "usable", "quadratic", "operating_point"]
 
@@ -27,11 +27,8 @@ MAX_WEIGHT = 4096
 
 
 def _compile():
-    if os.environ.get("FACE_AUDIT_NUMBA", "1") == "0":
-        return None
-    try:
-        import numba
-    except ImportError:
+    numba = numba_or_none()
+    if numba is None:
         return None
 
     @numba.njit(cache=True, nogil=True, parallel=True)
