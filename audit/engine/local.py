@@ -24,7 +24,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..backends.base import Backend, FaceResult, FaceStatus
 from ..errors import BackendError, FaceAuditError, MissingDependencyError, MissingWeightsError
@@ -115,8 +115,14 @@ def _init_worker(backend: Backend, parent_pid: int | None = None) -> None:
 def embed_one(backend: Backend, path: str) -> FaceResult:
     """``backend.embed_path(path)``, with any exception about this one image (other than a
     missing dependency or weights, which stop the run) turned into the status ``error``."""
+    return _guarded(lambda: backend.embed_path(path))
+
+
+def _guarded(embed: Callable[[], FaceResult]) -> FaceResult:
+    """``embed()`` for one image, checked, with any exception about that image turned into the
+    status ``error`` (a missing dependency or weights, and interrupts, stop the run)."""
     try:
-        return _checked(backend.embed_path(path))
+        return _checked(embed())
     except (KeyboardInterrupt, SystemExit):
         raise
     except (MissingDependencyError, MissingWeightsError):
@@ -151,20 +157,7 @@ def embed_many(backend: Backend, paths: Sequence[str]) -> list[FaceResult]:
     except (KeyboardInterrupt, SystemExit, MissingDependencyError, MissingWeightsError):
         raise
     except Exception:  # noqa: BLE001 - one image may have broken the batch: each alone, errors as statuses
-        return [_one_batched(backend, p) for p in paths]
-
-
-def _one_batched(backend: Backend, path: str) -> FaceResult:
-    try:
-        return _checked(backend.embed_paths([str(path)])[0])
-    except (KeyboardInterrupt, SystemExit, MissingDependencyError, MissingWeightsError):
-        raise
-    except FaceAuditError as exc:
-        return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
-    except MemoryError:
-        return FaceResult(FaceStatus.ERROR, detail="MemoryError: the image needed more memory than is available")
-    except Exception as exc:  # noqa: BLE001 - one image must not stop the run
-        return FaceResult(FaceStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
+        return [_guarded(lambda p=str(p): backend.embed_paths([p])[0]) for p in paths]
 
 
 def _embed_batch(batch: Sequence[tuple[str, str]]) -> list[tuple[str, FaceResult]]:

@@ -130,16 +130,17 @@ def usable(W: np.ndarray) -> bool:
     return available() and (W.size == 0 or float(W.max()) <= MAX_WEIGHT)
 
 
-def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray, WT: np.ndarray, ncol: int) -> np.ndarray:
-    """``out[c, k, x] = sum over rows r with col[r] == c of vals[r, k] * WT[pa[r], x] * WT[pb[r], x]``,
-    shape (ncol, T, B). The weights are small integers: float32 holds them and their products
-    exactly, and the sums are float64, so the result equals the numpy path's."""
-    s, nb = WT.shape
+def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray, W: np.ndarray, ncol: int) -> np.ndarray:
+    """``out[c, k, x] = sum over rows r with col[r] == c of vals[r, k] * W[x, pa[r]] * W[x, pb[r]]``
+    (``W`` the (B, S) replicate weights), shape (ncol, T, B). The weights are small integers:
+    float32 holds them and their products exactly, and the sums are float64, so the result equals
+    the numpy path's."""
+    nb, s = W.shape
     blk = min(BLOCK, -(-max(nb, 1) // 8) * 8)  # a point estimate (one replicate) is not padded to a full block
     nblk = max(1, -(-nb // blk))
-    WTb = np.zeros((nblk, s, blk), np.float32)
+    WTb = np.zeros((nblk, s, blk), np.float32)  # per block of replicates: a person's weights contiguous
     for y in range(nblk):
-        part = WT[:, y * blk:(y + 1) * blk]
+        part = W[y * blk:(y + 1) * blk].T
         WTb[y, :, :part.shape[1]] = part
     out = np.zeros((ncol, vals.shape[1], nb))
     _KERNELS[0](np.ascontiguousarray(pa, np.int32), np.ascontiguousarray(pb, np.int32), np.ascontiguousarray(col, np.int64),

@@ -344,13 +344,13 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
     s = n_people
     b = W.shape[0]
     t = values.shape[1]
-    WT = np.ascontiguousarray(W.T)  # (S, b): a person's replicate weights contiguous
     ga, gb = mapping[pca], mapping[pcb]
     same = np.where(ga == gb, ga, -1)
     if _people_fused.usable(W):  # one compiled pass; the last column collects the cross-group rows
-        out = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, WT, g + 1).transpose(2, 0, 1).copy()
+        out = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, W, g + 1).transpose(2, 0, 1).copy()
         out[:, g] += out[:, :g].sum(axis=1)
         return out
+    WT = np.ascontiguousarray(W.T)  # (S, b): a person's replicate weights contiguous
     out = np.zeros((b, g + 1, t))
     cross = np.zeros((b, t))
     for j in np.unique(same):  # each row once: its group's column, or the cross-group part

@@ -222,7 +222,10 @@ def compare_to_reference(
     dr = reps[:, idx] - ref_reps[:, None]
     se_d, c_d, _ = _max_t(dp, dr, confidence)
     if dof is not None:
-        ref_df = float(reference_dof) if reference == "overall" else float(np.asarray(dof, np.float64)[int(reference)])
+        if reference == "overall":
+            ref_df = np.inf if reference_dof is None else float(reference_dof)
+        else:
+            ref_df = float(np.asarray(dof, np.float64)[int(reference)])
         v_ref = _replicate_variance(_floored_log(ref_reps, ref_floor)[:, None])[0]
         f = small_sample_factor(_replicate_variance(_floored_log(reps[:, idx], floor)), np.asarray(dof, np.float64)[idx],
                                 v_ref, ref_df, confidence)
