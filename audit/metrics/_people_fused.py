@@ -27,7 +27,7 @@ import numpy as np
 
 from ..compiled import numba_or_none
 
-__all__ = ["available", "usable", "count_draws", "quadratic", "prepare_walk", "operating_point", "MAX_WEIGHT"]
+__all__ = ["available", "usable", "aggregate", "count_draws", "quadratic", "prepare_walk", "operating_point", "MAX_WEIGHT"]
 
 #: Weights the compiled loops take are below this: they are held as uint8 (255 marks "too many").
 MAX_WEIGHT = 255
@@ -161,7 +161,60 @@ def _compile():
                         fnm[x, mcol[m]] -= wm
                     fnm[x, last] -= wm
 
-    return quad, op, draws
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def agg(a, b, ca, cb, cnt, ns, nc):  # pragma: no cover - compiled
+        n = a.size
+        t = cnt.shape[1]
+        lo = np.empty(n, np.int64)  # the pair ordered: lower (person, cell) first
+        minor = np.empty(n, np.int64)
+        for i in numba.prange(n):
+            x, y, cx, cy = a[i], b[i], ca[i], cb[i]
+            if x > y or (x == y and cx > cy):
+                x, y, cx, cy = y, x, cy, cx
+            lo[i] = x
+            minor[i] = (y * nc + cx) * nc + cy
+        start = np.zeros(ns + 1, np.int64)  # a counting sort by the first person
+        for i in range(n):
+            start[lo[i] + 1] += 1
+        for p in range(ns):
+            start[p + 1] += start[p]
+        fill = start[:-1].copy()
+        idx = np.empty(n, np.int64)
+        for i in range(n):
+            idx[fill[lo[i]]] = i
+            fill[lo[i]] += 1
+        uniq = np.zeros(ns, np.int64)
+        for p in numba.prange(ns):  # within a person: sort the rest of the key, count distinct keys
+            s0, s1 = start[p], start[p + 1]
+            if s1 > s0:
+                seg = idx[s0:s1]
+                o = np.argsort(minor[seg], kind="mergesort")
+                idx[s0:s1] = seg[o]
+                u = 1
+                for q in range(s0 + 1, s1):
+                    if minor[idx[q]] != minor[idx[q - 1]]:
+                        u += 1
+                uniq[p] = u
+        out_start = np.zeros(ns + 1, np.int64)
+        for p in range(ns):
+            out_start[p + 1] = out_start[p] + uniq[p]
+        m = out_start[ns]
+        ua = np.empty(m, np.int64)
+        um = np.empty(m, np.int64)
+        summed = np.zeros((m, t), np.int64)
+        for p in numba.prange(ns):
+            o = out_start[p] - 1
+            for q in range(start[p], start[p + 1]):
+                i = idx[q]
+                if q == start[p] or minor[i] != minor[idx[q - 1]]:
+                    o += 1
+                    ua[o] = p
+                    um[o] = minor[i]
+                for k in range(t):
+                    summed[o, k] += cnt[i, k]
+        return ua, um, summed
+
+    return quad, op, draws, agg
 
 
 _UNSET = object()
@@ -225,6 +278,17 @@ def count_draws(u: np.ndarray, members: np.ndarray, W: np.ndarray) -> None:
     ``members[floor(u[x, i] * m)]`` for each of its ``m`` uniform doubles ``u[x]`` (the numpy
     path's rule). Counts saturate at 255 (:data:`MAX_WEIGHT`: the caller takes the numpy path)."""
     _KERNELS[2](np.ascontiguousarray(u, np.float64), np.ascontiguousarray(members, np.int64), W)
+
+
+def aggregate(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:meth:`audit.metrics.people.PeopleCounts.aggregate_pairs`, compiled: the same rows in the
+    same order (by person, person, cell, cell), by a counting sort on the first person and a sort
+    of each person's rows. ``cnt`` (n, T) int64."""
+    ns = int(max(a.max(), b.max())) + 1
+    nc = int(max(ca.max(), cb.max())) + 1
+    ua, um, summed = _KERNELS[3](a, b, ca, cb, np.ascontiguousarray(cnt, np.int64), ns, nc)
+    cbu, rest = um % nc, um // nc
+    return ua, rest // nc, rest % nc, cbu, summed
 
 
 def prepare_walk(score: np.ndarray, ta: np.ndarray, tb: np.ndarray, tcol: np.ndarray, mated_score: np.ndarray,

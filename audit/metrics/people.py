@@ -148,6 +148,9 @@ class PeopleCounts:
         cnt2 = cnt[:, None] if cnt.ndim == 1 else cnt
         if a.size == 0:
             return a, b, ca, cb, cnt2.reshape(0, cnt2.shape[1] if cnt2.ndim == 2 else 1)
+        ns, nc = int(max(a.max(), b.max())) + 1, int(max(ca.max(), cb.max())) + 1
+        if _people_fused.available() and a.size > 1 and float(ns) * ns * nc * nc < 2.0 ** 62 and min(a.min(), b.min(), ca.min(), cb.min()) >= 0:
+            return _people_fused.aggregate(a, b, ca, cb, cnt2)
         swap = (a > b) | ((a == b) & (ca > cb))
         a, b = np.where(swap, b, a), np.where(swap, a, b)
         ca, cb = np.where(swap, cb, ca), np.where(swap, ca, cb)
