@@ -575,12 +575,15 @@ def people_bootstrap(
     return PeopleReplicates(fm, imp, fnm, mated, pfm, pimp, pfnm, pmated, strata, seed, n_replicates, op_fm, op_fnm, op_th)
 
 
-def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int, *, point=None) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-person-out FMR and FNMR of every group, in closed form (no refit).
 
     Removing person i removes every pair they take part in: the false matches and mated counts
     lose person i's marginal sums, and the impostor trials follow the same closed forms as the
     bootstrap with ``w_i = 0``. Used for the BCa acceleration of the people-level intervals.
+
+    ``point`` may give the full-sample counts ``(fm, imp, fnm, mated)`` already computed (a
+    :class:`PeopleReplicates`' ``point_*`` for the same counts and mapping).
 
     Returns
     -------
@@ -590,16 +593,19 @@ def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -
     mapping = np.asarray(mapping, np.int64)
     g = int(n_groups)
     s, t = counts.n_people, counts.thresholds.size
-    ones = np.ones((1, s))
-    pfm, pimp, pfnm, pmated = (x[0] for x in _counts(counts, mapping, g, ones))
+    if point is None:
+        pfm, pimp, pfnm, pmated = (x[0] for x in _counts(counts, mapping, g, np.ones((1, s))))
+    else:
+        pfm, pimp, pfnm, pmated = point
 
     def marginal(a, b, rows_group, values):  # (S, G+1, T) sums over the rows touching each person
         v = values if values.ndim == 2 else values[:, None]
         out = np.zeros((s, g + 1, v.shape[1]))
         col = np.where(rows_group >= 0, rows_group, g)  # cross-group rows: only the population's column
+        ia, ib = a * (g + 1) + col, b * (g + 1) + col
         for k in range(v.shape[1]):
-            per = (np.bincount(a * (g + 1) + col, weights=v[:, k], minlength=s * (g + 1))
-                   + np.bincount(b * (g + 1) + col, weights=v[:, k], minlength=s * (g + 1))).reshape(s, g + 1)
+            per = (np.bincount(ia, weights=v[:, k], minlength=s * (g + 1))
+                   + np.bincount(ib, weights=v[:, k], minlength=s * (g + 1))).reshape(s, g + 1)
             out[:, :g, k] = per[:, :g]
             out[:, g, k] = per.sum(axis=1)
         return out
