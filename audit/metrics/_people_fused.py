@@ -49,40 +49,46 @@ def _compile():
         for ch in numba.prange(starts.size - 1):  # runs of rows, whole people, per task
             acc = parts[ch]
             run = np.zeros((ncol, t, nb), proto.dtype)
-            touched = np.zeros((ncol, t), np.bool_)
+            tmp = np.zeros(nb, proto.dtype)
+            first = np.full(ncol, t, np.int64)  # per column: the first increment a run touched
             r = starts[ch]
             end = starts[ch + 1]
             while r < end:
                 a = pa[r]
-                while r < end and pa[r] == a:  # y[c, k] = sum of v * W[b] over person a's rows
+                while r < end and pa[r] == a:  # z[c, k] = sum of d * W[b] over person a's rows
                     c = col[r]
                     wb = WT[pb[r]]
                     for k in range(t):
-                        v = vals[r, k]
-                        if v != 0:
-                            y = run[c, k]
-                            touched[c, k] = True
-                            if v == 1:
+                        d = vals[r, k]
+                        if d != 0:
+                            z = run[c, k]
+                            if k < first[c]:
+                                first[c] = k
+                            if d == 1:
                                 for x in range(nb):
-                                    y[x] += one * wb[x]
+                                    z[x] += one * wb[x]
                             else:
-                                vv = one * v
+                                dd = one * d
                                 for x in range(nb):
-                                    y[x] += vv * wb[x]
+                                    z[x] += dd * wb[x]
                     r += 1
                 wa = WT[a]
-                for c in range(ncol):  # then times W[a], into the totals
-                    for k in range(t):
-                        if touched[c, k]:
-                            y = run[c, k]
+                for c in range(ncol):  # the value at k is the sum of the increments up to k; times W[a]
+                    f = first[c]
+                    if f < t:
+                        for x in range(nb):
+                            tmp[x] = 0
+                        for k in range(f, t):
+                            z = run[c, k]
                             o = acc[c, k]
                             for x in range(nb):
-                                o[x] += np.int64(wa[x]) * np.int64(y[x])
-                                y[x] = 0
-                            touched[c, k] = False
+                                tmp[x] += z[x]
+                                z[x] = 0
+                                o[x] += np.int64(wa[x]) * np.int64(tmp[x])
+                        first[c] = t
 
     @numba.njit(cache=True, nogil=True, parallel=True)
-    def draws(u, mem, W):  # pragma: no cover - compiled
+    def draws(u, mem, W, WT):  # pragma: no cover - compiled
         b, m = u.shape
         for x in numba.prange(b):
             w = W[x]
@@ -91,6 +97,7 @@ def _compile():
                 p = mem[d]
                 if w[p] < 255:  # saturates: a weight of 255 sends the caller to the numpy path
                     w[p] += 1
+                    WT[p, x] = w[p]
 
     @numba.njit(cache=True, nogil=True, parallel=True)
     def op(W, allowed, sc, ta, tb, tcol, start, fm0, msc, mp, mcol, mstart, fnm0, ncol, fm, fnm, sb):  # pragma: no cover - compiled
@@ -251,11 +258,15 @@ def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray,
     if np.any(pa[1:] < pa[:-1]):  # runs of one person: group the rows (a stable order keeps the rest)
         o = np.argsort(pa, kind="stable")
         pa, pb, col, vals = pa[o], np.asarray(pb)[o], np.asarray(col)[o], np.asarray(vals)[o]
-    vals = np.ascontiguousarray(vals, np.int64)
+    # columns from the fewest counts to the most, as increments: nested thresholds (the pairs at or
+    # above a higher one are among those above a lower one) give each row one nonzero increment
+    # where the rows scored in one band, and the run sums add them back up
+    order = np.argsort(np.asarray(vals).sum(axis=0), kind="stable")
+    inc = np.diff(np.asarray(vals, np.int64)[:, order], axis=1, prepend=0)
     if WT is None:
         WT = np.ascontiguousarray(np.asarray(W).T, np.uint8)
-    # a run's int32 sums stay below 2**31: sum of v over a person's rows, times the largest weight
-    bound = np.bincount(pa, weights=np.abs(vals).max(axis=1).astype(np.float64)).max(initial=0.0) * float(WT.max(initial=0))
+    # a run's sums stay below 2**31: the increments' sizes over a person's rows, times the largest weight
+    bound = np.bincount(pa, weights=np.abs(inc).sum(axis=1).astype(np.float64)).max(initial=0.0) * float(WT.max(initial=0))
     if bound >= _RUN_LIMIT:
         return None
     proto = np.ones(1, np.int16 if bound < 2 ** 15 else np.int32)  # int16 sums: twice the lanes
@@ -268,16 +279,18 @@ def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray,
             cuts.append(p)
     cuts.append(n)
     parts = np.zeros((len(cuts) - 1, ncol, t, nb), np.int64)
-    _KERNELS[0](pa, np.ascontiguousarray(pb, np.int64), np.ascontiguousarray(col, np.int64), vals, WT,
+    _KERNELS[0](pa, np.ascontiguousarray(pb, np.int64), np.ascontiguousarray(col, np.int64), inc, WT,
                 np.array(cuts, np.int64), parts, proto)
-    return parts.sum(axis=0).astype(np.float64)
+    out[:, order] = parts.sum(axis=0)
+    return out
 
 
-def count_draws(u: np.ndarray, members: np.ndarray, W: np.ndarray) -> None:
-    """Add one stratum's draws to uint8 weights ``W`` (b, S): replicate ``x`` draws person
-    ``members[floor(u[x, i] * m)]`` for each of its ``m`` uniform doubles ``u[x]`` (the numpy
-    path's rule). Counts saturate at 255 (:data:`MAX_WEIGHT`: the caller takes the numpy path)."""
-    _KERNELS[2](np.ascontiguousarray(u, np.float64), np.ascontiguousarray(members, np.int64), W)
+def count_draws(u: np.ndarray, members: np.ndarray, W: np.ndarray, WT: np.ndarray) -> None:
+    """Add one stratum's draws to uint8 weights ``W`` (b, S) and to their transpose ``WT`` (S, b):
+    replicate ``x`` draws person ``members[floor(u[x, i] * m)]`` for each of its ``m`` uniform
+    doubles ``u[x]`` (the numpy path's rule). Counts saturate at 255 (:data:`MAX_WEIGHT`: the
+    caller takes the numpy path)."""
+    _KERNELS[2](np.ascontiguousarray(u, np.float64), np.ascontiguousarray(members, np.int64), W, WT)
 
 
 def aggregate(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -253,7 +253,8 @@ def _weight_chunks(strata: np.ndarray, n_groups: int, *, n_replicates: int, seed
     Stratum ``g``'s people are drawn ``S_g`` times with replacement from
     ``SeedSequence(seed, spawn_key=(g,))``, as ``floor(u * S_g)`` of uniform doubles (one 64-bit
     draw each, so the replicates do not depend on the chunk size). ``dtype=np.uint8`` (compiled
-    loops only) counts the draws into uint8 weights; the caller checks none reaches 255."""
+    loops only) counts the draws into uint8 weights and yields their transpose too, ``(start,
+    stop, W, W.T)``; the caller checks none reaches 255."""
     strata = np.asarray(strata, np.int64)
     members = [np.flatnonzero(strata == g) for g in range(n_groups)]
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(g,))) for g in range(n_groups)]
@@ -261,16 +262,17 @@ def _weight_chunks(strata: np.ndarray, n_groups: int, *, n_replicates: int, seed
         stop = min(n_replicates, start + step)
         b = stop - start
         W = np.zeros((b, strata.size), dtype)
+        WT = np.zeros((strata.size, b), dtype) if W.dtype == np.uint8 else None  # the compiled loops read both layouts
         for mem, rng in zip(members, rngs):
             m = mem.size
             if m == 0:
                 continue
             if W.dtype == np.uint8:
-                _people_fused.count_draws(rng.random((b, m)), mem, W)
+                _people_fused.count_draws(rng.random((b, m)), mem, W, WT)
                 continue
             draws = np.minimum((rng.random((b, m)) * m).astype(np.int64), m - 1)
             W[:, mem] = np.bincount((draws + (np.arange(b) * m)[:, None]).reshape(-1), minlength=b * m).reshape(b, m)
-        yield start, stop, W
+        yield (start, stop, W) if WT is None else (start, stop, W, WT)
 
 
 def people_weights(strata: np.ndarray, n_groups: int, *, n_replicates: int, seed: int) -> np.ndarray:
@@ -478,7 +480,7 @@ def _compiled_replicates(counts, mapping, g, strata, n_replicates, seed, targets
     (the false matches in one pass over the person-pair rows; the operating points walk from the
     fixed-threshold counts). ``None`` when a weight reaches :data:`_people_fused.MAX_WEIGHT`."""
     t = counts.thresholds.size
-    ((_, _, Wu8),) = _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=n_replicates, dtype=np.uint8)
+    ((_, _, Wu8, WTu8),) = _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=n_replicates, dtype=np.uint8)
     if Wu8.size and int(Wu8.max()) >= _people_fused.MAX_WEIGHT:  # (the draws saturate there)
         return None
     imp = np.zeros((n_replicates, g + 1))
@@ -493,7 +495,7 @@ def _compiled_replicates(counts, mapping, g, strata, n_replicates, seed, targets
     if counts.fm_a.size:
         same = np.where(mapping[counts.fm_ca] == mapping[counts.fm_cb], mapping[counts.fm_ca], -1)
         q = _people_fused.quadratic(counts.fm_a, counts.fm_b, np.where(same >= 0, same, g), counts.fm_counts, None, g + 1,
-                                    WT=np.ascontiguousarray(Wu8.T))
+                                    WT=WTu8)
         if q is None:
             return None
         fm = q.transpose(2, 0, 1).copy()

@@ -26,15 +26,17 @@ def _plain_quadratic(pa, pb, col, vals, W, ncol):
 def test_uint8_draws_are_the_float_weights():
     strata = np.array([0, 0, 0, 1, 1, 2, 0, 1])
     w = people_weights(strata, 3, n_replicates=40, seed=4)
-    ((_, _, w8),) = _weight_chunks(strata, 3, n_replicates=40, seed=4, step=40, dtype=np.uint8)
-    assert w8.dtype == np.uint8
+    ((_, _, w8, wt8),) = _weight_chunks(strata, 3, n_replicates=40, seed=4, step=40, dtype=np.uint8)
+    assert w8.dtype == np.uint8 and wt8.flags.c_contiguous
     np.testing.assert_array_equal(w8, w)
+    np.testing.assert_array_equal(wt8, w.T)
 
 
 def test_draws_saturate_at_255():
-    W = np.zeros((2, 300), np.uint8)
-    _people_fused.count_draws(np.zeros((2, 300)), np.arange(300), W)  # every draw is person 0
+    W, WT = np.zeros((2, 300), np.uint8), np.zeros((300, 2), np.uint8)
+    _people_fused.count_draws(np.zeros((2, 300)), np.arange(300), W, WT)  # every draw is person 0
     assert W[:, 0].tolist() == [255, 255] and W[:, 1:].sum() == 0
+    np.testing.assert_array_equal(WT, W.T)
 
 
 @pytest.mark.parametrize("big", [False, True])
