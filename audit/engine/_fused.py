@@ -4,21 +4,26 @@ One pass over a tile does what the numpy path does in four (cast to bin, add the
 offset, ``bincount``, compare with the tail floor): per-cell score histograms and the positions
 of the tail candidates, at about 1.5 ns a pair against 2.2 on this project's 2-core machine. A
 second loop counts a threshold (per row and opposite group) and finds the band of pairs to
-rescore in one pass instead of six.
+rescore in one pass instead of six. A third computes canonical scores
+(:func:`audit.engine.numerics._canonical`) pair by pair, in parallel over pairs, with no
+temporaries of size pairs × d: the same float64 operations in the same pairwise order as the numpy
+path, so the same bits.
 Results are identical to the numpy path (tested on both); only the time differs (see
 ``benchmarks/tiled_scoring.py``). ``FACE_AUDIT_NUMBA=0`` turns it off.
 
-It runs on one thread: a parallel version (one band of rows per thread) lost to OpenBLAS's
+The scan's loops run on one thread: a parallel version (one band of rows per thread) lost to OpenBLAS's
 threads, which keep spinning on the cores for a while after each matrix product.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..compiled import numba_or_none
 
-__all__ = ["available", "hist_and_tail", "count_at"]
+__all__ = ["available", "hist_and_tail", "count_at", "canonical"]
 
 
 def _compile():
@@ -67,19 +72,58 @@ def _compile():
                     k += 1
         return k
 
-    return kernel, count
+    def canon_pairs(E, a, b, euclid, width, out, s, e):  # pragma: no cover - compiled
+        # pairs s..e-1 into out. The numpy path's operations exactly: float64 products (cosine) or
+        # squared float64 differences (Euclidean), zero padding to ``width`` (a power of two),
+        # then p[:h] + p[h:] halvings (which write below d only: the padding stays zero).
+        d = E.shape[1]
+        buf = np.zeros(width, np.float64)
+        for k in range(s, e):
+            x = E[a[k]]
+            y = E[b[k]]
+            if euclid:
+                for j in range(d):
+                    t = np.float64(x[j]) - np.float64(y[j])
+                    buf[j] = t * t
+            else:
+                for j in range(d):
+                    buf[j] = np.float64(x[j]) * np.float64(y[j])
+            h = width // 2
+            while h >= 1:
+                for j in range(h):
+                    buf[j] = buf[j] + buf[j + h]
+                h //= 2
+            out[k] = -np.sqrt(buf[0]) if euclid else buf[0]
+
+    pairs_loop = numba.njit(cache=True, nogil=True)(canon_pairs)
+
+    @numba.njit(cache=True, nogil=True)
+    def canon_serial(E, a, b, euclid, width, out):  # pragma: no cover - compiled
+        pairs_loop(E, a, b, euclid, width, out, 0, a.shape[0])
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def canon_parallel(E, a, b, euclid, width, out):  # pragma: no cover - compiled
+        n = a.shape[0]
+        step = 8192
+        for blk in numba.prange((n + step - 1) // step):
+            s = blk * step
+            pairs_loop(E, a, b, euclid, width, out, s, min(n, s + step))
+
+    return kernel, count, canon_serial, canon_parallel
 
 
 _UNSET = object()
 _KERNEL = _UNSET  # compiled on first use: importing numba takes a while, and most commands never scan
-_COUNT = None
+_COUNT = _CANON_SERIAL = _CANON_PARALLEL = None
+_PARALLEL_PAIRS = 1 << 15  # fewer pairs than this are scored on one thread (a parallel region's start-up)
+_PARALLEL_LOCK = threading.Lock()  # one parallel region at a time (not every threading layer allows more)
 
 
 def available() -> bool:
     """Whether the compiled kernels are in use (numba importable and not turned off)."""
-    global _KERNEL, _COUNT
+    global _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL
     if _KERNEL is _UNSET:
-        _KERNEL, _COUNT = _compile() or (None, None)
+        _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL = _compile() or (None,) * 4
     return _KERNEL is not None
 
 
@@ -100,3 +144,19 @@ def count_at(S: np.ndarray, diag: bool, r0: int, c0: int, grp: np.ndarray, hi: n
     ``[lo, hi)`` (to be rescored) into ``out`` (as many as fit) and return their number.
     Diagonal tiles count their strict upper triangle."""
     return int(_COUNT(S, diag, r0, c0, grp, hi, lo, fm, out))
+
+
+def canonical(e32: np.ndarray, a: np.ndarray, b: np.ndarray, euclidean: bool) -> np.ndarray:
+    """Canonical scores of row pairs ``(a[k], b[k])`` of float32 rows ``e32`` (C-contiguous):
+    the same float64 values, bit for bit, as :func:`audit.engine.numerics._canonical`'s numpy path.
+    Many pairs are scored on all of numba's threads."""
+    n = a.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    if n:
+        width = 1 << max(0, (e32.shape[1] - 1).bit_length())
+        if n < _PARALLEL_PAIRS:
+            _CANON_SERIAL(e32, a, b, bool(euclidean), width, out)
+        else:
+            with _PARALLEL_LOCK:
+                _CANON_PARALLEL(e32, a, b, bool(euclidean), width, out)
+    return out
