@@ -23,7 +23,7 @@ import numpy as np
 
 from ..compiled import numba_or_none
 
-__all__ = ["available", "hist_and_tail", "count_at", "canonical"]
+__all__ = ["available", "hist_and_tail", "count_at", "canonical", "order_desc"]
 
 
 def _compile():
@@ -109,21 +109,44 @@ def _compile():
             s = blk * step
             pairs_loop(E, a, b, euclid, width, out, s, min(n, s + step))
 
-    return kernel, count, canon_serial, canon_parallel
+    @numba.njit(cache=True, nogil=True)
+    def sort_desc(x, budget):  # pragma: no cover - compiled
+        # a stable insertion sort, highest first, of nearly sorted values; gives up (False) after
+        # ``budget`` moves
+        n = x.shape[0]
+        keys = x.copy()
+        o = np.arange(n)
+        moves = 0
+        for i in range(1, n):
+            key = keys[i]
+            idx = o[i]
+            j = i - 1
+            while j >= 0 and keys[j] < key:
+                keys[j + 1] = keys[j]
+                o[j + 1] = o[j]
+                j -= 1
+            moves += i - 1 - j
+            keys[j + 1] = key
+            o[j + 1] = idx
+            if moves > budget:
+                return o, False
+        return o, True
+
+    return kernel, count, canon_serial, canon_parallel, sort_desc
 
 
 _UNSET = object()
 _KERNEL = _UNSET  # compiled on first use: importing numba takes a while, and most commands never scan
-_COUNT = _CANON_SERIAL = _CANON_PARALLEL = None
+_COUNT = _CANON_SERIAL = _CANON_PARALLEL = _SORT_DESC = None
 _PARALLEL_PAIRS = 1 << 15  # fewer pairs than this are scored on one thread (a parallel region's start-up)
 _PARALLEL_LOCK = threading.Lock()  # one parallel region at a time (not every threading layer allows more)
 
 
 def available() -> bool:
     """Whether the compiled kernels are in use (numba importable and not turned off)."""
-    global _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL
+    global _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL, _SORT_DESC
     if _KERNEL is _UNSET:
-        _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL = _compile() or (None,) * 4
+        _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL, _SORT_DESC = _compile() or (None,) * 5
     return _KERNEL is not None
 
 
@@ -160,3 +183,14 @@ def canonical(e32: np.ndarray, a: np.ndarray, b: np.ndarray, euclidean: bool) ->
             with _PARALLEL_LOCK:
                 _CANON_PARALLEL(e32, a, b, bool(euclidean), width, out)
     return out
+
+
+def order_desc(x: np.ndarray) -> np.ndarray:
+    """The stable order of ``x`` from highest to lowest (``np.argsort(-x, kind="stable")``), fast
+    when ``x`` is nearly in that order already (the tail's canonical scores in the order of its
+    screening values: each is out of place by a few float32 roundings at most)."""
+    if available() and x.size > 1:
+        o, done = _SORT_DESC(x, 8 * x.size)
+        if done:
+            return o
+    return np.argsort(-x, kind="stable")

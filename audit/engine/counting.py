@@ -14,7 +14,8 @@ from ..errors import MetricError
 from .counts import CellCounts
 from .geometry import _raw_band
 from .kernel import merge_fm
-from .numerics import _canonical
+from . import _fused
+from .numerics import _canonical, _f32_down
 from .workers import _run
 
 
@@ -154,15 +155,25 @@ class CountingMixin:
         mode = "two_sided" if geo.base_groups else ("same_cell" if self._impostor_mode == "same_group" else "all")
         tail = {}
         if self._tail is not None and self._tail[0].size:  # the highest impostor scores, for the operating point
-            _, tr, tc, _ = self._tail
-            tr, tc = tr.astype(np.int64), tc.astype(np.int64)
+            tr, tc = self._top_of_tail()
             ts = _canonical(geo.e32, tr, tc, geo.metric)
-            o = np.argsort(-ts, kind="stable")
-            tail = dict(tail_score=ts[o], tail_a=geo.subj[tr[o]], tail_b=geo.subj[tc[o]], tail_ca=geo.grp[tr[o]], tail_cb=geo.grp[tc[o]],
+            o = _fused.order_desc(ts)  # nearly in order already: the tail is sorted by screening value
+            tr, tc = tr[o], tc[o]
+            tail = dict(tail_score=ts[o], tail_a=geo.subj[tr], tail_b=geo.subj[tc], tail_ca=geo.grp[tr], tail_cb=geo.grp[tc],
                         mated_score=np.asarray(self._mated_scores, np.float64), mated_score_person=msubj.astype(np.int64),
                         mated_score_cell=mg.astype(np.int64))
         return PeopleCounts(th.copy(), first_cell.astype(np.int64), images.astype(np.int64), mode, a, b, ca, cb, cnt,
                             mp, mc, agg[:, 0].copy(), agg[:, 1:].copy(), **tail)
+
+    def _top_of_tail(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns (int64), highest screening value first, of the tail's pairs down to the
+        floor its k-th largest value sets (below it the tail may also hold the pairs kept for a
+        given threshold, which the operating point does not need)."""
+        v, r, c, _ = self._tail
+        start = 0
+        if v.size > self._tail_k > 0:
+            start = int(np.searchsorted(v, _f32_down(float(v[v.size - self._tail_k]) - self._geo.margin), side="left"))
+        return r[start:][::-1].astype(np.int64), c[start:][::-1].astype(np.int64)
 
     def _tail_counts(self, t: float, lo32, hi32) -> np.ndarray:
         v, r, c, _ = self._tail
