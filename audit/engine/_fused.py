@@ -72,13 +72,16 @@ def _compile():
                     k += 1
         return k
 
-    def canon_pairs(E, a, b, euclid, width, out, s, e):  # pragma: no cover - compiled
-        # pairs s..e-1 into out. The numpy path's operations exactly: float64 products (cosine) or
-        # squared float64 differences (Euclidean), zero padding to ``width`` (a power of two),
-        # then p[:h] + p[h:] halvings (which write below d only: the padding stays zero).
+    # The canonical score, the numpy path's operations exactly: float64 products (cosine) or
+    # squared float64 differences (Euclidean), zero padding to ``width`` (a power of two), then
+    # p[:h] + p[h:] halvings (which write below d only: the padding stays zero). The two loops
+    # below share this body; neither calls the other (a compiled function that calls another
+    # through a closure is compiled again in every process instead of loaded from numba's cache).
+    @numba.njit(cache=True, nogil=True)
+    def canon_serial(E, a, b, euclid, width, out):  # pragma: no cover - compiled
         d = E.shape[1]
         buf = np.zeros(width, np.float64)
-        for k in range(s, e):
+        for k in range(a.shape[0]):
             x = E[a[k]]
             y = E[b[k]]
             if euclid:
@@ -95,19 +98,29 @@ def _compile():
                 h //= 2
             out[k] = -np.sqrt(buf[0]) if euclid else buf[0]
 
-    pairs_loop = numba.njit(cache=True, nogil=True)(canon_pairs)
-
-    @numba.njit(cache=True, nogil=True)
-    def canon_serial(E, a, b, euclid, width, out):  # pragma: no cover - compiled
-        pairs_loop(E, a, b, euclid, width, out, 0, a.shape[0])
-
     @numba.njit(cache=True, nogil=True, parallel=True)
     def canon_parallel(E, a, b, euclid, width, out):  # pragma: no cover - compiled
+        d = E.shape[1]
         n = a.shape[0]
         step = 8192
         for blk in numba.prange((n + step - 1) // step):
-            s = blk * step
-            pairs_loop(E, a, b, euclid, width, out, s, min(n, s + step))
+            buf = np.zeros(width, np.float64)
+            for k in range(blk * step, min(n, blk * step + step)):
+                x = E[a[k]]
+                y = E[b[k]]
+                if euclid:
+                    for j in range(d):
+                        t = np.float64(x[j]) - np.float64(y[j])
+                        buf[j] = t * t
+                else:
+                    for j in range(d):
+                        buf[j] = np.float64(x[j]) * np.float64(y[j])
+                h = width // 2
+                while h >= 1:
+                    for j in range(h):
+                        buf[j] = buf[j] + buf[j + h]
+                    h //= 2
+                out[k] = -np.sqrt(buf[0]) if euclid else buf[0]
 
     @numba.njit(cache=True, nogil=True)
     def sort_desc(x, budget):  # pragma: no cover - compiled
