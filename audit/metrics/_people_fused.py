@@ -2,15 +2,22 @@
 
 Two loops replace the numpy path's chunked dense arrays in :mod:`audit.metrics.people`:
 
-- ``quadratic``: ``out[col_r, k, :] += v[r, k] * W[:, a_r] * W[:, b_r]`` over person-pair rows, one
-  pass, the replicate axis innermost and contiguous (the numpy path builds a sparse matrix per
-  group and threshold and multiplies it into a dense (S, B) copy of the weights);
-- ``operating_point``: for each replicate, walks the impostor tail from the highest score,
-  adding ``w_a * w_b`` until the replicate's allowed false matches are exceeded, and counts the
-  group false matches above that score and the mated comparisons at or below it (the numpy path
-  forms cumulative sums over the whole top of the tail for every replicate).
+- ``quadratic``: ``out[col_r, k, :] += v[r, k] * W[:, a_r] * W[:, b_r]`` over person-pair rows.
+  Rows come grouped by their first person ``a`` (the aggregated lists are sorted that way), so a
+  run of rows of one person sums ``v * W[:, b]`` first and multiplies by ``W[:, a]`` once at its
+  end. Weights are small integers held as uint8, every replicate of a person in one contiguous
+  row; the sums are integers (int32 within a run, int64 across runs). Threads take runs of rows,
+  each with its own totals (the numpy path builds a sparse matrix per group and threshold and
+  multiplies it into a dense (S, B) copy of the weights);
+- ``operating_point``: for each replicate, finds the first tail pair whose weight ``w_a * w_b`` no
+  longer fits in the replicate's allowed false matches. It starts from a *checkpoint*: the weighted
+  count of the tail pairs at or above a fixed threshold (the fixed-threshold replicates already
+  hold it, per group), and walks down the tail from there, or back up, only as far as this
+  replicate's threshold lies from the checkpoint; the mated comparisons are counted from the same
+  checkpoint. Without one it walks from the top (the numpy path forms cumulative sums over the
+  whole top of the tail for every replicate).
 
-Both do the same integer-valued float64 arithmetic as the numpy path, so the replicate counts are
+Both do the same exact integer arithmetic as the numpy path, so the replicate counts are
 identical (tested on both). ``FACE_AUDIT_NUMBA=0`` turns them off.
 """
 
@@ -20,10 +27,12 @@ import numpy as np
 
 from ..compiled import numba_or_none
 
-__all__ = ["available", "usable", "quadratic", "operating_point"]
+__all__ = ["available", "usable", "aggregate", "count_draws", "quadratic", "prepare_walk", "operating_point", "MAX_WEIGHT"]
 
-#: Largest weight the compiled loops take: float32 holds products of weights up to 2**12 exactly.
-MAX_WEIGHT = 4096
+#: Weights the compiled loops take are below this: they are held as uint8 (255 marks "too many").
+MAX_WEIGHT = 255
+#: Largest integer a run of rows may sum to in int32 before the run's total is moved to int64.
+_RUN_LIMIT = 2 ** 31 - 1
 
 
 def _compile():
@@ -32,52 +41,93 @@ def _compile():
         return None
 
     @numba.njit(cache=True, nogil=True, parallel=True)
-    def quad(pa, pb, col, vals, WTb, nb, out):  # pragma: no cover - compiled
-        n, t = vals.shape
-        nblk, _, blk = WTb.shape
-        for y in numba.prange(nblk):  # a block of replicates per task: its (S, blk) weights stay in cache
-            x0 = y * blk
-            nx = min(blk, nb - x0)
-            W = WTb[y]
-            acc = np.zeros((out.shape[0], t, blk))
-            ww = np.empty(blk, np.float64)
-            for r in range(n):
-                wa = W[pa[r]]
-                wb = W[pb[r]]
-                for x in range(blk):
-                    ww[x] = np.float64(wa[x] * wb[x])
-                c = col[r]
-                for k in range(t):
-                    v = vals[r, k]
-                    if v != 0:
-                        o = acc[c, k]
-                        for x in range(blk):
-                            o[x] += v * ww[x]
-            for c in range(out.shape[0]):
-                for k in range(t):
-                    for x in range(nx):
-                        out[c, k, x0 + x] = acc[c, k, x]
+    def quad(pa, pb, col, vals, WT, starts, parts, proto):  # pragma: no cover - compiled
+        t = vals.shape[1]
+        nb = WT.shape[1]
+        ncol = parts.shape[1]
+        one = proto[0]  # the run sums' integer type: int16 where they stay small, else int32
+        for ch in numba.prange(starts.size - 1):  # runs of rows, whole people, per task
+            acc = parts[ch]
+            run = np.zeros((ncol, t, nb), proto.dtype)
+            touched = np.zeros((ncol, t), np.bool_)
+            r = starts[ch]
+            end = starts[ch + 1]
+            while r < end:
+                a = pa[r]
+                while r < end and pa[r] == a:  # y[c, k] = sum of v * W[b] over person a's rows
+                    c = col[r]
+                    wb = WT[pb[r]]
+                    for k in range(t):
+                        v = vals[r, k]
+                        if v != 0:
+                            y = run[c, k]
+                            touched[c, k] = True
+                            if v == 1:
+                                for x in range(nb):
+                                    y[x] += one * wb[x]
+                            else:
+                                vv = one * v
+                                for x in range(nb):
+                                    y[x] += vv * wb[x]
+                    r += 1
+                wa = WT[a]
+                for c in range(ncol):  # then times W[a], into the totals
+                    for k in range(t):
+                        if touched[c, k]:
+                            y = run[c, k]
+                            o = acc[c, k]
+                            for x in range(nb):
+                                o[x] += np.int64(wa[x]) * np.int64(y[x])
+                                y[x] = 0
+                            touched[c, k] = False
 
     @numba.njit(cache=True, nogil=True, parallel=True)
-    def op(W, allowed, sc, ta, tb, tcol, msc_order, msc, mp, mcol, ncol, fm, fnm, sb):  # pragma: no cover - compiled
+    def draws(u, mem, W):  # pragma: no cover - compiled
+        b, m = u.shape
+        for x in numba.prange(b):
+            w = W[x]
+            for i in range(m):
+                d = min(np.int64(u[x, i] * m), m - 1)  # floor(u * m), as the numpy path draws
+                p = mem[d]
+                if w[p] < 255:  # saturates: a weight of 255 sends the caller to the numpy path
+                    w[p] += 1
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def op(W, allowed, sc, ta, tb, tcol, start, fm0, msc, mp, mcol, mstart, fnm0, ncol, fm, fnm, sb):  # pragma: no cover - compiled
         nb = W.shape[0]
         full = sc.size
-        nm = msc_order.size
         last = ncol - 1  # the whole population; tcol == last marks a cross-group pair (population only)
         for x in numba.prange(nb):
             w = W[x]
             lim = allowed[x]
             acc = np.zeros(ncol)
-            cum = 0.0
-            j = full
-            for q in range(full):  # add pairs until the next one does not fit
-                ww = np.float64(w[ta[q]] * w[tb[q]])
-                if cum + ww > lim:
-                    j = q
-                    break
-                cum += ww
-                acc[tcol[q]] += ww
-            if j == full:  # the stored tail is too short for this replicate
+            for c in range(ncol):
+                acc[c] = fm0[x, c]  # the checkpoint: pairs above `start`, weighted (zeros at the top)
+            cum = acc[last]
+            j = -1
+            if cum <= lim:  # down the tail: add pairs until the next one does not fit
+                q = start
+                while q < full:
+                    ww = np.float64(w[ta[q]]) * np.float64(w[tb[q]])
+                    if cum + ww > lim:
+                        j = q
+                        break
+                    cum += ww
+                    if tcol[q] != last:
+                        acc[tcol[q]] += ww
+                    q += 1
+            else:  # back up the tail: remove pairs until the rest fits; the last removed is the first that does not
+                q = start - 1
+                while q >= 0:
+                    ww = np.float64(w[ta[q]]) * np.float64(w[tb[q]])
+                    cum -= ww
+                    if tcol[q] != last:
+                        acc[tcol[q]] -= ww
+                    if cum <= lim:
+                        j = q
+                        break
+                    q -= 1
+            if j < 0:  # the stored tail is too short for this replicate
                 sb[x] = np.nan
                 for c in range(ncol):
                     fm[x, c] = np.nan
@@ -87,25 +137,84 @@ def _compile():
             sb[x] = s
             q = j - 1
             while q >= 0 and sc[q] == s:  # ties with the first pair that does not fit are left out too
-                ww = np.float64(w[ta[q]] * w[tb[q]])
+                ww = np.float64(w[ta[q]]) * np.float64(w[tb[q]])
                 cum -= ww
-                acc[tcol[q]] -= ww
+                if tcol[q] != last:
+                    acc[tcol[q]] -= ww
                 q -= 1
             acc[last] = cum
             for c in range(ncol):
                 fm[x, c] = acc[c]
-                fnm[x, c] = 0.0
-            for i in range(nm):  # mated scores ascending: a miss scores at or below s
-                m = msc_order[i]
-                if msc[m] > s:
-                    break
-                wm = w[mp[m]]
-                c = mcol[m]
-                if c >= 0:
-                    fnm[x, c] += wm
-                fnm[x, last] += wm
+                fnm[x, c] = fnm0[x, c]  # mated comparisons below the checkpoint, weighted
+            # a miss scores at or below s: from the checkpoint's mated count, add or remove the ones between
+            stop = np.searchsorted(msc, s, side="right")
+            if stop >= mstart:
+                for m in range(mstart, stop):
+                    wm = np.float64(w[mp[m]])
+                    if mcol[m] >= 0:
+                        fnm[x, mcol[m]] += wm
+                    fnm[x, last] += wm
+            else:
+                for m in range(stop, mstart):
+                    wm = np.float64(w[mp[m]])
+                    if mcol[m] >= 0:
+                        fnm[x, mcol[m]] -= wm
+                    fnm[x, last] -= wm
 
-    return quad, op
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def agg(a, b, ca, cb, cnt, ns, nc):  # pragma: no cover - compiled
+        n = a.size
+        t = cnt.shape[1]
+        lo = np.empty(n, np.int64)  # the pair ordered: lower (person, cell) first
+        minor = np.empty(n, np.int64)
+        for i in numba.prange(n):
+            x, y, cx, cy = a[i], b[i], ca[i], cb[i]
+            if x > y or (x == y and cx > cy):
+                x, y, cx, cy = y, x, cy, cx
+            lo[i] = x
+            minor[i] = (y * nc + cx) * nc + cy
+        start = np.zeros(ns + 1, np.int64)  # a counting sort by the first person
+        for i in range(n):
+            start[lo[i] + 1] += 1
+        for p in range(ns):
+            start[p + 1] += start[p]
+        fill = start[:-1].copy()
+        idx = np.empty(n, np.int64)
+        for i in range(n):
+            idx[fill[lo[i]]] = i
+            fill[lo[i]] += 1
+        uniq = np.zeros(ns, np.int64)
+        for p in numba.prange(ns):  # within a person: sort the rest of the key, count distinct keys
+            s0, s1 = start[p], start[p + 1]
+            if s1 > s0:
+                seg = idx[s0:s1]
+                o = np.argsort(minor[seg], kind="mergesort")
+                idx[s0:s1] = seg[o]
+                u = 1
+                for q in range(s0 + 1, s1):
+                    if minor[idx[q]] != minor[idx[q - 1]]:
+                        u += 1
+                uniq[p] = u
+        out_start = np.zeros(ns + 1, np.int64)
+        for p in range(ns):
+            out_start[p + 1] = out_start[p] + uniq[p]
+        m = out_start[ns]
+        ua = np.empty(m, np.int64)
+        um = np.empty(m, np.int64)
+        summed = np.zeros((m, t), np.int64)
+        for p in numba.prange(ns):
+            o = out_start[p] - 1
+            for q in range(start[p], start[p + 1]):
+                i = idx[q]
+                if q == start[p] or minor[i] != minor[idx[q - 1]]:
+                    o += 1
+                    ua[o] = p
+                    um[o] = minor[i]
+                for k in range(t):
+                    summed[o, k] += cnt[i, k]
+        return ua, um, summed
+
+    return quad, op, draws, agg
 
 
 _UNSET = object()
@@ -120,49 +229,96 @@ def available() -> bool:
     return _KERNELS is not None
 
 
-#: Replicates per block in :func:`quadratic`: a block's weights, (S, 256) float32, stay near the core.
-BLOCK = 256
-
-
 def usable(W: np.ndarray) -> bool:
     """Whether the compiled loops are in use and exact for these weights (a person drawn more than
     :data:`MAX_WEIGHT` times in a replicate, astronomically unlikely, takes the numpy path)."""
-    return available() and (W.size == 0 or float(W.max()) <= MAX_WEIGHT)
+    return available() and (W.size == 0 or float(W.max()) < MAX_WEIGHT)
 
 
-def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray, W: np.ndarray, ncol: int) -> np.ndarray:
+def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray, W: np.ndarray, ncol: int,
+              *, WT: np.ndarray | None = None) -> np.ndarray:
     """``out[c, k, x] = sum over rows r with col[r] == c of vals[r, k] * W[x, pa[r]] * W[x, pb[r]]``
-    (``W`` the (B, S) replicate weights), shape (ncol, T, B). The weights are small integers:
-    float32 holds them and their products exactly, and the sums are float64, so the result equals
-    the numpy path's."""
-    nb, s = W.shape
-    blk = min(BLOCK, -(-max(nb, 1) // 8) * 8)  # a point estimate (one replicate) is not padded to a full block
-    nblk = max(1, -(-nb // blk))
-    WTb = np.zeros((nblk, s, blk), np.float32)  # per block of replicates: a person's weights contiguous
-    for y in range(nblk):
-        part = W[y * blk:(y + 1) * blk].T
-        WTb[y, :, :part.shape[1]] = part
-    out = np.zeros((ncol, vals.shape[1], nb))
-    _KERNELS[0](np.ascontiguousarray(pa, np.int32), np.ascontiguousarray(pb, np.int32), np.ascontiguousarray(col, np.int64),
-                np.ascontiguousarray(vals, np.float64), WTb, nb, out)
-    return out
+    (``W`` the (B, S) replicate weights, at most :data:`MAX_WEIGHT`), shape (ncol, T, B), float64
+    holding exact integers. ``WT`` may give ``W.T`` as contiguous uint8 already (S, B)."""
+    from ..compiled import numba_or_none
+
+    nb = W.shape[0] if W is not None else WT.shape[1]
+    t = vals.shape[1]
+    out = np.zeros((ncol, t, nb))
+    if pa.size == 0 or nb == 0:
+        return out
+    pa = np.ascontiguousarray(pa, np.int64)
+    if np.any(pa[1:] < pa[:-1]):  # runs of one person: group the rows (a stable order keeps the rest)
+        o = np.argsort(pa, kind="stable")
+        pa, pb, col, vals = pa[o], np.asarray(pb)[o], np.asarray(col)[o], np.asarray(vals)[o]
+    vals = np.ascontiguousarray(vals, np.int64)
+    if WT is None:
+        WT = np.ascontiguousarray(np.asarray(W).T, np.uint8)
+    # a run's int32 sums stay below 2**31: sum of v over a person's rows, times the largest weight
+    bound = np.bincount(pa, weights=np.abs(vals).max(axis=1).astype(np.float64)).max(initial=0.0) * float(WT.max(initial=0))
+    if bound >= _RUN_LIMIT:
+        return None
+    proto = np.ones(1, np.int16 if bound < 2 ** 15 else np.int32)  # int16 sums: twice the lanes
+    threads = numba_or_none().get_num_threads()
+    n = pa.size
+    cuts = [0]
+    for i in range(1, 4 * threads):  # runs of whole people per task, about equal in rows
+        p = int(np.searchsorted(pa, pa[min(n - 1, i * n // (4 * threads))], side="left"))
+        if p > cuts[-1]:
+            cuts.append(p)
+    cuts.append(n)
+    parts = np.zeros((len(cuts) - 1, ncol, t, nb), np.int64)
+    _KERNELS[0](pa, np.ascontiguousarray(pb, np.int64), np.ascontiguousarray(col, np.int64), vals, WT,
+                np.array(cuts, np.int64), parts, proto)
+    return parts.sum(axis=0).astype(np.float64)
 
 
-def operating_point(W: np.ndarray, allowed: np.ndarray, score: np.ndarray, ta: np.ndarray, tb: np.ndarray,
-                    tcol: np.ndarray, mated_score: np.ndarray, mated_person: np.ndarray, mated_col: np.ndarray,
-                    ncol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per replicate (rows of ``W``): the score ``s`` of the first tail pair whose weight does not fit
-    in ``allowed``, the weighted false matches above ``s`` per column (``tcol``: the pair's group
-    or -1, the last column every pair) and the weighted mated comparisons at or below ``s``.
-    ``nan`` where the tail is too short. Returns ``fm (B, ncol), fnm (B, ncol), s (B,)``."""
-    nb = W.shape[0]
-    fm, fnm, sb = np.empty((nb, ncol)), np.empty((nb, ncol)), np.empty(nb)
+def count_draws(u: np.ndarray, members: np.ndarray, W: np.ndarray) -> None:
+    """Add one stratum's draws to uint8 weights ``W`` (b, S): replicate ``x`` draws person
+    ``members[floor(u[x, i] * m)]`` for each of its ``m`` uniform doubles ``u[x]`` (the numpy
+    path's rule). Counts saturate at 255 (:data:`MAX_WEIGHT`: the caller takes the numpy path)."""
+    _KERNELS[2](np.ascontiguousarray(u, np.float64), np.ascontiguousarray(members, np.int64), W)
+
+
+def aggregate(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:meth:`audit.metrics.people.PeopleCounts.aggregate_pairs`, compiled: the same rows in the
+    same order (by person, person, cell, cell), by a counting sort on the first person and a sort
+    of each person's rows. ``cnt`` (n, T) int64."""
+    ns = int(max(a.max(), b.max())) + 1
+    nc = int(max(ca.max(), cb.max())) + 1
+    ua, um, summed = _KERNELS[3](a, b, ca, cb, np.ascontiguousarray(cnt, np.int64), ns, nc)
+    cbu, rest = um % nc, um // nc
+    return ua, rest // nc, rest % nc, cbu, summed
+
+
+def prepare_walk(score: np.ndarray, ta: np.ndarray, tb: np.ndarray, tcol: np.ndarray, mated_score: np.ndarray,
+                 mated_person: np.ndarray, mated_col: np.ndarray, ncol: int) -> tuple:
+    """The tail and the mated scores as :func:`operating_point` reads them (once for every target):
+    the tail descending with its people and column (``tcol``: the pair's group, or -1 for a
+    cross-group pair), the mated scores ascending with their person and group."""
     msc = np.ascontiguousarray(mated_score, np.float64)
-    order = np.argsort(msc, kind="stable").astype(np.int64)
-    # weights as float32 (small integers: their products are exact) and people as int32 keep a
-    # replicate's row of weights and the walk's streams small in cache
-    _KERNELS[1](W.astype(np.float32), np.ascontiguousarray(allowed, np.float64),
-                np.ascontiguousarray(score, np.float64), np.ascontiguousarray(ta, np.int32), np.ascontiguousarray(tb, np.int32),
-                np.where(np.asarray(tcol) >= 0, tcol, ncol - 1).astype(np.int64), order, msc, np.ascontiguousarray(mated_person, np.int64),
-                np.ascontiguousarray(mated_col, np.int64), int(ncol), fm, fnm, sb)
+    order = np.argsort(msc, kind="stable")
+    return (np.ascontiguousarray(score, np.float64), np.ascontiguousarray(ta, np.int64), np.ascontiguousarray(tb, np.int64),
+            np.where(np.asarray(tcol) >= 0, tcol, ncol - 1).astype(np.int64), msc[order],
+            np.ascontiguousarray(mated_person, np.int64)[order], np.ascontiguousarray(mated_col, np.int64)[order], int(ncol))
+
+
+def operating_point(W: np.ndarray, allowed: np.ndarray, tail: tuple, *, start: int = 0, fm0: np.ndarray | None = None,
+                    mated_start: int = 0, fnm0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per replicate (rows of ``W``, uint8): the score ``s`` of the first tail pair whose weight does
+    not fit in ``allowed``, the weighted false matches above ``s`` per column (the pair's group's,
+    and the last column every pair) and the weighted mated comparisons at or below ``s``. ``nan``
+    where the tail is too short. ``tail`` comes from :func:`prepare_walk`.
+
+    The checkpoint: ``fm0`` (B, ncol) are the weighted pairs among the first ``start`` of the tail
+    and ``fnm0`` (B, ncol) the weighted mated comparisons among the ``mated_start`` lowest mated
+    scores (``None`` and 0: the walk starts at the top of the tail and the bottom of the mated
+    scores). Returns ``fm (B, ncol), fnm (B, ncol), s (B,)``."""
+    nb = W.shape[0]
+    sc, ta, tb, tcol, msc, mp, mcol, ncol = tail
+    fm, fnm, sb = np.empty((nb, ncol)), np.empty((nb, ncol)), np.empty(nb)
+    zeros = np.zeros((nb, ncol))
+    _KERNELS[1](np.ascontiguousarray(W, np.uint8), np.ascontiguousarray(allowed, np.float64), sc, ta, tb, tcol, int(start),
+                zeros if fm0 is None else np.ascontiguousarray(fm0, np.float64), msc, mp, mcol, int(mated_start),
+                zeros if fnm0 is None else np.ascontiguousarray(fnm0, np.float64), int(ncol), fm, fnm, sb)
     return fm, fnm, sb

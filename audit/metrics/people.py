@@ -60,6 +60,7 @@ __all__ = ["PeopleCounts", "PeopleReplicates", "people_weights", "people_bootstr
 IMPOSTOR_MODES = ("all", "same_cell", "two_sided", "listed")
 
 _CHUNK_ELEMS = 1 << 24  # replicates x pairs per chunk (bounds memory at ~128 MB of float64)
+_COMPILED_ELEMS = 1 << 28  # replicates x people the compiled path holds at once (twice, as uint8: 512 MB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +148,9 @@ class PeopleCounts:
         cnt2 = cnt[:, None] if cnt.ndim == 1 else cnt
         if a.size == 0:
             return a, b, ca, cb, cnt2.reshape(0, cnt2.shape[1] if cnt2.ndim == 2 else 1)
+        ns, nc = int(max(a.max(), b.max())) + 1, int(max(ca.max(), cb.max())) + 1
+        if _people_fused.available() and a.size > 1 and float(ns) * ns * nc * nc < 2.0 ** 62 and min(a.min(), b.min(), ca.min(), cb.min()) >= 0:
+            return _people_fused.aggregate(a, b, ca, cb, cnt2)
         swap = (a > b) | ((a == b) & (ca > cb))
         a, b = np.where(swap, b, a), np.where(swap, a, b)
         ca, cb = np.where(swap, cb, ca), np.where(swap, ca, cb)
@@ -243,22 +247,26 @@ def _check_int(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _weight_chunks(strata: np.ndarray, n_groups: int, *, n_replicates: int, seed: int, step: int):
+def _weight_chunks(strata: np.ndarray, n_groups: int, *, n_replicates: int, seed: int, step: int, dtype=np.float64):
     """Yield ``(start, stop, W)`` for consecutive chunks of replicates.
 
     Stratum ``g``'s people are drawn ``S_g`` times with replacement from
     ``SeedSequence(seed, spawn_key=(g,))``, as ``floor(u * S_g)`` of uniform doubles (one 64-bit
-    draw each, so the replicates do not depend on the chunk size)."""
+    draw each, so the replicates do not depend on the chunk size). ``dtype=np.uint8`` (compiled
+    loops only) counts the draws into uint8 weights; the caller checks none reaches 255."""
     strata = np.asarray(strata, np.int64)
     members = [np.flatnonzero(strata == g) for g in range(n_groups)]
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(g,))) for g in range(n_groups)]
     for start in range(0, n_replicates, step):
         stop = min(n_replicates, start + step)
         b = stop - start
-        W = np.zeros((b, strata.size), np.float64)
+        W = np.zeros((b, strata.size), dtype)
         for mem, rng in zip(members, rngs):
             m = mem.size
             if m == 0:
+                continue
+            if W.dtype == np.uint8:
+                _people_fused.count_draws(rng.random((b, m)), mem, W)
                 continue
             draws = np.minimum((rng.random((b, m)) * m).astype(np.int64), m - 1)
             W[:, mem] = np.bincount((draws + (np.arange(b) * m)[:, None]).reshape(-1), minlength=b * m).reshape(b, m)
@@ -286,9 +294,9 @@ def _onehot(codes: np.ndarray, n: int) -> np.ndarray:
     return m
 
 
-def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray) -> tuple[np.ndarray, ...]:
+def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray, *, with_fm: bool = True) -> tuple[np.ndarray, ...]:
     """Weighted counts for the replicates in ``W`` (shape (b, S)): fm (b, G+1, T), imp (b, G+1),
-    fnm (b, G+1, T), mated (b, G+1)."""
+    fnm (b, G+1, T), mated (b, G+1). ``with_fm=False`` leaves fm at zero (computed elsewhere)."""
     b = W.shape[0]
     t = counts.thresholds.size
     W2 = W * W
@@ -315,22 +323,31 @@ def _counts(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray) ->
             imp = per_cell @ H
     # ---- false matches: per person pair, same group only (plus everything for the population)
     fm = np.zeros((b, g + 1, t))
-    if counts.fm_a.size:
+    if counts.fm_a.size and with_fm:
         fm[:] = _quadratic(counts.fm_a, counts.fm_b, counts.fm_ca, counts.fm_cb, counts.fm_counts, counts.n_people, mapping, g, W)
-    # ---- mated
+    # ---- mated: one product with every person's mated counts and misses, per group
     fnm = np.zeros((b, g + 1, t))
     mated = np.zeros((b, g + 1))
     if counts.mated_person.size:
-        s = counts.n_people
-        H = np.concatenate([_onehot(mapping[counts.mated_cell], g), np.ones((counts.mated_cell.size, 1))], axis=1)  # (Q, G+1)
-        A = np.zeros((s, g + 1))
-        np.add.at(A, counts.mated_person, H * counts.mated_n[:, None])
-        mated = W @ A
-        for k in range(t):
-            A.fill(0)
-            np.add.at(A, counts.mated_person, H * counts.mated_fnm[:, k:k + 1])
-            fnm[:, :, k] = W @ A
+        M = W @ _mated_per_person(counts, mapping, g).reshape(counts.n_people, -1)
+        M = M.reshape(b, g + 1, 1 + t)
+        mated, fnm = M[:, :, 0].copy(), M[:, :, 1:].copy()
     return fm, imp, fnm, mated
+
+
+def _mated_per_person(counts: PeopleCounts, mapping: np.ndarray, g: int) -> np.ndarray:
+    """Each person's mated comparisons (``[:, :, 0]``) and false non-matches at each threshold
+    (``[:, :, 1 + k]``) per group, the last group column every group's: shape (S, G + 1, 1 + T)."""
+    s, t = counts.n_people, counts.thresholds.size
+    grp = mapping[counts.mated_cell]
+    ok = grp >= 0
+    key = counts.mated_person[ok] * g + grp[ok]
+    out = np.zeros((s, g + 1, 1 + t))
+    for i in range(1 + t):
+        v = (counts.mated_n if i == 0 else counts.mated_fnm[:, i - 1]).astype(np.float64)
+        out[:, :g, i] = np.bincount(key, weights=v[ok], minlength=s * g).reshape(s, g)
+        out[:, g, i] = np.bincount(counts.mated_person, weights=v, minlength=s)
+    return out
 
 
 def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: int, W: np.ndarray) -> np.ndarray:
@@ -346,10 +363,17 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
     t = values.shape[1]
     ga, gb = mapping[pca], mapping[pcb]
     same = np.where(ga == gb, ga, -1)
-    if _people_fused.usable(W):  # one compiled pass; the last column collects the cross-group rows
-        out = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, W, g + 1).transpose(2, 0, 1).copy()
+    if b == 1 and np.all(W == 1):  # the point estimate (and the jackknife's): every weight 1
+        col = np.where(same >= 0, same, g)
+        out = np.stack([np.bincount(col, weights=values[:, k], minlength=g + 1) for k in range(t)], axis=1)[None]
         out[:, g] += out[:, :g].sum(axis=1)
         return out
+    if _people_fused.usable(W):  # one compiled pass; the last column collects the cross-group rows
+        q = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, W, g + 1)
+        if q is not None:  # (None: sums too large for its integer runs; the numpy path takes them)
+            out = q.transpose(2, 0, 1).copy()
+            out[:, g] += out[:, :g].sum(axis=1)
+            return out
     WT = np.ascontiguousarray(W.T)  # (S, b): a person's replicate weights contiguous
     out = np.zeros((b, g + 1, t))
     cross = np.zeros((b, t))
@@ -373,7 +397,7 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
 
 
 def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.ndarray, imp_all: np.ndarray,
-                     target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     target: float, checkpoint=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Replicate false matches and false non-matches (b, G + 1) at the threshold re-estimated at
     ``target`` in each replicate, and that threshold (b,).
 
@@ -381,13 +405,22 @@ def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.nd
     ``target * trials`` (the replicate's allowed false matches, ``floor`` as in
     :func:`audit.metrics.threshold_at_fmr`); the threshold is the next float above the first score
     that does not fit, so a pair matches when it scores higher than that score. With every weight
-    1 this is exactly the point estimate's threshold."""
+    1 this is exactly the point estimate's threshold.
+
+    ``checkpoint`` (compiled path, ``W`` uint8): ``(threshold, fm, fnm, point_fm, point_fnm, tail)``, the
+    replicates' weighted counts at a fixed threshold (fm (b, G + 1) of the pairs at or above it,
+    fnm of the mated comparisons below it) and the point estimate's. Where the point estimate's
+    counts show that the stored tail holds every pair at or above it, each replicate's walk starts
+    there instead of at the top of the tail (the same result, reached in fewer steps). ``tail`` is
+    :func:`_people_fused.prepare_walk`'s."""
     allowed = np.minimum(np.floor(target * imp_all * (1.0 + _REL_TOL)), imp_all)  # threshold_at_fmr's own rule
-    if _people_fused.usable(W):  # one compiled walk down the tail per replicate
-        ga, gb = mapping[counts.tail_ca], mapping[counts.tail_cb]
-        fm, fnm, s_b = _people_fused.operating_point(
-            W, allowed, counts.tail_score, counts.tail_a, counts.tail_b, np.where(ga == gb, ga, -1),
-            counts.mated_score, counts.mated_score_person, mapping[counts.mated_score_cell], g + 1)
+    if checkpoint is not None:  # one compiled walk per replicate, from the checkpoint
+        t, fm0, fnm0, pfm, pfnm, tail = checkpoint
+        start = int(np.count_nonzero(counts.tail_score >= t))
+        mstart = int(np.count_nonzero(counts.mated_score < t))
+        use_fm, use_fnm = start == pfm[g], mstart == pfnm[g]  # the tail and the mated scores agree with the counts
+        fm, fnm, s_b = _people_fused.operating_point(W, allowed, tail, start=start if use_fm else 0, fm0=fm0 if use_fm else None,
+                                                     mated_start=mstart if use_fnm else 0, fnm0=fnm0 if use_fnm else None)
         return fm, fnm, np.nextafter(s_b, np.inf)
     full = counts.tail_score.size
     WT = np.ascontiguousarray(W.T)  # (S, b): gathering a person's weights reads one contiguous row
@@ -415,6 +448,67 @@ def _operating_point(counts: PeopleCounts, mapping: np.ndarray, g: int, W: np.nd
     fnm = (Hm.T @ (WT[counts.mated_score_person] * miss)).T
     fm[~ok], fnm[~ok] = np.nan, np.nan
     return fm, fnm, np.where(ok, np.nextafter(s_b, np.inf), np.nan)
+
+
+def _numpy_replicates(counts, mapping, g, strata, n_replicates, seed, targets, op_cols):
+    """The replicates in chunks of float64 weights (the numpy path; the compiled one's fallback)."""
+    t = counts.thresholds.size
+    fm = np.zeros((n_replicates, g + 1, t))
+    imp = np.zeros((n_replicates, g + 1))
+    fnm = np.zeros((n_replicates, g + 1, t))
+    mated = np.zeros((n_replicates, g + 1))
+    width = max(counts.n_people, 1)  # memory per replicate: the (S,) weights and one sparse product's (S,) column
+    step = max(1, min(n_replicates or 1, _CHUNK_ELEMS // width))
+    op_fm = op_fnm = op_th = None
+    if op_cols:
+        op_fm, op_fnm = np.full((n_replicates, g + 1, t), np.nan), np.full((n_replicates, g + 1, t), np.nan)
+        op_th = np.full((n_replicates, t), np.nan)
+        # the numpy path holds (tail depth, replicates) arrays
+        step = max(1, min(step, _CHUNK_ELEMS // max(1, counts.tail_score.size, counts.mated_score.size)))
+    for start, stop, W in _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=step):
+        fm[start:stop], imp[start:stop], fnm[start:stop], mated[start:stop] = _counts(counts, mapping, g, W)
+        for k in op_cols:
+            op_fm[start:stop, :, k], op_fnm[start:stop, :, k], op_th[start:stop, k] = _operating_point(
+                counts, mapping, g, W, imp[start:stop, g], float(targets[k]))
+    return fm, imp, fnm, mated, op_fm, op_fnm, op_th
+
+
+def _compiled_replicates(counts, mapping, g, strata, n_replicates, seed, targets, op_cols, pfm, pfnm):
+    """The replicates with the compiled loops: every replicate's weights held at once as uint8
+    (the false matches in one pass over the person-pair rows; the operating points walk from the
+    fixed-threshold counts). ``None`` when a weight reaches :data:`_people_fused.MAX_WEIGHT`."""
+    t = counts.thresholds.size
+    ((_, _, Wu8),) = _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=n_replicates, dtype=np.uint8)
+    if Wu8.size and int(Wu8.max()) >= _people_fused.MAX_WEIGHT:  # (the draws saturate there)
+        return None
+    imp = np.zeros((n_replicates, g + 1))
+    fnm = np.zeros((n_replicates, g + 1, t))
+    mated = np.zeros((n_replicates, g + 1))
+    step = max(1, min(n_replicates, _CHUNK_ELEMS // max(counts.n_people, 1)))
+    for start in range(0, n_replicates, step):  # the dense sums (trials, mated) in float64 chunks
+        stop = min(n_replicates, start + step)
+        _, imp[start:stop], fnm[start:stop], mated[start:stop] = _counts(counts, mapping, g, Wu8[start:stop].astype(np.float64),
+                                                                         with_fm=False)
+    fm = np.zeros((n_replicates, g + 1, t))
+    if counts.fm_a.size:
+        same = np.where(mapping[counts.fm_ca] == mapping[counts.fm_cb], mapping[counts.fm_ca], -1)
+        q = _people_fused.quadratic(counts.fm_a, counts.fm_b, np.where(same >= 0, same, g), counts.fm_counts, None, g + 1,
+                                    WT=np.ascontiguousarray(Wu8.T))
+        if q is None:
+            return None
+        fm = q.transpose(2, 0, 1).copy()
+        fm[:, g] += fm[:, :g].sum(axis=1)
+    op_fm = op_fnm = op_th = None
+    if op_cols:
+        op_fm, op_fnm = np.full((n_replicates, g + 1, t), np.nan), np.full((n_replicates, g + 1, t), np.nan)
+        op_th = np.full((n_replicates, t), np.nan)
+        ga, gb = mapping[counts.tail_ca], mapping[counts.tail_cb]
+        tail = _people_fused.prepare_walk(counts.tail_score, counts.tail_a, counts.tail_b, np.where(ga == gb, ga, -1),
+                                          counts.mated_score, counts.mated_score_person, mapping[counts.mated_score_cell], g + 1)
+        for k in op_cols:
+            cp = (float(counts.thresholds[k]), fm[:, :, k], fnm[:, :, k], pfm[:, k], pfnm[:, k], tail)
+            op_fm[:, :, k], op_fnm[:, :, k], op_th[:, k] = _operating_point(counts, mapping, g, Wu8, imp[:, g], float(targets[k]), cp)
+    return fm, imp, fnm, mated, op_fm, op_fnm, op_th
 
 
 def people_bootstrap(
@@ -471,33 +565,25 @@ def people_bootstrap(
     ones = np.ones((1, counts.n_people))
     pfm, pimp, pfnm, pmated = (x[0] for x in _counts(counts, mapping, g, ones))
     t = counts.thresholds.size
-    fm = np.zeros((n_replicates, g + 1, t))
-    imp = np.zeros((n_replicates, g + 1))
-    fnm = np.zeros((n_replicates, g + 1, t))
-    mated = np.zeros((n_replicates, g + 1))
-    width = max(counts.n_people, 1)  # memory per replicate: the (S,) weights and one sparse product's (S,) column
-    step = max(1, min(n_replicates or 1, _CHUNK_ELEMS // width))
     op_cols = [k for k, tg in enumerate(targets or []) if tg is not None] if counts.tail_score is not None else []
-    op_fm = op_fnm = op_th = None
-    if op_cols:
-        op_fm, op_fnm = np.full((n_replicates, g + 1, t), np.nan), np.full((n_replicates, g + 1, t), np.nan)
-        op_th = np.full((n_replicates, t), np.nan)
-        if not _people_fused.available():  # the numpy path holds (tail depth, replicates) arrays
-            step = max(1, min(step, _CHUNK_ELEMS // max(1, counts.tail_score.size, counts.mated_score.size)))
-    for start, stop, W in _weight_chunks(strata, g, n_replicates=n_replicates, seed=seed, step=step):
-        fm[start:stop], imp[start:stop], fnm[start:stop], mated[start:stop] = _counts(counts, mapping, g, W)
-        for k in op_cols:
-            op_fm[start:stop, :, k], op_fnm[start:stop, :, k], op_th[start:stop, k] = _operating_point(
-                counts, mapping, g, W, imp[start:stop, g], float(targets[k]))
+    out = None
+    if _people_fused.available() and 0 < n_replicates * counts.n_people <= _COMPILED_ELEMS:
+        out = _compiled_replicates(counts, mapping, g, strata, n_replicates, seed, targets, op_cols, pfm, pfnm)
+    if out is None:
+        out = _numpy_replicates(counts, mapping, g, strata, n_replicates, seed, targets, op_cols)
+    fm, imp, fnm, mated, op_fm, op_fnm, op_th = out
     return PeopleReplicates(fm, imp, fnm, mated, pfm, pimp, pfnm, pmated, strata, seed, n_replicates, op_fm, op_fnm, op_th)
 
 
-def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int, *, point=None) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-person-out FMR and FNMR of every group, in closed form (no refit).
 
     Removing person i removes every pair they take part in: the false matches and mated counts
     lose person i's marginal sums, and the impostor trials follow the same closed forms as the
     bootstrap with ``w_i = 0``. Used for the BCa acceleration of the people-level intervals.
+
+    ``point`` may give the full-sample counts ``(fm, imp, fnm, mated)`` already computed (a
+    :class:`PeopleReplicates`' ``point_*`` for the same counts and mapping).
 
     Returns
     -------
@@ -507,17 +593,21 @@ def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -
     mapping = np.asarray(mapping, np.int64)
     g = int(n_groups)
     s, t = counts.n_people, counts.thresholds.size
-    ones = np.ones((1, s))
-    pfm, pimp, pfnm, pmated = (x[0] for x in _counts(counts, mapping, g, ones))
+    if point is None:
+        pfm, pimp, pfnm, pmated = (x[0] for x in _counts(counts, mapping, g, np.ones((1, s))))
+    else:
+        pfm, pimp, pfnm, pmated = point
 
     def marginal(a, b, rows_group, values):  # (S, G+1, T) sums over the rows touching each person
         v = values if values.ndim == 2 else values[:, None]
         out = np.zeros((s, g + 1, v.shape[1]))
-        for j in range(g + 1):
-            rows = np.flatnonzero(rows_group == j) if j < g else np.arange(rows_group.size)
-            for k in range(v.shape[1]):
-                w = v[rows, k]
-                out[:, j, k] = np.bincount(a[rows], weights=w, minlength=s) + np.bincount(b[rows], weights=w, minlength=s)
+        col = np.where(rows_group >= 0, rows_group, g)  # cross-group rows: only the population's column
+        ia, ib = a * (g + 1) + col, b * (g + 1) + col
+        for k in range(v.shape[1]):
+            per = (np.bincount(ia, weights=v[:, k], minlength=s * (g + 1))
+                   + np.bincount(ib, weights=v[:, k], minlength=s * (g + 1))).reshape(s, g + 1)
+            out[:, :g, k] = per[:, :g]
+            out[:, g, k] = per.sum(axis=1)
         return out
 
     fm = pfm[None] - (marginal(counts.fm_a, counts.fm_b, np.where(mapping[counts.fm_ca] == mapping[counts.fm_cb], mapping[counts.fm_ca], -1),
@@ -540,11 +630,8 @@ def people_jackknife(counts: PeopleCounts, mapping: np.ndarray, n_groups: int) -
         Nc = counts.images.astype(np.float64)
         per_cell = ((Nc.sum(0) - Nc) ** 2 - ((Nc * Nc).sum(0) - Nc * Nc)) / 2
         imp = per_cell @ np.concatenate([_onehot(mapping, g), np.ones((mapping.size, 1))], axis=1)
-    Hm = np.concatenate([_onehot(mapping[counts.mated_cell], g), np.ones((counts.mated_cell.size, 1))], axis=1)
-    mine_n = np.zeros((s, g + 1))
-    np.add.at(mine_n, counts.mated_person, Hm * counts.mated_n[:, None])
-    mine_f = np.zeros((s, g + 1, t))
-    np.add.at(mine_f, counts.mated_person, Hm[:, :, None] * counts.mated_fnm[:, None, :])
+    mine = _mated_per_person(counts, mapping, g)
+    mine_n, mine_f = mine[:, :, 0], mine[:, :, 1:]
     fnm = pfnm[None] - mine_f
     mated = pmated[None] - mine_n
     with np.errstate(invalid="ignore", divide="ignore"):

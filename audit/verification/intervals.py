@@ -95,7 +95,7 @@ def people_intervals(people: PeopleCounts, rep, mapping: np.ndarray, g: int) -> 
 
     fmr = adjust(rep.point_fmr, rep.fmr, rep.point_imp)
     fnmr = adjust(rep.point_fnmr, rep.fnmr)
-    jf, jn = people_jackknife(people, mapping, g)
+    jf, jn = people_jackknife(people, mapping, g, point=(rep.point_fm, rep.point_imp, rep.point_fnm, rep.point_mated))
     members = np.repeat((rep.strata[:, None] == np.arange(g)[None, :]), t, axis=1)  # (S, G*T)
     shape = (g, t)
 
