@@ -45,7 +45,7 @@ def main() -> None:
     scan.counts_at(th)
     t_scan = time.perf_counter() - t0
     geo = scan._geo
-    tr, tc = scan._top_of_tail()
+    tr, tc = scan._top_of_tail(scan._top_floor())
     print(f"N={a.n:,}, d={a.d}: scan, thresholds and counts {t_scan:.2f} s (workers={a.workers}); "
           f"operating-point tail {tr.size:,} pairs; compiled loops: {compiled}")
 

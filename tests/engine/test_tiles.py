@@ -628,3 +628,15 @@ def test_pairs_at_a_given_threshold_below_the_tail_are_listed_without_a_pass(inn
         else:
             assert x == y, f.name
     assert np.all(np.diff(b.tail_score) <= 0)
+    # the per-person-pair false matches by hand: every naive impostor pair at each threshold,
+    # as (lower (person, group), higher (person, group)) -> count per threshold
+    labels, code = np.unique(subj, return_inverse=True)
+    want_pp: dict[tuple, np.ndarray] = {}
+    si, sj = ref["scores"], imp
+    for k, thr in enumerate([*th, t]):
+        for x, y in zip(i[sj & (si >= thr)], j[sj & (si >= thr)]):
+            key = tuple(sorted([(code[x], grp[x]), (code[y], grp[y])]))
+            want_pp.setdefault(key, np.zeros(3, np.int64))[k] += 1
+    got_pp = {((pa, ga), (pb, gb)): row for pa, pb, ga, gb, row in zip(b.fm_a, b.fm_b, b.fm_ca, b.fm_cb, b.fm_counts)}
+    assert got_pp.keys() == want_pp.keys()
+    assert all(np.array_equal(got_pp[key], want_pp[key]) for key in want_pp)
