@@ -6,6 +6,8 @@ rescoring of the operating point's tail, the ordering of that tail, ``PeopleCoun
 
     python benchmarks/people_counts_cost.py [--n 100000] [--workers 2] [--rounds 2]
 
+(``PYTHONPATH=<an older checkout> python benchmarks/people_counts_cost.py`` times an older engine.)
+
 The scan itself (about 25 s at N = 10^5 on two cores) is timed once and printed for scale.
 """
 
@@ -45,7 +47,11 @@ def main() -> None:
     scan.counts_at(th)
     t_scan = time.perf_counter() - t0
     geo = scan._geo
-    tr, tc = scan._top_of_tail(scan._top_floor())
+    if hasattr(scan, "_top_floor"):
+        tr, tc = scan._top_of_tail(scan._top_floor())
+    else:  # an engine before the compiled canonical score (for a before/after): its whole tail
+        tr, tc = (x.astype(np.int64) for x in scan._tail[1:3])
+    order = getattr(_fused, "order_desc", lambda x: np.argsort(-x, kind="stable"))
     print(f"N={a.n:,}, d={a.d}: scan, thresholds and counts {t_scan:.2f} s (workers={a.workers}); "
           f"operating-point tail {tr.size:,} pairs; compiled loops: {compiled}")
 
@@ -75,7 +81,7 @@ def main() -> None:
             ts = _canonical(geo.e32, tr, tc, geo.metric)
             res[name]["canonical"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            _fused.order_desc(ts)
+            order(ts)
             res[name]["order"].append(time.perf_counter() - t)
             if first is None:
                 first = pc
