@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tiled_scoring import TARGETS, make_data  # noqa: E402
+from tiled_scoring import TARGETS, make_data
 
 
 def main() -> None:

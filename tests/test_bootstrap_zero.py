@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from audit.engine.scan import TileScan
 from audit.verification.config import config_from_dict

@@ -11,10 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MetricError
+from . import _fused
 from .counts import CellCounts
 from .geometry import _raw_band
 from .kernel import merge_fm
-from . import _fused
 from .numerics import _canonical, _f32_down
 from .workers import _run
 
