@@ -123,6 +123,34 @@ def _compile():
                 out[k] = -np.sqrt(buf[0]) if euclid else buf[0]
 
     @numba.njit(cache=True, nogil=True)
+    def block_order(a, b, shift, nb):  # pragma: no cover - compiled
+        # a counting sort of pairs by (a >> shift, b >> shift): pairs of the same two blocks of rows
+        # together, so that the rows they read stay in cache
+        n = a.shape[0]
+        start = np.zeros(nb * nb + 1, np.int64)
+        for k in range(n):
+            start[(a[k] >> shift) * nb + (b[k] >> shift) + 1] += 1
+        for q in range(nb * nb):
+            start[q + 1] += start[q]
+        perm = np.empty(n, np.int64)
+        for k in range(n):
+            key = (a[k] >> shift) * nb + (b[k] >> shift)
+            perm[start[key]] = k
+            start[key] += 1
+        return perm
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def gather(a, b, perm, pa, pb):  # pragma: no cover - compiled
+        for i in numba.prange(perm.shape[0]):
+            pa[i] = a[perm[i]]
+            pb[i] = b[perm[i]]
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def scatter(x, perm, out):  # pragma: no cover - compiled
+        for i in numba.prange(perm.shape[0]):
+            out[perm[i]] = x[i]
+
+    @numba.njit(cache=True, nogil=True)
     def sort_desc(x, budget):  # pragma: no cover - compiled
         # a stable insertion sort, highest first, of nearly sorted values; gives up (False) after
         # ``budget`` moves
@@ -145,21 +173,24 @@ def _compile():
                 return o, False
         return o, True
 
-    return kernel, count, canon_serial, canon_parallel, sort_desc
+    return kernel, count, canon_serial, canon_parallel, sort_desc, (block_order, gather, scatter)
 
 
 _UNSET = object()
 _KERNEL = _UNSET  # compiled on first use: importing numba takes a while, and most commands never scan
-_COUNT = _CANON_SERIAL = _CANON_PARALLEL = _SORT_DESC = None
+_COUNT = _CANON_SERIAL = _CANON_PARALLEL = _SORT_DESC = _BLOCKS = None
 _PARALLEL_PAIRS = 1 << 15  # fewer pairs than this are scored on one thread (a parallel region's start-up)
 _PARALLEL_LOCK = threading.Lock()  # one parallel region at a time (not every threading layer allows more)
+_BLOCK_PAIRS = 1 << 20  # from this many pairs, rows larger than a cache are read block by block
+_CACHE_BYTES = 16 << 20
+_BLOCK_BYTES = 2 << 20  # rows per block: two blocks stay in the last-level cache
 
 
 def available() -> bool:
     """Whether the compiled kernels are in use (numba importable and not turned off)."""
-    global _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL, _SORT_DESC
+    global _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL, _SORT_DESC, _BLOCKS
     if _KERNEL is _UNSET:
-        _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL, _SORT_DESC = _compile() or (None,) * 5
+        _KERNEL, _COUNT, _CANON_SERIAL, _CANON_PARALLEL, _SORT_DESC, _BLOCKS = _compile() or (None,) * 6
     return _KERNEL is not None
 
 
@@ -185,13 +216,28 @@ def count_at(S: np.ndarray, diag: bool, r0: int, c0: int, grp: np.ndarray, hi: n
 def canonical(e32: np.ndarray, a: np.ndarray, b: np.ndarray, euclidean: bool) -> np.ndarray:
     """Canonical scores of row pairs ``(a[k], b[k])`` of float32 rows ``e32`` (C-contiguous):
     the same float64 values, bit for bit, as :func:`audit.engine.numerics._canonical`'s numpy path.
-    Many pairs are scored on all of numba's threads."""
+    Many pairs are scored on all of numba's threads; a million or more, when the rows do not fit
+    in a cache, in the order of their blocks of rows (each pair's value is the same either way)."""
     n = a.shape[0]
     out = np.empty(n, dtype=np.float64)
     if n:
         width = 1 << max(0, (e32.shape[1] - 1).bit_length())
         if n < _PARALLEL_PAIRS:
             _CANON_SERIAL(e32, a, b, bool(euclidean), width, out)
+        elif n >= _BLOCK_PAIRS and e32.nbytes > _CACHE_BYTES and min(int(a.min()), int(b.min())) >= 0:
+            # pairs in random order (the tail, by score) read two rows from memory each; scored in
+            # the order of their blocks of rows instead, they read them from cache (2x faster)
+            block_order, gather, scatter = _BLOCKS
+            rows = e32.shape[0]
+            shift = max((_BLOCK_BYTES // (4 * e32.shape[1])).bit_length() - 1, (rows - 1).bit_length() - 10, 0)
+            with _PARALLEL_LOCK:
+                perm = block_order(a, b, shift, ((rows - 1) >> shift) + 1)
+                pa, pb = np.empty_like(a), np.empty_like(b)
+                gather(a, b, perm, pa, pb)
+                scores = np.empty(n, dtype=np.float64)
+                _CANON_PARALLEL(e32, pa, pb, bool(euclidean), width, scores)
+                del pa, pb
+                scatter(scores, perm, out)
         else:
             with _PARALLEL_LOCK:
                 _CANON_PARALLEL(e32, a, b, bool(euclidean), width, out)

@@ -63,3 +63,24 @@ def test_numpy_path_when_compiled_loops_are_off(monkeypatch):
     e32 = np.array([[3.0, 4.0], [0.0, 1.0]], np.float32)
     assert _canonical(e32, np.array([0]), np.array([1]), "cosine").tolist() == [4.0]
     assert _canonical(e32, np.array([0]), np.array([1]), "euclidean").tolist() == [-np.sqrt(18.0)]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_pairs_scored_block_by_block_are_bit_identical(compiled, monkeypatch, metric):
+    """Many pairs over rows larger than a cache are scored in the order of their blocks of rows
+    (then put back in place): the thresholds lowered so that 40,000 pairs over 300 rows take it."""
+    monkeypatch.setattr(_fused, "_BLOCK_PAIRS", 1 << 15)
+    monkeypatch.setattr(_fused, "_CACHE_BYTES", 0)
+    monkeypatch.setattr(_fused, "_BLOCK_BYTES", 4 * 100 * 16)  # 16 rows a block: 19 x 19 blocks
+    rng = np.random.default_rng(9)
+    e32 = _prepare(rng.normal(size=(300, 100)), metric, normalize=True)
+    a = rng.integers(0, 300, 40_000)
+    b = rng.integers(0, 300, 40_000)
+    order, gather, scatter = _fused._BLOCKS
+    used = []
+    monkeypatch.setattr(_fused, "_BLOCKS", (lambda *x: used.append(x[2:]) or order(*x), gather, scatter))
+    got = _canonical(e32, a, b, metric)
+    assert used == [(4, 19)]
+    assert np.array_equal(got.view(np.int64), _canonical_numpy(e32, a, b, metric).view(np.int64))
+    perm = order(a, b, 4, 19)  # the order used: sorted by (a // 16, b // 16), stable
+    np.testing.assert_array_equal(perm, np.lexsort((np.arange(a.size), b // 16, a // 16)))
