@@ -11,10 +11,11 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MetricError
+from . import _fused
 from .counts import CellCounts
 from .geometry import _raw_band
 from .kernel import merge_fm
-from .numerics import _canonical
+from .numerics import _canonical, _f32_down
 from .workers import _run
 
 
@@ -129,40 +130,72 @@ class CountingMixin:
         or ``None`` when some threshold has more false matches than ``max_pairs`` to list.
 
         Cells are the scan's group codes (two-sided: side-coded). A mated pair belongs to the cell
-        of its first image in the caller's order (the probe's in a two-sided scan)."""
+        of its first image in the caller's order (the probe's in a two-sided scan).
+
+        The operating point's tail (the top of the scan's tail, rescored and ordered by canonical
+        score) also lists the false matches of every threshold whose pairs it holds: a prefix of it,
+        each pair once with a 0/1 column per threshold. Other thresholds are listed by
+        :meth:`false_match_rows`."""
         from audit.metrics.people import PeopleCounts
 
         geo = self._geo
         th = np.asarray(thresholds, np.float64).reshape(-1)
         g = geo.n_groups
         n_subj = self._subject_labels.shape[0]
-        lists = [self.false_match_rows(float(t), max_pairs=max_pairs) for t in th]
-        if any(x is None for x in lists):
-            return None
-        rows = np.concatenate([x[0] for x in lists]) if lists else np.zeros(0, np.int64)
-        cols = np.concatenate([x[1] for x in lists]) if lists else np.zeros(0, np.int64)
-        which = np.repeat(np.arange(th.size), [x[0].size for x in lists]) if lists else np.zeros(0, np.int64)
-        onehot = np.zeros((rows.size, th.size), np.int64)
-        onehot[np.arange(rows.size), which] = 1
-        a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(geo.subj[rows], geo.subj[cols], geo.grp[rows], geo.grp[cols], onehot)
-        images = np.bincount(geo.subj * g + geo.grp, minlength=n_subj * g).reshape(n_subj, g)
-        first_cell = self._subject_first_group()
+        has_tail = self._tail is not None and self._tail[0].size > 0
+        top_floor = self._top_floor() if has_tail else None
+        covered = np.array([has_tail and _raw_band(geo, float(t))[0] >= top_floor for t in th], bool)
+        parts = []  # (rows or people a, b, cells a, b, counts (P, T)) to aggregate
+        for k in np.flatnonzero(~covered):
+            x = self.false_match_rows(float(th[k]), max_pairs=max_pairs)
+            if x is None:
+                return None
+            onehot = np.zeros((x[0].size, th.size), np.int64)
+            onehot[:, k] = 1
+            parts.append((geo.subj[x[0]], geo.subj[x[1]], geo.grp[x[0]], geo.grp[x[1]], onehot))
         mg = self._mated_first_group()
         msubj = geo.subj[self._mated[0]]
+        tail = {}
+        if has_tail:  # the highest impostor scores, for the operating point
+            tr, tc = self._top_of_tail(top_floor)
+            ts = _canonical(geo.e32, tr, tc, geo.metric)
+            o = _fused.order_desc(ts)  # nearly in order already: the tail is sorted by screening value
+            tr, tc, ts = tr[o], tc[o], ts[o]
+            tail = dict(tail_score=ts, tail_a=geo.subj[tr], tail_b=geo.subj[tc], tail_ca=geo.grp[tr], tail_cb=geo.grp[tc],
+                        mated_score=np.asarray(self._mated_scores, np.float64), mated_score_person=msubj.astype(np.int64),
+                        mated_score_cell=mg.astype(np.int64))
+            if covered.any():  # pairs scoring >= a covered threshold: the tail's first m
+                m = int(np.searchsorted(-ts, -float(th[covered].min()), side="right"))
+                hit = (ts[:m, None] >= th[None, :]) & covered[None, :]
+                parts.append((tail["tail_a"][:m], tail["tail_b"][:m], tail["tail_ca"][:m], tail["tail_cb"][:m], hit.astype(np.int64)))
+        if len(parts) == 1:
+            a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(*parts[0])
+        else:
+            a, b, ca, cb, cnt = PeopleCounts.aggregate_pairs(
+                *(np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(4)),
+                np.concatenate([p[4] for p in parts]) if parts else np.zeros((0, th.size), np.int64))
+        images = np.bincount(geo.subj * g + geo.grp, minlength=n_subj * g).reshape(n_subj, g)
+        first_cell = self._subject_first_group()
         miss = (self._mated_scores[:, None] < th[None, :]).astype(np.int64)  # (m, T)
         mp, _, mc, _, agg = PeopleCounts.aggregate_pairs(msubj, msubj, mg, mg, np.concatenate([np.ones((msubj.size, 1), np.int64), miss], axis=1))
         mode = "two_sided" if geo.base_groups else ("same_cell" if self._impostor_mode == "same_group" else "all")
-        tail = {}
-        if self._tail is not None and self._tail[0].size:  # the highest impostor scores, for the operating point
-            _, tr, tc, _ = self._tail
-            tr, tc = tr.astype(np.int64), tc.astype(np.int64)
-            ts = _canonical(geo.e32, tr, tc, geo.metric)
-            o = np.argsort(-ts, kind="stable")
-            tail = dict(tail_score=ts[o], tail_a=geo.subj[tr[o]], tail_b=geo.subj[tc[o]], tail_ca=geo.grp[tr[o]], tail_cb=geo.grp[tc[o]],
-                        mated_score=np.asarray(self._mated_scores, np.float64), mated_score_person=msubj.astype(np.int64),
-                        mated_score_cell=mg.astype(np.int64))
         return PeopleCounts(th.copy(), first_cell.astype(np.int64), images.astype(np.int64), mode, a, b, ca, cb, cnt,
                             mp, mc, agg[:, 0].copy(), agg[:, 1:].copy(), **tail)
+
+    def _top_floor(self) -> np.float32:
+        """The floor of the top of the tail: the one its k-th largest value sets (below it the tail
+        may also hold the pairs kept for a threshold given to the scan, which the operating point
+        does not need); every pair with a screening value at or above it is in the tail."""
+        v, _, _, floor = self._tail
+        if v.size > self._tail_k > 0:
+            return max(floor, _f32_down(float(v[v.size - self._tail_k]) - self._geo.margin))
+        return floor
+
+    def _top_of_tail(self, floor: np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns (int64) of the tail's pairs at or above ``floor``, highest screening value first."""
+        v, r, c, _ = self._tail
+        start = int(np.searchsorted(v, floor, side="left"))
+        return r[start:][::-1].astype(np.int64), c[start:][::-1].astype(np.int64)
 
     def _tail_counts(self, t: float, lo32, hi32) -> np.ndarray:
         v, r, c, _ = self._tail

@@ -38,7 +38,8 @@ class ScanStats:
         Time spent in the matrix products themselves (summed over workers; with one worker the
         products run in a second thread, overlapping the counting).
     tail_pairs : int
-        Impostor pairs kept exactly in the tail.
+        Impostor pairs kept exactly in the tail (with those kept for a threshold given to
+        :func:`score_tiles` below it, when they fit under ``max_tail_pairs``).
     rescored : int
         Pairs rescored canonically during the pass because their float32 value fell within
         ``delta`` of a threshold given to :func:`score_tiles`.

@@ -47,7 +47,7 @@ class _Kernel:
 
     def __init__(self, geo: _Geometry, *, mated: tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None,
                  tail_k: int | None, tail_floor: np.float32 | None, count_thresholds: Sequence[float],
-                 histogram: bool, windows: Sequence[tuple] = ()):
+                 histogram: bool, windows: Sequence[tuple] = (), tail_holds: Sequence[float] = (), tail_limit: int = 0):
         self.geo = geo
         n = geo.lhs.shape[0]
         t = min(geo.tile, max(n, 1))
@@ -60,7 +60,8 @@ class _Kernel:
         self.tail = None
         self.seeded = False  # whether the tail floor is already a usable bound
         if tail_k is not None:
-            self.tail = _Tail(tail_k, geo.margin, geo.v_min32 if tail_floor is None else max(tail_floor, geo.v_min32))
+            self.tail = _Tail(tail_k, geo.margin, geo.v_min32 if tail_floor is None else max(tail_floor, geo.v_min32),
+                              tail_holds, tail_limit)
             self.seeded = tail_floor is not None
         self.thresholds = [float(x) for x in count_thresholds]
         self.bands = [_raw_band(geo, x) for x in self.thresholds]

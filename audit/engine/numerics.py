@@ -122,7 +122,19 @@ def _row_sq_norms(e32: np.ndarray) -> np.ndarray:
 
 
 def _canonical(e32: np.ndarray, a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
-    """Canonical scores of row pairs ``(a[k], b[k])`` of prepared float32 rows; float64, shape (n,)."""
+    """Canonical scores of row pairs ``(a[k], b[k])`` of prepared float32 rows; float64, shape (n,).
+
+    Compiled (:func:`audit.engine._fused.canonical`, the same bits) when numba is in use."""
+    from . import _fused
+
+    a, b = np.asarray(a), np.asarray(b)
+    if (_fused.available() and a.ndim == 1 and a.dtype.kind in "iu" and b.dtype.kind in "iu" and e32.dtype == np.float32
+            and e32.flags.c_contiguous):
+        return _fused.canonical(e32, a, b, metric != "cosine")
+    return _canonical_numpy(e32, a, b, metric)
+
+
+def _canonical_numpy(e32: np.ndarray, a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     n = a.shape[0]
     out = np.empty(n, dtype=np.float64)
     step = max(1, _CANON_ELEMS // e32.shape[1])

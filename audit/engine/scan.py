@@ -92,7 +92,7 @@ import numpy as np
 from ..errors import MetricError
 from .counting import CountingMixin, _subtract_mated
 from .counts import CellCounts, ScanStats, SubjectCounts, coarsen_cells
-from .geometry import _comparable, _geometry, _screen_to_raw, _tiles
+from .geometry import _comparable, _geometry, _raw_band, _screen_to_raw, _tiles
 from .kernel import _peak_rss, merge_fm
 from .numerics import (
     IMPOSTOR_MODES,
@@ -184,7 +184,9 @@ def score_tiles(
     thresholds : sequence of float, default ()
         Thresholds (similarity units) known in advance, such as a vendor's default: they are
         counted during this pass, so :meth:`TileScan.counts_at` needs no second pass for them
-        even below the tail.
+        even below the tail. The tail also keeps every pair that can reach the lowest of them
+        while those are at most ``max_tail_pairs`` (then the next lowest, and so on), so that
+        :meth:`TileScan.false_match_rows` lists their impostor pairs without another pass.
     impostors : {"all", "same_group"}, default "all"
         Which non-mated pairs are impostor comparisons: every one, or only those inside a group
         (off-diagonal cells are then empty and thresholds are fixed on same-group impostors).
@@ -328,8 +330,12 @@ def score_tiles(
         from .select import active_tile_runner
 
         engine = active_tile_runner()
+    # the tail also keeps every pair that can reach a given threshold while they fit under the cap:
+    # their impostor pairs (per-person false matches) are then listed without another pass
+    holds = [float(_raw_band(geo, float(t))[0]) for t in fixed] if tail_k is not None else []
+    hold = dict(tail_holds=holds, tail_limit=int(max_tail_pairs))
     parts = _run(geo, tiles, mated=mated, tail_k=tail_k, tail_floor=floor0, thresholds=fixed.tolist(),
-                 histogram=histogram, workers=int(workers), progress=progress, engine=engine)
+                 histogram=histogram, workers=int(workers), progress=progress, engine=engine, **hold)
     passes = 1
 
     # merge the workers' accumulators
@@ -345,13 +351,13 @@ def score_tiles(
     _subtract_mated(fm_fixed, fixed, mated, m_scores, s_grp)
     tail = None
     if tail_k is not None:
-        tail = _merge_tails(parts, tail_k, geo.margin)
+        tail = _merge_tails(parts, tail_k, geo.margin, holds, int(max_tail_pairs))
         if floor0 is not None and not _floor_valid(tail, tail_k, geo.margin, floor0):
             # the sampled guess was above the true boundary (rare): redo the tail from scratch
             parts_t = _run(geo, tiles, mated=mated, tail_k=tail_k, tail_floor=None, thresholds=[],
                            histogram=False, workers=int(workers), progress=progress, desc="scoring pairs again (tail)",
-                           engine=engine)
-            tail = _merge_tails(parts_t, tail_k, geo.margin)
+                           engine=engine, **hold)
+            tail = _merge_tails(parts_t, tail_k, geo.margin, holds, int(max_tail_pairs))
             parts = parts + parts_t
             passes += 1
     stats = dict(

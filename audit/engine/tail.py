@@ -15,9 +15,18 @@ from .numerics import _canonical, _f32_down
 
 
 class _Tail:
-    def __init__(self, k: int, margin: float, floor32: np.float32):
+    """The candidates of one process. ``holds`` (float32 screening values, e.g. the lower edges of
+    the bands of thresholds given to the scan) keep the floor at or below the lowest hold while at
+    most ``limit`` pairs lie at or above it, so that the tail also lists every pair that can reach
+    that threshold; a hold with more pairs is dropped (the floor then rises as usual)."""
+
+    def __init__(self, k: int, margin: float, floor32: np.float32, holds=(), limit: int = 0):
         self.k = k
         self.margin = margin
+        self.holds = sorted(np.float32(h) for h in holds if np.float32(h) < np.float32(np.inf))
+        self.limit = int(limit)
+        if self.holds and self.holds[0] < floor32:
+            floor32 = self.holds[0]
         self.floor32 = floor32
         self.cap = k + max(k // 4, 1 << 16)  # compact when 25% over k: bounds memory at ~1.25 k pairs
         self.vals: list[np.ndarray] = []
@@ -27,6 +36,8 @@ class _Tail:
 
     def raise_floor(self, value: float) -> None:
         f = _f32_down(value - self.margin)
+        if self.holds and self.holds[0] < f:
+            f = self.holds[0]
         if f > self.floor32:
             self.floor32 = f
 
@@ -48,6 +59,8 @@ class _Tail:
 
     def compact(self) -> None:
         v, r, c = self.arrays()
+        while self.holds and v.size > self.limit and np.count_nonzero(v >= self.holds[0]) > self.limit:
+            self.holds.pop(0)  # too many pairs to list at that threshold: a pass will collect them if asked
         if v.size > self.k:
             kth = float(np.partition(v, v.size - self.k)[v.size - self.k])  # the k-th largest
             self.raise_floor(kth)
@@ -59,9 +72,10 @@ class _Tail:
         self.cap = max(self.cap, self.size + max(self.size // 4, 1 << 16))  # (ties can keep more than k)
 
 
-def _merge_tails(parts: list[dict], k: int, margin: float):
+def _merge_tails(parts: list[dict], k: int, margin: float, holds=(), limit: int = 0):
     """One tail from the workers' tails: sorted ascending ``(values, rows, cols, floor)``."""
-    merged = _Tail(k, margin, max(p["tail"][3] for p in parts))
+    merged = _Tail(k, margin, np.float32(-np.inf), holds, limit)
+    merged.floor32 = max(p["tail"][3] for p in parts)  # (not lowered to a hold: below it a worker kept nothing)
     for p in parts:
         v, r, c, _ = p.pop("tail")  # released as soon as merged (memory)
         keep = v >= merged.floor32  # another worker's floor is valid for every worker

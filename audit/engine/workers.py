@@ -18,13 +18,15 @@ _OVERLAP = os.environ.get("FACE_AUDIT_TILE_OVERLAP", "1") != "0"  # products in 
 
 
 def _run(geo: _Geometry, tiles, *, mated, tail_k, tail_floor, thresholds, histogram, workers: int,
-         progress: bool = False, desc: str = "scoring pairs", windows: Sequence[tuple] = (), engine=None) -> list[dict]:
+         progress: bool = False, desc: str = "scoring pairs", windows: Sequence[tuple] = (), engine=None,
+         tail_holds: Sequence[float] = (), tail_limit: int = 0) -> list[dict]:
     """One pass over ``tiles``: the kernels' results (dicts that merge by summation; tails by
-    :func:`audit.engine.tail._merge_tails`). ``engine``, when given, runs the pass instead of this
+    :func:`audit.engine.tail._merge_tails`; ``tail_holds`` and ``tail_limit``: see
+    :class:`audit.engine.tail._Tail`). ``engine``, when given, runs the pass instead of this
     process or its worker processes: an object with ``run_tiles(geo, tiles, kw, progress=, desc=)``
     (:class:`audit.engine.ray_scan.RayTileRunner`, :class:`audit.engine.gpu.DeviceTileRunner`)."""
     kw = dict(mated=mated, tail_k=tail_k, tail_floor=tail_floor, count_thresholds=thresholds, histogram=histogram,
-              windows=list(windows))
+              windows=list(windows), tail_holds=[float(h) for h in tail_holds], tail_limit=int(tail_limit))
     if engine is not None:
         return engine.run_tiles(geo, tiles, kw, progress=progress, desc=desc)
     from tqdm.auto import tqdm

@@ -359,7 +359,7 @@ def stratum_rate_replicates(sc: StratumCounts, metric: str, k: int, *, collapse:
         e, n, re_, rn = e.sum(1, keepdims=True), n.sum(1, keepdims=True), re_.sum(2, keepdims=True), rn.sum(2, keepdims=True)
     b, g, x = re_.shape
     point = _rates(e, n)
-    reps = _rates(re_, rn).reshape(b, -1)
+    reps = _rates(re_, rn).reshape(b, g * x)  # (not -1: b may be 0, a run with bootstrap = 0)
     if metric == "fmr":
         reps = remove_pair_noise(point.reshape(-1), n.reshape(-1), reps)
     reps = inflate_for_few_people(point.reshape(-1), reps, np.repeat(sc.people, x))

@@ -54,6 +54,8 @@ def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tup
 def _replicate_variance(replicates: np.ndarray) -> np.ndarray:
     """Variance (ddof 1) of each column's defined replicates; ``nan`` with fewer than two."""
     r = np.asarray(replicates, np.float64)
+    if r.shape[0] < 2:  # (numpy's nanvar warns on no replicates: a run with bootstrap = 0)
+        return np.full(r.shape[1:], np.nan)
     ok = np.sum(~np.isnan(r), axis=0) >= 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, np.nanvar(np.where(ok, r, 0.0), axis=0, ddof=1), np.nan)

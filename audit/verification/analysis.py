@@ -256,8 +256,12 @@ def cell_data_from_pairs(
                     int(np.sum(ma % (n_cells // n_sides) != mb % (n_cells // n_sides))), **subj_parts, n_sides=n_sides)
 
 
-def cell_data_from_scan(scan, counts) -> CellData:
-    """Adapt a :class:`~audit.engine.tiles.TileScan` and its :class:`~audit.engine.tiles.CellCounts`."""
+def cell_data_from_scan(scan, counts, *, people: bool = True) -> CellData:
+    """Adapt a :class:`~audit.engine.tiles.TileScan` and its :class:`~audit.engine.tiles.CellCounts`.
+
+    ``people=False`` leaves out the per-person counts (``CellData.people`` is None): nothing but
+    the people-level bootstrap and the confounder adjustment reads them, and listing them costs a
+    rescoring of the tail (a run with ``bootstrap = 0`` and no ``adjust_for`` needs neither)."""
     hist = scan.impostor_hist
     c = scan.n_groups
     if hist is None:
@@ -268,7 +272,7 @@ def cell_data_from_scan(scan, counts) -> CellData:
         subject_cell=counts.subject_group.astype(np.int64), subject_false_matches=counts.subject_false_matches,
         subject_impostors=counts.subject_impostors, subject_false_non_matches=counts.subject_false_non_matches,
         subject_mated=counts.subject_mated, n_sides=2 if getattr(scan, "base_groups", 0) else 1,
-        people=scan.people_counts(counts.thresholds) if hasattr(scan, "people_counts") else None,
+        people=scan.people_counts(counts.thresholds) if people and hasattr(scan, "people_counts") else None,
     )
 
 

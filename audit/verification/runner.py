@@ -213,7 +213,8 @@ def _score(acq: _Acquired, config: AuditConfig, side: np.ndarray | None = None) 
     values = scan.thresholds_at_fmr(list(targets)) if targets else []
     specs = threshold_specs(list(zip(targets, values)), fixed_native=th.fixed, info=acq.info, backend_default=th.backend_default)
     counts = scan.counts_at([s[2] for s in specs])
-    data = cell_data_from_scan(scan, counts)
+    # per-person counts: for the people-level bootstrap and the confounder adjustment only
+    data = cell_data_from_scan(scan, counts, people=bool(config.run.bootstrap) or bool(config.analysis.adjust_for))
     return _Scored(thresholds_from_counts(specs, data, acq.info), data, labels, columns, int(counts.mated.sum()),
                    int(scan.impostors_total), tuple(notes))
 

@@ -577,3 +577,66 @@ def test_counting_pass_rows_are_int32_in_each_part_and_merge_in_int64(inner_loop
     assert merged.dtype == np.int64
     np.testing.assert_array_equal(merged, 2 * parts[0]["fm"].astype(np.int64))
     assert_counts_equal(scan.counts_at(probe), naive(emb, subj, grp, 4, "cosine", probe))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pairs_at_a_given_threshold_below_the_tail_are_listed_without_a_pass(inner_loop, workers):
+    """A threshold given to the scan below its tail (a backend's default): the tail keeps every pair
+    that can reach it (while they fit under max_tail_pairs), so its impostor pairs are listed with
+    no second pass; the pairs, counts and per-person counts equal the naive ones and a scan's
+    without it. Over the cap, the scan drops it and a pass lists the same pairs."""
+    from dataclasses import fields
+
+    if workers == 2 and inner_loop == "numpy":
+        pytest.skip("worker processes: the compiled loops suffice (each pool costs seconds)")
+
+    emb, subj, grp = make(21, 700, quantise=False)
+    ref = naive(emb, subj, grp, 4, "cosine", [])
+    i, j = np.triu_indices(700, 1)
+    imp = ref["imp"]
+    s = ref["scores"][imp]
+    t = float(np.sort(s)[::-1][int(0.1 * s.size)])  # about FMR 0.1; the tail (max_fmr 1e-2) ends far above
+    want = {(a, b) for a, b in zip(i[imp][s >= t].tolist(), j[imp][s >= t].tolist())}
+    assert 20_000 < len(want) < 30_000
+
+    def listed(scan):
+        r, c = scan.false_match_rows(t, max_pairs=100_000)
+        a, b = scan._order[r], scan._order[c]
+        got = list(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+        assert len(got) == len(set(got))
+        return set(got)
+
+    plain = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=128)  # (results never depend on workers)
+    held = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=128, workers=workers, thresholds=[t, 0.9])
+    capped = score_tiles(emb, subj, grp, max_fmr=1e-2, tile=128, workers=workers, thresholds=[t], max_tail_pairs=10_000)
+    assert plain.tail_floor > t >= held.tail_floor and capped.tail_floor > t
+    assert held.stats.tail_pairs >= len(want) and capped.stats.tail_pairs < 10_000
+    assert listed(held) == want and held.stats.passes == 1  # from the tail
+    assert listed(plain) == want and plain.stats.passes == 3  # a counting pass, then a collecting one
+    assert listed(capped) == want and capped.stats.passes == 2  # (counted in the scan) a collecting pass
+    th = plain.thresholds_at_fmr([1e-2, 1e-3])
+    np.testing.assert_array_equal(held.thresholds_at_fmr([1e-2, 1e-3]), th)
+    ref_t = naive(emb, subj, grp, 4, "cosine", [*th, t])
+    for scan in (held, capped):
+        assert_counts_equal(scan.counts_at([*th, t]), ref_t)
+    a, b = plain.people_counts([*th, t]), held.people_counts([*th, t])
+    assert a.tail_score.size == plain.stats.tail_pairs  # the operating point's tail: the same pairs, not the kept extra
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=f.name)
+        else:
+            assert x == y, f.name
+    assert np.all(np.diff(b.tail_score) <= 0)
+    # the per-person-pair false matches by hand: every naive impostor pair at each threshold,
+    # as (lower (person, group), higher (person, group)) -> count per threshold
+    labels, code = np.unique(subj, return_inverse=True)
+    want_pp: dict[tuple, np.ndarray] = {}
+    si, sj = ref["scores"], imp
+    for k, thr in enumerate([*th, t]):
+        for x, y in zip(i[sj & (si >= thr)], j[sj & (si >= thr)]):
+            key = tuple(sorted([(code[x], grp[x]), (code[y], grp[y])]))
+            want_pp.setdefault(key, np.zeros(3, np.int64))[k] += 1
+    got_pp = {((pa, ga), (pb, gb)): row for pa, pb, ga, gb, row in zip(b.fm_a, b.fm_b, b.fm_ca, b.fm_cb, b.fm_counts)}
+    assert got_pp.keys() == want_pp.keys()
+    assert all(np.array_equal(got_pp[key], want_pp[key]) for key in want_pp)
