@@ -31,7 +31,8 @@ from scipy.stats import t as tdist
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from interval_coverage import SETTINGS, simulate  # noqa: E402
 
-from audit.metrics.people import people_bootstrap, people_jackknife  # noqa: E402
+from audit.metrics.people import people_bootstrap  # noqa: E402
+from audit.metrics.people_jackknife import people_jackknife  # noqa: E402
 from audit.metrics.reference import bca_interval, inflate_for_few_people, remove_pair_noise  # noqa: E402
 
 Z = norm.ppf(0.975)

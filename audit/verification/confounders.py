@@ -27,7 +27,8 @@ from ..datasets.table import group_labels, grouping_id, join_group_values
 from ..errors import ConfigError
 from ..metrics.adjust import adjusted_comparisons, greenland_robins_variance, mantel_haenszel, pair_strata, stratum_counts
 from ..metrics.balance import MATERIAL_DIFFERENCE, covariate_balance, standardised_difference
-from ..metrics.people import people_bootstrap, people_jackknife
+from ..metrics.people import people_bootstrap
+from ..metrics.people_jackknife import people_jackknife
 from ..metrics.reference import rate_dof
 from .result import TABLE_COLUMNS
 

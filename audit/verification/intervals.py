@@ -13,7 +13,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..datasets.table import grouping_id, join_group_values
-from ..metrics.people import PeopleCounts, people_jackknife
+from ..metrics.people import PeopleCounts
+from ..metrics.people_jackknife import people_jackknife
 from ..metrics.reference import (
     bca_interval,
     cluster_rate_interval,
