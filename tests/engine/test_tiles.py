@@ -587,9 +587,6 @@ def test_pairs_at_a_given_threshold_below_the_tail_are_listed_without_a_pass(inn
     without it. Over the cap, the scan drops it and a pass lists the same pairs."""
     from dataclasses import fields
 
-    if workers == 2 and inner_loop == "numpy":
-        pytest.skip("worker processes: the compiled loops suffice (each pool costs seconds)")
-
     emb, subj, grp = make(21, 700, quantise=False)
     ref = naive(emb, subj, grp, 4, "cosine", [])
     i, j = np.triu_indices(700, 1)
