@@ -1,13 +1,15 @@
 """Optional compiled loops for the people-level bootstrap (numba), used when numba is installed.
 
-Two loops replace the numpy path's chunked dense arrays in :mod:`audit.metrics.people`:
+They replace the numpy path's chunked dense arrays in :mod:`audit.metrics.people`:
 
+- ``count_draws``: the replicates' draws counted into uint8 weights, in both layouts (a
+  replicate's row for the walk, a person's row for the quadratic form);
 - ``quadratic``: ``out[col_r, k, :] += v[r, k] * W[:, a_r] * W[:, b_r]`` over person-pair rows.
   Rows come grouped by their first person ``a`` (the aggregated lists are sorted that way), so a
-  run of rows of one person sums ``v * W[:, b]`` first and multiplies by ``W[:, a]`` once at its
-  end. Weights are small integers held as uint8, every replicate of a person in one contiguous
-  row; the sums are integers (int32 within a run, int64 across runs). Threads take runs of rows,
-  each with its own totals (the numpy path builds a sparse matrix per group and threshold and
+  run of rows of one person sums ``v * W[:, b]`` first (int16, or int32 where a run could pass
+  2**15) and multiplies by ``W[:, a]`` once at its end, into int64 totals. The rows carry the
+  increments between nested thresholds, so a row scored in one band is added once. Threads take
+  runs of whole people (the numpy path builds a sparse matrix per group and threshold and
   multiplies it into a dense (S, B) copy of the weights);
 - ``operating_point``: for each replicate, finds the first tail pair whose weight ``w_a * w_b`` no
   longer fits in the replicate's allowed false matches. It starts from a *checkpoint*: the weighted
@@ -15,9 +17,10 @@ Two loops replace the numpy path's chunked dense arrays in :mod:`audit.metrics.p
   hold it, per group), and walks down the tail from there, or back up, only as far as this
   replicate's threshold lies from the checkpoint; the mated comparisons are counted from the same
   checkpoint. Without one it walks from the top (the numpy path forms cumulative sums over the
-  whole top of the tail for every replicate).
+  whole top of the tail for every replicate);
+- ``aggregate``: :meth:`audit.metrics.people.PeopleCounts.aggregate_pairs` by a counting sort.
 
-Both do the same exact integer arithmetic as the numpy path, so the replicate counts are
+All do the same exact integer arithmetic as the numpy path, so the replicate counts are
 identical (tested on both). ``FACE_AUDIT_NUMBA=0`` turns them off.
 """
 
@@ -237,18 +240,17 @@ def available() -> bool:
 
 
 def usable(W: np.ndarray) -> bool:
-    """Whether the compiled loops are in use and exact for these weights (a person drawn more than
-    :data:`MAX_WEIGHT` times in a replicate, astronomically unlikely, takes the numpy path)."""
+    """Whether the compiled loops are in use and exact for these weights (a person drawn
+    :data:`MAX_WEIGHT` times or more in a replicate, astronomically unlikely, takes the numpy path)."""
     return available() and (W.size == 0 or float(W.max()) < MAX_WEIGHT)
 
 
 def quadratic(pa: np.ndarray, pb: np.ndarray, col: np.ndarray, vals: np.ndarray, W: np.ndarray, ncol: int,
-              *, WT: np.ndarray | None = None) -> np.ndarray:
+              *, WT: np.ndarray | None = None) -> np.ndarray | None:
     """``out[c, k, x] = sum over rows r with col[r] == c of vals[r, k] * W[x, pa[r]] * W[x, pb[r]]``
-    (``W`` the (B, S) replicate weights, at most :data:`MAX_WEIGHT`), shape (ncol, T, B), float64
-    holding exact integers. ``WT`` may give ``W.T`` as contiguous uint8 already (S, B)."""
-    from ..compiled import numba_or_none
-
+    (``W`` the (B, S) replicate weights, below :data:`MAX_WEIGHT`), shape (ncol, T, B), float64
+    holding exact integers. ``WT`` may give ``W.T`` as contiguous uint8 already (S, B). ``None``
+    where a run's sums could pass int32 (the caller takes the numpy path)."""
     nb = W.shape[0] if W is not None else WT.shape[1]
     t = vals.shape[1]
     out = np.zeros((ncol, t, nb))
@@ -293,12 +295,10 @@ def count_draws(u: np.ndarray, members: np.ndarray, W: np.ndarray, WT: np.ndarra
     _KERNELS[2](np.ascontiguousarray(u, np.float64), np.ascontiguousarray(members, np.int64), W, WT)
 
 
-def aggregate(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, ...]:
+def aggregate(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, cnt: np.ndarray, ns: int, nc: int) -> tuple[np.ndarray, ...]:
     """:meth:`audit.metrics.people.PeopleCounts.aggregate_pairs`, compiled: the same rows in the
     same order (by person, person, cell, cell), by a counting sort on the first person and a sort
-    of each person's rows. ``cnt`` (n, T) int64."""
-    ns = int(max(a.max(), b.max())) + 1
-    nc = int(max(ca.max(), cb.max())) + 1
+    of each person's rows. ``cnt`` (n, T) int64; people below ``ns``, cells below ``nc``."""
     ua, um, summed = _KERNELS[3](a, b, ca, cb, np.ascontiguousarray(cnt, np.int64), ns, nc)
     cbu, rest = um % nc, um // nc
     return ua, rest // nc, rest % nc, cbu, summed

@@ -150,11 +150,10 @@ class PeopleCounts:
             return a, b, ca, cb, cnt2.reshape(0, cnt2.shape[1] if cnt2.ndim == 2 else 1)
         ns, nc = int(max(a.max(), b.max())) + 1, int(max(ca.max(), cb.max())) + 1
         if _people_fused.available() and a.size > 1 and float(ns) * ns * nc * nc < 2.0 ** 62 and min(a.min(), b.min(), ca.min(), cb.min()) >= 0:
-            return _people_fused.aggregate(a, b, ca, cb, cnt2)
+            return _people_fused.aggregate(a, b, ca, cb, cnt2, ns, nc)
         swap = (a > b) | ((a == b) & (ca > cb))
         a, b = np.where(swap, b, a), np.where(swap, a, b)
         ca, cb = np.where(swap, cb, ca), np.where(swap, ca, cb)
-        ns, nc = int(max(a.max(), b.max())) + 1, int(max(ca.max(), cb.max())) + 1
         if float(ns) * ns * nc * nc < 2.0 ** 62:  # one int64 key: a sort of scalars, not of rows
             key = ((a * ns + b) * nc + ca) * nc + cb
             uk, inv = np.unique(key, return_inverse=True)
@@ -352,12 +351,14 @@ def _mated_per_person(counts: PeopleCounts, mapping: np.ndarray, g: int) -> np.n
     return out
 
 
-def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: int, W: np.ndarray) -> np.ndarray:
+def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: int, W: np.ndarray,
+               WT: np.ndarray | None = None) -> np.ndarray:
     """``sum_p w_a w_b v_p`` over each group's person-pair rows (and over all of them), for every
     replicate: per column, the quadratic form ``w^T F w`` of the sparse person-by-person matrix F,
     as ``rowsum(W^T * (F @ W^T))`` (a sparse-dense product: P x B multiply-adds, compiled). Each
     row is multiplied once: the population's column is the groups' columns plus the cross-group rows.
-    ``values`` has shape (P, T); returns (b, G + 1, T)."""
+    ``values`` has shape (P, T); returns (b, G + 1, T). ``WT`` may give ``W.T`` as contiguous uint8
+    already, for the compiled loops."""
     from scipy import sparse
 
     s = n_people
@@ -371,12 +372,12 @@ def _quadratic(pa, pb, pca, pcb, values, n_people: int, mapping: np.ndarray, g: 
         out[:, g] += out[:, :g].sum(axis=1)
         return out
     if _people_fused.usable(W):  # one compiled pass; the last column collects the cross-group rows
-        q = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, W, g + 1)
+        q = _people_fused.quadratic(pa, pb, np.where(same >= 0, same, g), values, W, g + 1, WT=WT)
         if q is not None:  # (None: sums too large for its integer runs; the numpy path takes them)
             out = q.transpose(2, 0, 1).copy()
             out[:, g] += out[:, :g].sum(axis=1)
             return out
-    WT = np.ascontiguousarray(W.T)  # (S, b): a person's replicate weights contiguous
+    WT = np.ascontiguousarray(W.T, np.float64)  # (S, b): a person's replicate weights contiguous
     out = np.zeros((b, g + 1, t))
     cross = np.zeros((b, t))
     for j in np.unique(same):  # each row once: its group's column, or the cross-group part
@@ -493,13 +494,7 @@ def _compiled_replicates(counts, mapping, g, strata, n_replicates, seed, targets
                                                                          with_fm=False)
     fm = np.zeros((n_replicates, g + 1, t))
     if counts.fm_a.size:
-        same = np.where(mapping[counts.fm_ca] == mapping[counts.fm_cb], mapping[counts.fm_ca], -1)
-        q = _people_fused.quadratic(counts.fm_a, counts.fm_b, np.where(same >= 0, same, g), counts.fm_counts, None, g + 1,
-                                    WT=WTu8)
-        if q is None:
-            return None
-        fm = q.transpose(2, 0, 1).copy()
-        fm[:, g] += fm[:, :g].sum(axis=1)
+        fm = _quadratic(counts.fm_a, counts.fm_b, counts.fm_ca, counts.fm_cb, counts.fm_counts, counts.n_people, mapping, g, Wu8, WT=WTu8)
     op_fm = op_fnm = op_th = None
     if op_cols:
         op_fm, op_fnm = np.full((n_replicates, g + 1, t), np.nan), np.full((n_replicates, g + 1, t), np.nan)

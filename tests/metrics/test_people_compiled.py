@@ -124,3 +124,20 @@ def test_compiled_aggregation_equals_numpys(monkeypatch):
     assert got[0].size < n  # some rows were merged
     for x, y in zip(got, want):
         np.testing.assert_array_equal(x, y)
+
+
+def test_sums_too_large_for_the_compiled_runs_take_the_numpy_quadratic_form(monkeypatch):
+    """False-match counts so large that a run's sums could pass int32: the compiled replicates
+    hand the quadratic form to the numpy path (with their uint8 weights) and still agree."""
+    subj, cell, pairs = _data(seed=9)
+    people = cell_data_from_pairs(pairs, cell, 3, [0.3], subjects=subj).people
+    big = people.__class__(**{**people.__dict__, "fm_counts": people.fm_counts * (1 << 27)})
+    calls = []
+    real = _people_fused.quadratic
+    monkeypatch.setattr(_people_fused, "quadratic", lambda *a, **k: calls.append(r := real(*a, **k)) or r)
+    compiled = people_bootstrap(big, np.arange(3), 3, n_replicates=40, seed=1)
+    assert calls and calls[-1] is None  # the compiled form declined
+    monkeypatch.setattr(_people_fused, "_KERNELS", None)
+    plain = people_bootstrap(big, np.arange(3), 3, n_replicates=40, seed=1)
+    np.testing.assert_array_equal(compiled.fm, plain.fm)
+    assert compiled.fm.max() > 2 ** 31
