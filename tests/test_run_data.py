@@ -5,7 +5,9 @@ test session's (tests/conftest.py), so nothing lands in the repository or the ho
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -40,19 +42,25 @@ def data_run(shared_dir, tmp_path_factory):
     (tmp / "labels.csv").write_text("subject,ethnicity,gender\n" + "".join(
         f"{s},{info[s]['face_eth']},{info[s]['face_gender']}\n" for s in SUBJECTS))
     out = tmp / "report"
-    return tmp, root, out
+    # the run happens here, once per module, so that every test has its output whichever worker
+    # (pytest-xdist) it lands on
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["--quiet", "run", "--data", str(root), "--labels", str(tmp / "labels.csv"), "--backend", "dlib",
+                     "--workers", "1", "--output", str(out), "--target-fmr", "1e-1,1e-2",
+                     # the session's cache (tests/conftest.py), named here: a module fixture runs
+                     # before the per-test fixture that sets $FACE_AUDIT_CACHE
+                     "--cache-dir", str(tmp_path_factory.getbasetemp() / "face-audit-cache")])
+    return tmp, root, out, code, stdout.getvalue(), stderr.getvalue()
 
 
-def test_run_data_without_a_config(data_run, capsys):
-    tmp, root, out = data_run
-    code = main(["--quiet", "run", "--data", str(root), "--labels", str(tmp / "labels.csv"), "--backend", "dlib",
-                 "--workers", "1", "--output", str(out), "--target-fmr", "1e-1,1e-2"])
-    cap = capsys.readouterr()
-    assert code == 0, cap.err
-    assert cap.err == ""  # --quiet: no progress bars, no messages
-    lines = cap.out.splitlines()
+def test_run_data_without_a_config(data_run):
+    tmp, root, out, code, cap_out, cap_err = data_run
+    assert code == 0, cap_err
+    assert cap_err == ""  # --quiet: no progress bars, no messages
+    lines = cap_out.splitlines()
     assert lines[0] == "my-faces: dlib"
-    assert "comparisons: 8 mated, 112 impostor" in cap.out
+    assert "comparisons: 8 mated, 112 impostor" in cap_out
     # every threshold's line, and the headline finding
     assert sum(line.startswith("  threshold ") for line in lines) == 3  # FMR=1e-1, FMR=1e-2, the backend default
     assert any(line.startswith("  finding: ") for line in lines)
@@ -77,12 +85,12 @@ def _real_scores(root: Path) -> tuple[pd.DataFrame, np.ndarray]:
     backend.load()
     with EmbeddingStore(cache_dir() / "embeddings", backend.info()) as store:
         got = store.get_many(samples["sha256"])
-    assert len(got) == len(samples), "run test_run_data_without_a_config first (same module)"
+    assert len(got) == len(samples), "the data_run fixture embeds them into the cache"
     return samples, np.stack([got[s].embedding for s in samples["sha256"]]).astype(np.float64)
 
 
 def test_rates_and_det_match_sklearn_on_real_scores(data_run):
-    tmp, root, out = data_run
+    tmp, root, out = data_run[:3]
     res = audit.load(out / "results.json")
     samples, emb = _real_scores(root)
     i, j = np.triu_indices(len(samples), 1)

@@ -136,7 +136,8 @@ def test_embedding_a_london_subset_matches_the_local_pool_and_resumes(ray_cluste
         with pytest.raises(KeyboardInterrupt):
             embed_missing_ray(backend, paths, s_stop, workers=2, batch_size=3, progress=False)
         kept = len(s_stop)
-    assert kept == 3  # the first batch was stored before the stop
+    # the first stored batch survives the stop (Ray Data may hand it over as 3 images or a few more)
+    assert 0 < kept < len(paths)
     with EmbeddingStore(tmp_path / "ray", info) as s_ray:
         stats = embed_missing_ray(backend, paths, s_ray, workers=2, batch_size=3, progress=False)
         assert (stats.computed, stats.cached) == (len(paths) - kept, kept)
